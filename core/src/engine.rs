@@ -1,0 +1,154 @@
+//! The process-wide V8 engine (brief §1): initialised once, on first use.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
+
+use crate::error::{Error, Result};
+
+/// Settings that must be fixed before V8 starts.
+#[derive(Debug, Clone, Default)]
+pub struct EngineOptions {
+    /// V8 command-line flags, e.g. `["--harmony", "--max-lazy"]`.
+    pub flags: Vec<String>,
+    /// Run V8 without worker threads (`--single-threaded`), for hosts that
+    /// fork: a process that forks after V8 started its worker threads has a
+    /// child with no workers.
+    pub single_threaded: bool,
+}
+
+pub(crate) struct Engine {
+    pub(crate) platform: v8::SharedRef<v8::Platform>,
+    pub(crate) options: EngineOptions,
+    /// `FORK_GENERATION` when V8 started: worker threads exist only there.
+    pub(crate) start_generation: u64,
+}
+
+static ENGINE: OnceLock<Engine> = OnceLock::new();
+static PENDING: Mutex<Option<EngineOptions>> = Mutex::new(None);
+/// Incremented in the child after every `fork()`, so a context can tell it
+/// was created in another process with one atomic load instead of `getpid`.
+pub(crate) static FORK_GENERATION: AtomicU64 = AtomicU64::new(0);
+
+extern "C" fn after_fork_in_child() {
+    FORK_GENERATION.fetch_add(1, Ordering::SeqCst);
+}
+
+/// Sets engine options. Allowed only before the first context is created:
+/// afterwards V8 is running and its flags are frozen, so this returns
+/// [`Error::InvalidArgument`] naming the flags that could not be applied.
+pub fn configure(options: EngineOptions) -> Result<()> {
+    if ENGINE.get().is_some() {
+        return Err(already_started(&options));
+    }
+    let mut pending = PENDING.lock().unwrap_or_else(|e| e.into_inner());
+    // Re-check under the lock: `engine()` takes this lock before starting.
+    if ENGINE.get().is_some() {
+        return Err(already_started(&options));
+    }
+    validate_flags(&options.flags)?;
+    let merged = match pending.take() {
+        Some(mut prev) => {
+            prev.flags.extend(options.flags);
+            prev.single_threaded |= options.single_threaded;
+            prev
+        }
+        None => options,
+    };
+    *pending = Some(merged);
+    Ok(())
+}
+
+/// Sets V8 flags before first use; see [`configure`].
+pub fn set_flags<I, S>(flags: I) -> Result<()>
+where
+    I: IntoIterator<Item = S>,
+    S: Into<String>,
+{
+    configure(EngineOptions { flags: flags.into_iter().map(Into::into).collect(), single_threaded: false })
+}
+
+fn validate_flags(flags: &[String]) -> Result<()> {
+    for f in flags {
+        if !f.starts_with("--") || f.len() < 3 || f.contains(char::is_whitespace) {
+            return Err(Error::InvalidArgument(format!(
+                "V8 flag {f:?} must look like --name or --name=value"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn already_started(options: &EngineOptions) -> Error {
+    let mut what: Vec<String> = options.flags.clone();
+    if options.single_threaded {
+        what.push("single_threaded".into());
+    }
+    Error::InvalidArgument(format!(
+        "the V8 engine is already initialised; cannot apply {}: configure the engine before creating the first context",
+        if what.is_empty() { "(no options)".to_string() } else { what.join(" ") }
+    ))
+}
+
+/// True once V8 has been initialised in this process.
+pub fn is_initialized() -> bool {
+    ENGINE.get().is_some()
+}
+
+pub(crate) fn engine() -> &'static Engine {
+    ENGINE.get_or_init(|| {
+        let options = PENDING.lock().unwrap_or_else(|e| e.into_inner()).take().unwrap_or_default();
+        // ICU data must be set before V8 initialises so Intl and normalize() work.
+        let _ = v8::icu::set_common_data_74(deno_core_icudata::ICU_DATA);
+        let mut flags = options.flags.join(" ");
+        if !options.flags.iter().any(|f| f.starts_with("--stack-size") || f.starts_with("--stack_size")) {
+            // Owner threads have a 32 MiB stack (runtime::THREAD_STACK); V8's
+            // default ~1 MB limit would cap JS → host → JS nesting at a few
+            // dozen levels.
+            flags.push_str(" --stack-size=8192");
+        }
+        if options.single_threaded {
+            flags.push_str(" --single-threaded");
+        }
+        if !flags.trim().is_empty() {
+            v8::V8::set_flags_from_string(&flags);
+        }
+        // The unprotected platform: with memory protection keys, threads not
+        // descended from the initialising thread crash when they run JS, and
+        // host runtimes create threads whenever they like.
+        let platform = if options.single_threaded {
+            v8::new_single_threaded_default_platform(false).make_shared()
+        } else {
+            v8::new_unprotected_default_platform(0, false).make_shared()
+        };
+        v8::V8::initialize_platform(platform.clone());
+        v8::V8::initialize();
+        // SAFETY: registering a plain extern "C" fn that only touches an atomic.
+        unsafe {
+            libc::pthread_atfork(None, None, Some(after_fork_in_child));
+        }
+        Engine { platform, options, start_generation: FORK_GENERATION.load(Ordering::SeqCst) }
+    })
+}
+
+/// Errors when V8 started with worker threads in a parent process that
+/// has since forked: the threads do not exist here, so V8 would hang.
+pub(crate) fn check_fork_safe(engine: &Engine) -> Result<()> {
+    if FORK_GENERATION.load(Ordering::SeqCst) != engine.start_generation && !engine.options.single_threaded {
+        return Err(Error::Disposed(
+            "V8 was started before fork() with worker threads, which the child process does not have; \
+             configure the engine with single_threaded before first use to create contexts after fork"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The options the engine was started with, if it has started.
+pub fn options() -> Option<EngineOptions> {
+    ENGINE.get().map(|e| e.options.clone())
+}
+
+/// The embedded V8's version, e.g. `"14.2.231.17"`.
+pub fn v8_version() -> &'static str {
+    v8::V8::get_version()
+}

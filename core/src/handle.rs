@@ -1,0 +1,173 @@
+//! Handles: host references to JS values that stay inside a context.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::context::{Context, Shared};
+use crate::error::{Error, Result};
+use crate::protocol::{HandleOp, Out, Request};
+use crate::value::Value;
+
+/// What a handle refers to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum HandleKind {
+    Object,
+    Array,
+    Function,
+    Promise,
+    Symbol,
+}
+
+impl HandleKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            HandleKind::Object => "object",
+            HandleKind::Array => "array",
+            HandleKind::Function => "function",
+            HandleKind::Promise => "promise",
+            HandleKind::Symbol => "symbol",
+        }
+    }
+}
+
+pub(crate) struct HandleInner {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) id: u32,
+    pub(crate) kind: HandleKind,
+}
+
+impl Drop for HandleInner {
+    fn drop(&mut self) {
+        // Batched: the owner thread frees queued ids at its next request, so
+        // a host GC finaliser never waits on the context.
+        self.shared.queue_release(self.id);
+    }
+}
+
+/// A reference to a JS object, array, function, promise or symbol held in
+/// its context's handle table. Cheap to clone; the JS value is released when
+/// the last clone is dropped.
+#[derive(Clone)]
+pub struct JsHandle(pub(crate) Arc<HandleInner>);
+
+impl fmt::Debug for JsHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "JsHandle({}#{})", self.0.kind.name(), self.0.id)
+    }
+}
+
+impl JsHandle {
+    pub fn kind(&self) -> HandleKind {
+        self.0.kind
+    }
+
+    /// True when both refer to the same handle-table entry.
+    pub fn same_handle(&self, other: &JsHandle) -> bool {
+        Arc::ptr_eq(&self.0.shared, &other.0.shared) && self.0.id == other.0.id
+    }
+
+    /// The context this handle belongs to (not keeping it alive).
+    pub fn context(&self) -> Context {
+        Context::borrowed(self.0.shared.clone())
+    }
+
+    fn op(&self, op: HandleOp, timeout: Option<Duration>) -> Result<Out> {
+        self.0.shared.request(Request::Handle { id: self.0.id, op }, timeout)
+    }
+
+    fn value(&self, op: HandleOp) -> Result<Value> {
+        self.op(op, None)?.into_value()
+    }
+
+    /// `obj[key]`; `key` may be a string or an integer index.
+    pub fn get(&self, key: impl Into<Value>) -> Result<Value> {
+        self.value(HandleOp::Get(key.into()))
+    }
+
+    /// `obj[key] = value`.
+    pub fn set(&self, key: impl Into<Value>, value: impl Into<Value>) -> Result<()> {
+        self.value(HandleOp::Set(key.into(), value.into())).map(drop)
+    }
+
+    /// `delete obj[key]`; returns whether the property is gone.
+    pub fn delete(&self, key: impl Into<Value>) -> Result<bool> {
+        Ok(matches!(self.value(HandleOp::Delete(key.into()))?, Value::Bool(true)))
+    }
+
+    /// Own enumerable string keys, in JS order.
+    pub fn keys(&self) -> Result<Vec<String>> {
+        match self.value(HandleOp::Keys)? {
+            Value::Array(items) => Ok(items
+                .into_iter()
+                .map(|k| match k {
+                    Value::String(s) => s,
+                    other => other.to_string(),
+                })
+                .collect()),
+            other => Err(Error::Conversion(format!("keys returned {}", other.kind()))),
+        }
+    }
+
+    /// The `length` property (arrays, functions, strings-like objects).
+    pub fn length(&self) -> Result<usize> {
+        match self.value(HandleOp::Length)? {
+            Value::Integer(n) if n >= 0 => Ok(n as usize),
+            other => Err(Error::InvalidArgument(format!(
+                "{} has no integer length (got {})",
+                self.kind().name(),
+                other.kind()
+            ))),
+        }
+    }
+
+    /// Calls the function with `this` = undefined.
+    pub fn call(&self, args: Vec<Value>) -> Result<Value> {
+        self.value(HandleOp::Call { this: None, args, as_handle: false })
+    }
+
+    /// Calls the function with a timeout.
+    pub fn call_with_timeout(&self, args: Vec<Value>, timeout: Option<Duration>) -> Result<Value> {
+        self.op(HandleOp::Call { this: None, args, as_handle: false }, timeout)?.into_value()
+    }
+
+    /// Calls `obj[name](...args)` with `this` = the object.
+    pub fn call_method(&self, name: &str, args: Vec<Value>) -> Result<Value> {
+        self.value(HandleOp::CallMethod { name: name.to_owned(), args })
+    }
+
+    /// `new F(...args)`.
+    pub fn construct(&self, args: Vec<Value>) -> Result<Value> {
+        self.value(HandleOp::Construct { args })
+    }
+
+    /// Waits for a promise to settle, running the context's event loop
+    /// (microtasks, timers, async host functions) meanwhile. A rejection is
+    /// returned as [`Error::Js`].
+    pub fn await_promise(&self, timeout: Option<Duration>) -> Result<Value> {
+        self.op(HandleOp::Await, timeout)?.into_value()
+    }
+
+    /// A copy of the referenced value (functions, promises and symbols stay
+    /// handles).
+    pub fn to_value(&self) -> Result<Value> {
+        self.value(HandleOp::Copy)
+    }
+
+    /// For symbols: the description; for others: `String(value)`.
+    pub fn to_js_string(&self) -> Result<String> {
+        match self.value(HandleOp::ToJsString)? {
+            Value::String(s) => Ok(s),
+            other => Ok(other.to_string()),
+        }
+    }
+
+    /// The promise's state without waiting: `"pending"`, `"fulfilled"` or `"rejected"`.
+    pub fn promise_state(&self) -> Result<&'static str> {
+        match self.value(HandleOp::PromiseState)? {
+            Value::Integer(0) => Ok("pending"),
+            Value::Integer(1) => Ok("fulfilled"),
+            _ => Ok("rejected"),
+        }
+    }
+}

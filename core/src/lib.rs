@@ -1,0 +1,36 @@
+//! polyracer: one embedded V8 engine for every language.
+//!
+//! Each [`Context`] owns a V8 isolate that lives on its own thread; the
+//! handle is `Send + Sync` and every call is a request to that thread.
+//! Host functions registered with [`Context::expose`] run on the host thread
+//! that is waiting on the context, so JS → host → JS → host nests to any depth.
+//!
+//! ```no_run
+//! use polyracer::{Context, ContextOptions, Value};
+//! let ctx = Context::new(ContextOptions::default())?;
+//! assert_eq!(ctx.eval("1 + 1")?, Value::Integer(2));
+//! ctx.expose("greet", |_ctx, args| Ok(format!("hi {}", args[0]).into()))?;
+//! let sum: i64 = ctx.call_as("(a, b) => a + b", (2, 3))?;
+//! # Ok::<(), polyracer::Error>(())
+//! ```
+
+mod context;
+mod convert;
+mod display;
+mod engine;
+mod error;
+mod handle;
+mod handoff;
+mod protocol;
+mod runtime;
+mod serde_support;
+mod value;
+
+pub use context::{Completer, Context, ContextOptions, EvalOptions, HeapStats, Target};
+pub use convert::MAX_DEPTH;
+pub use display::iso_date;
+pub use engine::{configure, is_initialized, options as engine_options, set_flags, v8_version, EngineOptions};
+pub use error::{Error, JsException, Result};
+pub use handle::{HandleKind, JsHandle};
+pub use serde_support::{from_value, to_value};
+pub use value::{BigInt, ErrorValue, HostError, Value, MAX_SAFE_INTEGER};

@@ -1,0 +1,80 @@
+//! Messages between host threads and a context's owner thread.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use crate::error::{Error, Result};
+use crate::value::{HostError, Value};
+
+/// What a call targets.
+#[derive(Debug)]
+pub(crate) enum CallTarget {
+    Handle(u32),
+    /// A dotted global path (`JSON.stringify`) or any expression that
+    /// evaluates to a function.
+    Source(String),
+}
+
+#[derive(Debug)]
+pub(crate) enum HandleOp {
+    Get(Value),
+    Set(Value, Value),
+    Delete(Value),
+    Keys,
+    Length,
+    Call { this: Option<Value>, args: Vec<Value>, as_handle: bool },
+    CallMethod { name: String, args: Vec<Value> },
+    Construct { args: Vec<Value> },
+    Await,
+    Copy,
+    ToJsString,
+    PromiseState,
+}
+
+#[derive(Debug)]
+pub(crate) enum Request {
+    Eval { source: String, filename: Option<String>, as_handle: bool, await_promise: bool },
+    Call { target: CallTarget, args: Vec<Value>, as_handle: bool, await_promise: bool },
+    SetGlobal { name: String, value: Value },
+    Expose { name: String, fn_id: usize, is_async: bool },
+    Handle { id: u32, op: HandleOp },
+    RunEventLoop,
+    HeapStats,
+    LowMemoryNotification,
+    HeapSnapshot { path: PathBuf },
+}
+
+/// Results of requests.
+#[derive(Debug)]
+pub(crate) enum Out {
+    Value(Value),
+    Stats(crate::HeapStats),
+    Unit,
+}
+
+impl Out {
+    pub(crate) fn into_value(self) -> Result<Value> {
+        match self {
+            Out::Value(v) => Ok(v),
+            Out::Unit => Ok(Value::Undefined),
+            other => Err(Error::Conversion(format!("unexpected reply {other:?}"))),
+        }
+    }
+}
+
+/// Host → owner thread.
+pub(crate) enum ToIsolate {
+    Request(Request, Option<Instant>),
+    /// The result of a host function the owner thread asked the caller to run.
+    CallbackDone(Result<Value, HostError>),
+    Shutdown,
+}
+
+/// Owner thread → the waiting host thread.
+pub(crate) enum ToCaller {
+    Reply(Result<Out>),
+    /// Run host function `fn_id` on the waiting thread and answer with
+    /// [`ToIsolate::CallbackDone`]. For async functions `completion` names the
+    /// JS promise that the function's completer settles later.
+    Callback { fn_id: usize, args: Vec<Value>, completion: Option<u32> },
+}
