@@ -13,8 +13,8 @@ use serde::Serialize;
 use crate::engine;
 use crate::error::{Error, Result};
 use crate::handle::JsHandle;
-use crate::handoff::Mailbox;
-use crate::protocol::{CallTarget, Out, Request, ToCaller, ToIsolate};
+use crate::handoff::Duplex;
+use crate::protocol::{CallTarget, Out, Ptr, Request, ToCaller, ToIsolate};
 use crate::value::{HostError, Value};
 
 /// Why execution was terminated; stored so the owner thread can report it.
@@ -55,31 +55,58 @@ pub(crate) enum HostFn {
     Async(Arc<AsyncFn>),
 }
 
-/// State shared between the host-side handles and the owner thread.
-pub(crate) struct Shared {
+/// Written by the host thread that makes a request.
+#[repr(C, align(128))]
+struct CallerSide {
     /// Serialises top-level requests from different host threads.
     lane: Mutex<()>,
-    pub(crate) to_isolate: Mailbox<ToIsolate>,
-    pub(crate) to_caller: Mailbox<ToCaller>,
-    pub(crate) isolate_thread: Thread,
-    /// The thread holding the lane; written before each top-level request.
-    caller: UnsafeCell<Option<Thread>>,
-    pub(crate) isolate_handle: v8::IsolateHandle,
+    /// The thread holding the lane, read by the owner thread on every reply;
+    /// on its own line because the lane is written on every request.
+    caller: CallerThread,
+}
+
+#[repr(align(128))]
+struct CallerThread(UnsafeCell<Option<Thread>>);
+
+/// Written by the owner thread on every request. Kept off the lines the
+/// caller writes: false sharing cost more than the whole handoff here.
+#[repr(align(128))]
+pub(crate) struct Exec {
     /// A request is executing on the owner thread.
     pub(crate) busy: AtomicBool,
     pub(crate) reason: AtomicU8,
-    /// Orders `terminate_execution` against the owner thread's end-of-request
-    /// `cancel_terminate_execution`, so a late termination never leaks into
-    /// the next request.
+    /// Held while `terminate_execution` is requested, so the owner thread's
+    /// end-of-request `cancel_terminate_execution` never misses one that
+    /// would then leak into the next request.
     term_lock: Mutex<()>,
+}
+
+/// Read on every request, written (almost) never.
+#[repr(align(128))]
+pub(crate) struct Fixed {
+    pub(crate) isolate_thread: Thread,
+    pub(crate) isolate_handle: v8::IsolateHandle,
     pub(crate) disposed: AtomicBool,
     fork_generation: u64,
+    default_timeout: Option<Duration>,
+}
+
+/// State shared between the host-side handles and the owner thread.
+///
+/// Laid out by writer (`repr(C)` keeps the order): the channel, the
+/// caller's lane, the owner thread's execution state and the read-mostly
+/// fields each sit on their own cache lines.
+#[repr(C)]
+pub(crate) struct Shared {
+    pub(crate) chan: Duplex<ToIsolate, ToCaller>,
+    caller_side: CallerSide,
+    pub(crate) exec: Exec,
+    pub(crate) fixed: Fixed,
     host_fns: RwLock<Vec<HostFn>>,
     pub(crate) releases: Mutex<Vec<u32>>,
     pub(crate) has_releases: AtomicBool,
     pub(crate) completions: Mutex<Vec<(u32, Result<Value, HostError>)>>,
     pub(crate) has_completions: AtomicBool,
-    default_timeout: Option<Duration>,
     pub(crate) thread: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -113,25 +140,33 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Shared {
     #[allow(clippy::too_many_arguments)]
-    pub(crate) fn new(isolate_handle: v8::IsolateHandle, default_timeout: Option<Duration>) -> Shared {
+    pub(crate) fn new(
+        isolate_handle: v8::IsolateHandle,
+        default_timeout: Option<Duration>,
+    ) -> Shared {
         Shared {
-            lane: Mutex::new(()),
-            to_isolate: Mailbox::new(),
-            to_caller: Mailbox::new(),
-            isolate_thread: std::thread::current(),
-            caller: UnsafeCell::new(None),
-            isolate_handle,
-            busy: AtomicBool::new(false),
-            reason: AtomicU8::new(REASON_NONE),
-            term_lock: Mutex::new(()),
-            disposed: AtomicBool::new(false),
-            fork_generation: engine::FORK_GENERATION.load(Ordering::SeqCst),
+            caller_side: CallerSide {
+                lane: Mutex::new(()),
+                caller: CallerThread(UnsafeCell::new(None)),
+            },
+            exec: Exec {
+                busy: AtomicBool::new(false),
+                reason: AtomicU8::new(REASON_NONE),
+                term_lock: Mutex::new(()),
+            },
+            chan: Duplex::new(),
+            fixed: Fixed {
+                isolate_thread: std::thread::current(),
+                isolate_handle,
+                disposed: AtomicBool::new(false),
+                fork_generation: engine::FORK_GENERATION.load(Ordering::SeqCst),
+                default_timeout,
+            },
             host_fns: RwLock::new(Vec::new()),
             releases: Mutex::new(Vec::new()),
             has_releases: AtomicBool::new(false),
             completions: Mutex::new(Vec::new()),
             has_completions: AtomicBool::new(false),
-            default_timeout,
             thread: Mutex::new(None),
         }
     }
@@ -141,7 +176,7 @@ impl Shared {
     }
 
     fn forked(&self) -> bool {
-        engine::FORK_GENERATION.load(Ordering::Relaxed) != self.fork_generation
+        engine::FORK_GENERATION.load(Ordering::Relaxed) != self.fixed.fork_generation
     }
 
     fn check_usable(&self) -> Result<()> {
@@ -152,7 +187,7 @@ impl Shared {
                     .into(),
             ));
         }
-        if self.disposed.load(Ordering::Acquire) {
+        if self.fixed.disposed.load(Ordering::Acquire) {
             return Err(Error::Disposed("the context is disposed".into()));
         }
         Ok(())
@@ -160,24 +195,32 @@ impl Shared {
 
     pub(crate) fn caller_thread(&self) -> &Thread {
         // SAFETY: see the Sync impl.
-        unsafe { (*self.caller.get()).as_ref().expect("request without a caller") }
+        unsafe {
+            (*self.caller_side.caller.0.get())
+                .as_ref()
+                .expect("request without a caller")
+        }
     }
 
     /// Sends a request and waits for its reply, running host callbacks that
     /// JS makes meanwhile on this thread.
-    pub(crate) fn request(self: &Arc<Self>, req: Request, timeout: Option<Duration>) -> Result<Out> {
+    pub(crate) fn request(
+        self: &Arc<Self>,
+        req: Request,
+        timeout: Option<Duration>,
+    ) -> Result<Out> {
         self.check_usable()?;
         let key = self.key();
         let nested = HELD.with(|h| h.borrow().contains(&key));
         let mut _lane = None;
         let mut _held = None;
         if !nested {
-            _lane = Some(lock(&self.lane));
+            _lane = Some(lock(&self.caller_side.lane));
             self.check_usable()?;
             let me = std::thread::current();
             // SAFETY: we hold the lane; see the Sync impl.
             unsafe {
-                let slot = &mut *self.caller.get();
+                let slot = &mut *self.caller_side.caller.0.get();
                 if slot.as_ref().map(|t| t.id()) != Some(me.id()) {
                     *slot = Some(me);
                 }
@@ -185,15 +228,25 @@ impl Shared {
             HELD.with(|h| h.borrow_mut().push(key));
             _held = Some(HeldGuard(key));
         }
-        let deadline = timeout.or(self.default_timeout).map(|t| Instant::now() + t);
-        self.to_isolate.send(ToIsolate::Request(req, deadline), &self.isolate_thread);
+        let deadline = timeout
+            .or(self.fixed.default_timeout)
+            .map(|t| Instant::now() + t);
+        self.chan.send_a(
+            ToIsolate::Request(req, deadline),
+            &self.fixed.isolate_thread,
+        );
         let mut wait_until = deadline;
         loop {
-            match self.to_caller.recv(wait_until, &|| false) {
+            match self.chan.recv_b(wait_until, &|| false) {
                 Some(ToCaller::Reply(r)) => return r,
-                Some(ToCaller::Callback { fn_id, args, completion }) => {
+                Some(ToCaller::Callback {
+                    fn_id,
+                    args,
+                    completion,
+                }) => {
                     let res = self.run_host_fn(fn_id, args, completion);
-                    self.to_isolate.send(ToIsolate::CallbackDone(res), &self.isolate_thread);
+                    self.chan
+                        .send_a(ToIsolate::CallbackDone(res), &self.fixed.isolate_thread);
                 }
                 None => {
                     // Deadline passed: stop the JS and keep waiting for the
@@ -205,21 +258,38 @@ impl Shared {
         }
     }
 
-    fn run_host_fn(self: &Arc<Self>, fn_id: usize, args: Vec<Value>, completion: Option<u32>) -> Result<Value, HostError> {
-        let f = self.host_fns.read().unwrap_or_else(|e| e.into_inner()).get(fn_id).cloned();
+    fn run_host_fn(
+        self: &Arc<Self>,
+        fn_id: usize,
+        args: Vec<Value>,
+        completion: Option<u32>,
+    ) -> Result<Value, HostError> {
+        let f = self
+            .host_fns
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(fn_id)
+            .cloned();
         let Some(f) = f else {
             return Err(HostError::new(format!("no host function #{fn_id}")));
         };
         let ctx = Context::borrowed(self.clone());
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match (&f, completion) {
-            (HostFn::Sync(f), _) => f(&ctx, args),
-            (HostFn::Async(f), Some(id)) => {
-                let completer = Completer { shared: Arc::downgrade(self), id, done: false };
-                f(&ctx, args, completer);
-                Ok(Value::Undefined)
-            }
-            (HostFn::Async(_), None) => Err(HostError::new("async host function called without a promise")),
-        }));
+        let outcome =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match (&f, completion) {
+                (HostFn::Sync(f), _) => f(&ctx, args),
+                (HostFn::Async(f), Some(id)) => {
+                    let completer = Completer {
+                        shared: Arc::downgrade(self),
+                        id,
+                        done: false,
+                    };
+                    f(&ctx, args, completer);
+                    Ok(Value::Undefined)
+                }
+                (HostFn::Async(_), None) => Err(HostError::new(
+                    "async host function called without a promise",
+                )),
+            }));
         outcome.unwrap_or_else(|p| {
             let msg = p
                 .downcast_ref::<&str>()
@@ -231,27 +301,43 @@ impl Shared {
     }
 
     /// Terminates the running request (if any) for `reason`.
+    ///
+    /// The reason is published before `busy` is checked, and the owner
+    /// thread clears `busy` before it checks the reason (both SeqCst): so
+    /// either this call sees the request finished and withdraws, or the
+    /// owner thread sees the reason and cancels the termination under
+    /// `term_lock`, after `terminate_execution` was issued.
     pub(crate) fn interrupt(&self, reason: u8) {
-        let _g = lock(&self.term_lock);
-        if self.busy.load(Ordering::SeqCst) {
-            let _ = self.reason.compare_exchange(REASON_NONE, reason, Ordering::SeqCst, Ordering::SeqCst);
-            self.isolate_handle.terminate_execution();
-            self.to_isolate.wake(&self.isolate_thread);
+        let e = &self.exec;
+        let _g = lock(&e.term_lock);
+        if e.reason
+            .compare_exchange(REASON_NONE, reason, Ordering::SeqCst, Ordering::SeqCst)
+            .is_err()
+        {
+            return; // already terminating
+        }
+        if e.busy.load(Ordering::SeqCst) {
+            self.fixed.isolate_handle.terminate_execution();
+            self.chan.wake_a(&self.fixed.isolate_thread);
+        } else {
+            e.reason.store(REASON_NONE, Ordering::SeqCst);
         }
     }
 
     /// Owner thread, at the end of a top-level request: clears any pending
     /// termination so it cannot hit the next request.
     pub(crate) fn finish_request(&self) {
-        let _g = lock(&self.term_lock);
-        self.busy.store(false, Ordering::SeqCst);
-        if self.reason.swap(REASON_NONE, Ordering::SeqCst) != REASON_NONE {
-            self.isolate_handle.cancel_terminate_execution();
+        let e = &self.exec;
+        e.busy.store(false, Ordering::SeqCst);
+        if e.reason.load(Ordering::SeqCst) != REASON_NONE {
+            let _g = lock(&e.term_lock);
+            self.fixed.isolate_handle.cancel_terminate_execution();
+            e.reason.store(REASON_NONE, Ordering::SeqCst);
         }
     }
 
     pub(crate) fn queue_release(&self, id: u32) {
-        if self.disposed.load(Ordering::Relaxed) {
+        if self.fixed.disposed.load(Ordering::Relaxed) {
             return;
         }
         lock(&self.releases).push(id);
@@ -261,17 +347,17 @@ impl Shared {
     fn complete(&self, id: u32, result: Result<Value, HostError>) {
         lock(&self.completions).push((id, result));
         self.has_completions.store(true, Ordering::SeqCst);
-        self.to_isolate.wake(&self.isolate_thread);
+        self.chan.wake_a(&self.fixed.isolate_thread);
     }
 
     fn dispose(self: &Arc<Self>) {
         if self.forked() {
             // The owner thread does not exist in a forked child; the lane may
             // be held by a thread that vanished. Only mark it.
-            self.disposed.store(true, Ordering::SeqCst);
+            self.fixed.disposed.store(true, Ordering::SeqCst);
             return;
         }
-        if !self.disposed.swap(true, Ordering::SeqCst) {
+        if !self.fixed.disposed.swap(true, Ordering::SeqCst) {
             self.interrupt(REASON_DISPOSED);
         }
         let key = self.key();
@@ -280,9 +366,10 @@ impl Shared {
             // thread exits by itself once the outer request unwinds.
             return;
         }
-        let _lane = lock(&self.lane);
+        let _lane = lock(&self.caller_side.lane);
         if let Some(t) = lock(&self.thread).take() {
-            self.to_isolate.send(ToIsolate::Shutdown, &self.isolate_thread);
+            self.chan
+                .send_a(ToIsolate::Shutdown, &self.fixed.isolate_thread);
             let _ = t.join();
         }
     }
@@ -325,7 +412,9 @@ impl Completer {
 
 impl Drop for Completer {
     fn drop(&mut self) {
-        self.finish(Err(HostError::new("the async host function dropped its promise without settling it")));
+        self.finish(Err(HostError::new(
+            "the async host function dropped its promise without settling it",
+        )));
     }
 }
 
@@ -351,7 +440,9 @@ pub struct Context {
 
 impl std::fmt::Debug for Context {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Context").field("disposed", &self.is_disposed()).finish()
+        f.debug_struct("Context")
+            .field("disposed", &self.is_disposed())
+            .finish()
     }
 }
 
@@ -399,11 +490,17 @@ impl Context {
     /// Creates a context on a new owner thread. Starts the engine on first use.
     pub fn new(options: ContextOptions) -> Result<Context> {
         let shared = crate::runtime::spawn(options)?;
-        Ok(Context { _owner: Some(Arc::new(Owner(shared.clone()))), shared })
+        Ok(Context {
+            _owner: Some(Arc::new(Owner(shared.clone()))),
+            shared,
+        })
     }
 
     pub(crate) fn borrowed(shared: Arc<Shared>) -> Context {
-        Context { shared, _owner: None }
+        Context {
+            shared,
+            _owner: None,
+        }
     }
 
     /// Evaluates a script and returns its completion value.
@@ -415,8 +512,8 @@ impl Context {
         self.shared
             .request(
                 Request::Eval {
-                    source: source.to_owned(),
-                    filename: options.filename,
+                    source: Ptr::new(source),
+                    filename: options.filename.as_deref().map(Ptr::new),
                     as_handle: options.as_handle,
                     await_promise: options.await_promise,
                 },
@@ -427,25 +524,41 @@ impl Context {
 
     /// Evaluates and, if the result is a promise, waits for it.
     pub fn eval_await(&self, source: &str) -> Result<Value> {
-        self.eval_with(source, EvalOptions { await_promise: true, ..Default::default() })
+        self.eval_with(
+            source,
+            EvalOptions {
+                await_promise: true,
+                ..Default::default()
+            },
+        )
     }
 
     /// Calls a function with `args`; see [`Target`].
-    pub fn call<'a>(&self, target: impl Into<Target<'a>>, args: Vec<Value>) -> Result<Value> {
+    pub fn call<'a>(&self, target: impl Into<Target<'a>>, args: &[Value]) -> Result<Value> {
         self.call_with(target, args, EvalOptions::default())
     }
 
-    pub fn call_with<'a>(&self, target: impl Into<Target<'a>>, args: Vec<Value>, options: EvalOptions) -> Result<Value> {
+    pub fn call_with<'a>(
+        &self,
+        target: impl Into<Target<'a>>,
+        args: &[Value],
+        options: EvalOptions,
+    ) -> Result<Value> {
         let target = match target.into() {
             Target::Handle(h) => {
                 self.check_owns(h)?;
                 CallTarget::Handle(h.0.id)
             }
-            Target::Source(s) => CallTarget::Source(s.to_owned()),
+            Target::Source(s) => CallTarget::Source(Ptr::new(s)),
         };
         self.shared
             .request(
-                Request::Call { target, args, as_handle: options.as_handle, await_promise: options.await_promise },
+                Request::Call {
+                    target,
+                    args: Ptr::new(args),
+                    as_handle: options.as_handle,
+                    await_promise: options.await_promise,
+                },
                 options.timeout,
             )?
             .into_value()
@@ -454,13 +567,17 @@ impl Context {
     /// Calls with serde-typed arguments and result: `args` must serialise to
     /// a sequence (a tuple or a `Vec`), or to a single value passed as one
     /// argument.
-    pub fn call_as<'a, T: DeserializeOwned>(&self, target: impl Into<Target<'a>>, args: impl Serialize) -> Result<T> {
+    pub fn call_as<'a, T: DeserializeOwned>(
+        &self,
+        target: impl Into<Target<'a>>,
+        args: impl Serialize,
+    ) -> Result<T> {
         let args = match crate::serde_support::to_value(&args)? {
             Value::Array(items) => items,
             Value::Undefined => Vec::new(),
             single => vec![single],
         };
-        crate::serde_support::from_value(self.call(target, args)?)
+        crate::serde_support::from_value(self.call(target, &args)?)
     }
 
     /// Evaluates and deserialises the result into `T`.
@@ -470,7 +587,15 @@ impl Context {
 
     /// `globalThis[name] = value`.
     pub fn set_global(&self, name: &str, value: impl Into<Value>) -> Result<()> {
-        self.shared.request(Request::SetGlobal { name: name.to_owned(), value: value.into() }, None).map(drop)
+        self.shared
+            .request(
+                Request::SetGlobal {
+                    name: name.to_owned(),
+                    value: value.into(),
+                },
+                None,
+            )
+            .map(drop)
     }
 
     /// Registers a host function at `name` (a global name, or a dotted path
@@ -495,17 +620,32 @@ impl Context {
     fn register(&self, name: &str, f: HostFn, is_async: bool) -> Result<()> {
         validate_path(name)?;
         let fn_id = {
-            let mut fns = self.shared.host_fns.write().unwrap_or_else(|e| e.into_inner());
+            let mut fns = self
+                .shared
+                .host_fns
+                .write()
+                .unwrap_or_else(|e| e.into_inner());
             fns.push(f);
             fns.len() - 1
         };
-        self.shared.request(Request::Expose { name: name.to_owned(), fn_id, is_async }, None).map(drop)
+        self.shared
+            .request(
+                Request::Expose {
+                    name: name.to_owned(),
+                    fn_id,
+                    is_async,
+                },
+                None,
+            )
+            .map(drop)
     }
 
     /// Runs timers and pending async completions until none are left (or
     /// the timeout passes).
     pub fn run_event_loop(&self, timeout: Option<Duration>) -> Result<()> {
-        self.shared.request(Request::RunEventLoop, timeout).map(drop)
+        self.shared
+            .request(Request::RunEventLoop, timeout)
+            .map(drop)
     }
 
     /// Stops the running JS (from any thread); the call returns
@@ -516,19 +656,28 @@ impl Context {
 
     pub fn heap_stats(&self) -> Result<HeapStats> {
         match self.shared.request(Request::HeapStats, None)? {
-            Out::Stats(s) => Ok(s),
+            Out::Stats(s) => Ok(*s),
             other => Err(Error::Conversion(format!("unexpected reply {other:?}"))),
         }
     }
 
     /// Tells V8 to free as much memory as it can (a full GC).
     pub fn low_memory_notification(&self) -> Result<()> {
-        self.shared.request(Request::LowMemoryNotification, None).map(drop)
+        self.shared
+            .request(Request::LowMemoryNotification, None)
+            .map(drop)
     }
 
     /// Writes a heap snapshot (Chrome DevTools `.heapsnapshot` JSON) to `path`.
     pub fn write_heap_snapshot(&self, path: impl AsRef<Path>) -> Result<()> {
-        self.shared.request(Request::HeapSnapshot { path: path.as_ref().to_owned() }, None).map(drop)
+        self.shared
+            .request(
+                Request::HeapSnapshot {
+                    path: path.as_ref().to_owned(),
+                },
+                None,
+            )
+            .map(drop)
     }
 
     /// Disposes the context: stops running JS, frees the isolate and joins
@@ -538,14 +687,16 @@ impl Context {
     }
 
     pub fn is_disposed(&self) -> bool {
-        self.shared.disposed.load(Ordering::Acquire) || self.shared.forked()
+        self.shared.fixed.disposed.load(Ordering::Acquire) || self.shared.forked()
     }
 
     fn check_owns(&self, h: &JsHandle) -> Result<()> {
         if Arc::ptr_eq(&h.0.shared, &self.shared) {
             Ok(())
         } else {
-            Err(Error::InvalidArgument("the handle belongs to another context".into()))
+            Err(Error::InvalidArgument(
+                "the handle belongs to another context".into(),
+            ))
         }
     }
 }
@@ -564,6 +715,8 @@ fn validate_path(name: &str) -> Result<()> {
     if is_dotted_path(name) {
         Ok(())
     } else {
-        Err(Error::InvalidArgument(format!("{name:?} is not a global name or dotted path of identifiers")))
+        Err(Error::InvalidArgument(format!(
+            "{name:?} is not a global name or dotted path of identifiers"
+        )))
     }
 }

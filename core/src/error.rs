@@ -65,9 +65,9 @@ impl JsException {
 #[derive(Debug, Clone)]
 pub enum Error {
     /// Source failed to compile (a `SyntaxError`), with line and column.
-    Parse(JsException),
+    Parse(Box<JsException>),
     /// JS threw and nobody caught it.
-    Js(JsException),
+    Js(Box<JsException>),
     /// The call ran longer than its timeout and was terminated. The context
     /// stays usable.
     Timeout,
@@ -115,7 +115,11 @@ impl fmt::Display for Error {
             Error::Parse(e) => {
                 write!(f, "{e}")?;
                 if let (Some(l), Some(c)) = (e.line, e.column) {
-                    write!(f, " ({}:{l}:{c})", e.filename.as_deref().unwrap_or("<anonymous>"))?;
+                    write!(
+                        f,
+                        " ({}:{l}:{c})",
+                        e.filename.as_deref().unwrap_or("<anonymous>")
+                    )?;
                 }
                 Ok(())
             }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::context::{Context, Shared};
 use crate::error::{Error, Result};
-use crate::protocol::{HandleOp, Out, Request};
+use crate::protocol::{HandleOp, Out, Ptr, Request};
 use crate::value::Value;
 
 /// What a handle refers to.
@@ -73,7 +73,9 @@ impl JsHandle {
     }
 
     fn op(&self, op: HandleOp, timeout: Option<Duration>) -> Result<Out> {
-        self.0.shared.request(Request::Handle { id: self.0.id, op }, timeout)
+        self.0
+            .shared
+            .request(Request::Handle { id: self.0.id, op }, timeout)
     }
 
     fn value(&self, op: HandleOp) -> Result<Value> {
@@ -87,12 +89,16 @@ impl JsHandle {
 
     /// `obj[key] = value`.
     pub fn set(&self, key: impl Into<Value>, value: impl Into<Value>) -> Result<()> {
-        self.value(HandleOp::Set(key.into(), value.into())).map(drop)
+        self.value(HandleOp::Set(key.into(), value.into()))
+            .map(drop)
     }
 
     /// `delete obj[key]`; returns whether the property is gone.
     pub fn delete(&self, key: impl Into<Value>) -> Result<bool> {
-        Ok(matches!(self.value(HandleOp::Delete(key.into()))?, Value::Bool(true)))
+        Ok(matches!(
+            self.value(HandleOp::Delete(key.into()))?,
+            Value::Bool(true)
+        ))
     }
 
     /// Own enumerable string keys, in JS order.
@@ -122,23 +128,40 @@ impl JsHandle {
     }
 
     /// Calls the function with `this` = undefined.
-    pub fn call(&self, args: Vec<Value>) -> Result<Value> {
-        self.value(HandleOp::Call { this: None, args, as_handle: false })
+    pub fn call(&self, args: &[Value]) -> Result<Value> {
+        self.value(HandleOp::Call {
+            this: None,
+            args: Ptr::new(args),
+            as_handle: false,
+        })
     }
 
     /// Calls the function with a timeout.
-    pub fn call_with_timeout(&self, args: Vec<Value>, timeout: Option<Duration>) -> Result<Value> {
-        self.op(HandleOp::Call { this: None, args, as_handle: false }, timeout)?.into_value()
+    pub fn call_with_timeout(&self, args: &[Value], timeout: Option<Duration>) -> Result<Value> {
+        self.op(
+            HandleOp::Call {
+                this: None,
+                args: Ptr::new(args),
+                as_handle: false,
+            },
+            timeout,
+        )?
+        .into_value()
     }
 
     /// Calls `obj[name](...args)` with `this` = the object.
-    pub fn call_method(&self, name: &str, args: Vec<Value>) -> Result<Value> {
-        self.value(HandleOp::CallMethod { name: name.to_owned(), args })
+    pub fn call_method(&self, name: &str, args: &[Value]) -> Result<Value> {
+        self.value(HandleOp::CallMethod {
+            name: name.to_owned(),
+            args: Ptr::new(args),
+        })
     }
 
     /// `new F(...args)`.
-    pub fn construct(&self, args: Vec<Value>) -> Result<Value> {
-        self.value(HandleOp::Construct { args })
+    pub fn construct(&self, args: &[Value]) -> Result<Value> {
+        self.value(HandleOp::Construct {
+            args: Ptr::new(args),
+        })
     }
 
     /// Waits for a promise to settle, running the context's event loop

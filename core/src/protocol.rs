@@ -6,13 +6,42 @@ use std::time::Instant;
 use crate::error::{Error, Result};
 use crate::value::{HostError, Value};
 
+/// A borrowed value sent to the owner thread without copying.
+///
+/// Sound because a host thread that sends a request always waits for its
+/// reply before returning (a timeout terminates the JS and keeps waiting),
+/// so the borrow outlives every use on the owner thread. Passing borrows
+/// also keeps allocations made on one thread from being freed on another,
+/// which cost more than the handoff itself here.
+pub(crate) struct Ptr<T: ?Sized>(*const T);
+
+// SAFETY: see the type's documentation; `T` is only read.
+unsafe impl<T: ?Sized + Sync> Send for Ptr<T> {}
+
+impl<T: ?Sized> Ptr<T> {
+    pub(crate) fn new(r: &T) -> Self {
+        Ptr(r)
+    }
+
+    pub(crate) fn get(&self) -> &T {
+        // SAFETY: see the type's documentation.
+        unsafe { &*self.0 }
+    }
+}
+
+impl<T: ?Sized + std::fmt::Debug> std::fmt::Debug for Ptr<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.get().fmt(f)
+    }
+}
+
 /// What a call targets.
 #[derive(Debug)]
 pub(crate) enum CallTarget {
     Handle(u32),
     /// A dotted global path (`JSON.stringify`) or any expression that
     /// evaluates to a function.
-    Source(String),
+    Source(Ptr<str>),
 }
 
 #[derive(Debug)]
@@ -22,9 +51,18 @@ pub(crate) enum HandleOp {
     Delete(Value),
     Keys,
     Length,
-    Call { this: Option<Value>, args: Vec<Value>, as_handle: bool },
-    CallMethod { name: String, args: Vec<Value> },
-    Construct { args: Vec<Value> },
+    Call {
+        this: Option<Value>,
+        args: Ptr<[Value]>,
+        as_handle: bool,
+    },
+    CallMethod {
+        name: String,
+        args: Ptr<[Value]>,
+    },
+    Construct {
+        args: Ptr<[Value]>,
+    },
     Await,
     Copy,
     ToJsString,
@@ -33,22 +71,44 @@ pub(crate) enum HandleOp {
 
 #[derive(Debug)]
 pub(crate) enum Request {
-    Eval { source: String, filename: Option<String>, as_handle: bool, await_promise: bool },
-    Call { target: CallTarget, args: Vec<Value>, as_handle: bool, await_promise: bool },
-    SetGlobal { name: String, value: Value },
-    Expose { name: String, fn_id: usize, is_async: bool },
-    Handle { id: u32, op: HandleOp },
+    Eval {
+        source: Ptr<str>,
+        filename: Option<Ptr<str>>,
+        as_handle: bool,
+        await_promise: bool,
+    },
+    Call {
+        target: CallTarget,
+        args: Ptr<[Value]>,
+        as_handle: bool,
+        await_promise: bool,
+    },
+    SetGlobal {
+        name: String,
+        value: Value,
+    },
+    Expose {
+        name: String,
+        fn_id: usize,
+        is_async: bool,
+    },
+    Handle {
+        id: u32,
+        op: HandleOp,
+    },
     RunEventLoop,
     HeapStats,
     LowMemoryNotification,
-    HeapSnapshot { path: PathBuf },
+    HeapSnapshot {
+        path: PathBuf,
+    },
 }
 
 /// Results of requests.
 #[derive(Debug)]
 pub(crate) enum Out {
     Value(Value),
-    Stats(crate::HeapStats),
+    Stats(Box<crate::HeapStats>),
     Unit,
 }
 
@@ -76,5 +136,9 @@ pub(crate) enum ToCaller {
     /// Run host function `fn_id` on the waiting thread and answer with
     /// [`ToIsolate::CallbackDone`]. For async functions `completion` names the
     /// JS promise that the function's completer settles later.
-    Callback { fn_id: usize, args: Vec<Value>, completion: Option<u32> },
+    Callback {
+        fn_id: usize,
+        args: Vec<Value>,
+        completion: Option<u32>,
+    },
 }

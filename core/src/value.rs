@@ -43,7 +43,7 @@ pub enum Value {
     Object(Vec<(String, Value)>),
     Map(Vec<(Value, Value)>),
     Set(Vec<Value>),
-    Error(ErrorValue),
+    Error(Box<ErrorValue>),
     Handle(JsHandle),
 }
 
@@ -241,7 +241,11 @@ pub struct HostError {
 
 impl HostError {
     pub fn new(message: impl Into<String>) -> Self {
-        HostError { name: "Error".into(), message: message.into(), payload: None }
+        HostError {
+            name: "Error".into(),
+            message: message.into(),
+            payload: None,
+        }
     }
 
     pub fn with_name(mut self, name: impl Into<String>) -> Self {

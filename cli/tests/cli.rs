@@ -1,0 +1,142 @@
+//! Runs the `polyracer` binary as a user would. This test binary does not
+//! link V8 itself; only the CLI does.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+fn polyracer(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_polyracer"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn temp_file(name: &str, body: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("polyracer-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join(name);
+    std::fs::write(&p, body).unwrap();
+    p
+}
+
+#[test]
+fn eval_prints_json_and_readable_forms() {
+    let o = polyracer(&["eval", "({a: [1, 'two', null], b: 1.5})"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "{\"a\":[1,\"two\",null],\"b\":1.5}\n");
+    let o = polyracer(&[
+        "eval",
+        "[undefined, 10n, NaN, new Date(0), new Map([[1, 2]]), new Set(['x']), () => 1]",
+    ]);
+    assert_eq!(
+        stdout(&o),
+        "[undefined,10n,NaN,Date(1970-01-01T00:00:00.000Z),Map {1 => 2},Set {\"x\"},[Function]]\n"
+    );
+    // Promises are awaited.
+    let o = polyracer(&[
+        "eval",
+        "new Promise((r) => setTimeout(() => r('late'), 10))",
+    ]);
+    assert_eq!(stdout(&o), "\"late\"\n");
+}
+
+#[test]
+fn run_file_with_console() {
+    let f = temp_file(
+        "hello.js",
+        "console.log('hello', 42, {k: true});\nconsole.error('to stderr');\n",
+    );
+    let o = polyracer(&["run", f.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "hello 42 {\"k\":true}\n");
+    assert_eq!(stderr(&o), "to stderr\n");
+    // Timers scheduled by the script run before exit.
+    let f = temp_file(
+        "timers.js",
+        "setTimeout(() => console.log('later'), 20); console.log('now');",
+    );
+    let o = polyracer(&["run", f.to_str().unwrap()]);
+    assert_eq!(stdout(&o), "now\nlater\n");
+}
+
+#[test]
+fn exit_codes_distinguish_failures() {
+    let f = temp_file(
+        "throws.js",
+        "function boom() {\n  throw new TypeError('bad thing');\n}\nboom();\n",
+    );
+    let o = polyracer(&["run", f.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(err.contains("TypeError: bad thing"), "{err}");
+    assert!(err.contains("throws.js:2:9"), "{err}");
+
+    let o = polyracer(&["eval", "let = ;"]);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(stderr(&o).contains("SyntaxError"));
+
+    let o = polyracer(&["--timeout", "100", "eval", "while (true) {}"]);
+    assert_eq!(o.status.code(), Some(4));
+    assert!(stderr(&o).contains("timed out"));
+
+    let o = polyracer(&[
+        "--memory-limit",
+        "32M",
+        "eval",
+        "const a = []; while (true) a.push(new Array(1e5).fill(1))",
+    ]);
+    assert_eq!(o.status.code(), Some(5), "{}", stderr(&o));
+    assert!(stderr(&o).contains("out of memory"));
+
+    let o = polyracer(&["run", "/nonexistent/file.js"]);
+    assert_eq!(o.status.code(), Some(2));
+    let o = polyracer(&["--memory-limit", "12Q", "eval", "1"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("suffix"));
+    let o = polyracer(&["--memory-limit", "-5M", "eval", "1"]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn v8_flags_and_single_threaded() {
+    let o = polyracer(&["--v8-flags=--expose-gc", "eval", "typeof gc"]);
+    assert_eq!(stdout(&o), "\"function\"\n", "{}", stderr(&o));
+    let o = polyracer(&["--single-threaded", "eval", "[1, 2, 3].map((x) => x * 2)"]);
+    assert_eq!(stdout(&o), "[2,4,6]\n", "{}", stderr(&o));
+    let o = polyracer(&["--v8-flags=not-a-flag", "eval", "1"]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn repl_reads_multi_line_input() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_polyracer"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"let a = 1 +\n2\na * 10\nfunction f() {\n  return a + 1\n}\nf()\nthrow new Error('oops')\n'after'\n")
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success());
+    let out = stdout(&o);
+    let lines: Vec<&str> = out.lines().skip(1).collect();
+    assert_eq!(
+        lines,
+        ["undefined", "30", "undefined", "4", "\"after\""],
+        "{out}"
+    );
+    assert!(stderr(&o).contains("Error: oops"));
+}
