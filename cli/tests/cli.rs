@@ -140,3 +140,16 @@ fn repl_reads_multi_line_input() {
     );
     assert!(stderr(&o).contains("Error: oops"));
 }
+
+#[test]
+fn docs_demo_script() {
+    let demo = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/examples/cli/demo.js");
+    let o = polyracer(&["run", demo]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o),
+        "first primes: 2 3 5 7 11 13 17 19 23 29\n\
+         word counts: {\"the\":3,\"quick\":1,\"brown\":1,\"fox\":1,\"jumps\":1,\"over\":1,\"lazy\":1,\"dog\":1,\"end\":1}\n\
+         timers work in polyracer\n"
+    );
+}

@@ -1021,3 +1021,153 @@ fn fork_helper() {
     );
     assert_eq!(c.eval("2").unwrap(), Value::Integer(2));
 }
+
+// ---------------------------------------------------------------- conformance
+
+mod conformance {
+    use super::*;
+    use serde_json::{json, Value as J};
+
+    /// The shared value encoding of `conformance/README.md`.
+    pub fn encode(v: &Value) -> J {
+        match v {
+            Value::Undefined => json!({"$undefined": true}),
+            Value::Null => J::Null,
+            Value::Bool(b) => J::Bool(*b),
+            Value::Integer(i) => J::from(*i),
+            Value::Number(n) if n.is_nan() => json!({"$float": "NaN"}),
+            Value::Number(n) if n.is_infinite() => json!({"$float": if *n > 0.0 { "Infinity" } else { "-Infinity" }}),
+            Value::Number(n) if *n == 0.0 && n.is_sign_negative() => json!({"$float": "-0"}),
+            Value::Number(n) => J::Number(serde_json::Number::from_f64(*n).unwrap()),
+            Value::BigInt(b) => json!({"$bigint": b.to_string()}),
+            Value::String(s) => J::String(s.clone()),
+            Value::Date(ms) => json!({"$date": *ms as i64}),
+            Value::Bytes(b) => json!({"$bytes": b}),
+            Value::Array(a) => J::Array(a.iter().map(encode).collect()),
+            Value::Object(o) => J::Object(o.iter().map(|(k, v)| (k.clone(), encode(v))).collect()),
+            Value::Map(m) => json!({"$map": m.iter().map(|(k, v)| json!([encode(k), encode(v)])).collect::<Vec<_>>()}),
+            Value::Set(s) => json!({"$set": s.iter().map(encode).collect::<Vec<_>>()}),
+            Value::Error(e) => json!({"$error": {"name": e.name, "message": e.message}}),
+            Value::Handle(h) => json!({"$handle": h.kind().name()}),
+        }
+    }
+
+    pub fn decode(j: &J) -> Value {
+        match j {
+            J::Null => Value::Null,
+            J::Bool(b) => Value::Bool(*b),
+            J::Number(n) if n.is_f64() => Value::Number(n.as_f64().unwrap()),
+            J::Number(n) => Value::from(n.as_i64().unwrap()),
+            J::String(s) => Value::String(s.clone()),
+            J::Array(a) => Value::Array(a.iter().map(decode).collect()),
+            J::Object(o) if o.len() == 1 && o.keys().next().unwrap().starts_with('$') => {
+                let (k, v) = o.iter().next().unwrap();
+                match k.as_str() {
+                    "$undefined" => Value::Undefined,
+                    "$float" => Value::Number(match v.as_str().unwrap() {
+                        "NaN" => f64::NAN,
+                        "Infinity" => f64::INFINITY,
+                        "-Infinity" => f64::NEG_INFINITY,
+                        "-0" => -0.0,
+                        other => panic!("bad $float {other}"),
+                    }),
+                    "$bigint" => Value::BigInt(v.as_str().unwrap().parse().unwrap()),
+                    "$date" => Value::Date(v.as_f64().unwrap()),
+                    "$bytes" => Value::Bytes(v.as_array().unwrap().iter().map(|b| b.as_u64().unwrap() as u8).collect()),
+                    "$map" => Value::Map(
+                        v.as_array().unwrap().iter().map(|p| (decode(&p[0]), decode(&p[1]))).collect(),
+                    ),
+                    "$set" => Value::Set(v.as_array().unwrap().iter().map(decode).collect()),
+                    other => panic!("cannot decode {other} as an argument"),
+                }
+            }
+            J::Object(o) => Value::Object(o.iter().map(|(k, v)| (k.clone(), decode(v))).collect()),
+        }
+    }
+
+    fn run_case(case: &J) -> Result<(), String> {
+        let opts = ContextOptions {
+            timeout: case.get("timeout_ms").and_then(J::as_u64).map(Duration::from_millis),
+            memory_limit: case.get("memory_limit").and_then(J::as_u64).map(|m| m as usize),
+        };
+        let c = Context::new(opts).map_err(|e| e.to_string())?;
+        if let Some(setup) = case.get("setup").and_then(J::as_str) {
+            c.eval(setup).map_err(|e| format!("setup failed: {e}"))?;
+        }
+        let await_promise = case.get("await").and_then(J::as_bool).unwrap_or(false);
+        let eo = EvalOptions { await_promise, ..Default::default() };
+        let result = if let Some(target) = case.get("call").and_then(J::as_str) {
+            let args: Vec<Value> = case["args"].as_array().unwrap().iter().map(decode).collect();
+            c.call_with(target, &args, eo)
+        } else {
+            c.eval_with(case["source"].as_str().unwrap(), eo)
+        };
+        let expect = &case["expect"];
+        match (result, expect.get("error").and_then(J::as_str)) {
+            (Ok(v), None) => {
+                let got = encode(&v);
+                // Integral floats and NaN compare by the encoding's rules.
+                if got == expect["value"] {
+                    Ok(())
+                } else {
+                    Err(format!("expected {} got {}", expect["value"], got))
+                }
+            }
+            (Ok(v), Some(kind)) => Err(format!("expected {kind}, got value {}", encode(&v))),
+            (Err(e), None) => Err(format!("expected {}, got error {e:?}", expect["value"])),
+            (Err(e), Some(kind)) => {
+                if e.kind() != kind {
+                    return Err(format!("expected {kind}, got {e:?}"));
+                }
+                if let Some(ex) = e.exception() {
+                    if let Some(name) = expect.get("name").and_then(J::as_str) {
+                        if ex.name != name {
+                            return Err(format!("expected name {name}, got {}", ex.name));
+                        }
+                    }
+                    if let Some(msg) = expect.get("message").and_then(J::as_str) {
+                        if ex.message != msg {
+                            return Err(format!("expected message {msg:?}, got {:?}", ex.message));
+                        }
+                    }
+                }
+                if let Some(part) = expect.get("message_contains").and_then(J::as_str) {
+                    if !e.to_string().contains(part) {
+                        return Err(format!("expected message containing {part:?}, got {e}"));
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    #[test]
+    fn conformance_cases() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../conformance/cases");
+        let mut failures = Vec::new();
+        let mut count = 0;
+        let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+        files.sort();
+        for file in files {
+            let cases: Vec<J> = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+            for case in &cases {
+                count += 1;
+                if let Err(e) = run_case(case) {
+                    failures.push(format!("{}: {}: {e}", file.file_name().unwrap().to_string_lossy(), case["name"]));
+                }
+            }
+        }
+        assert!(count >= 70, "only {count} cases found in {}", dir.display());
+        assert!(failures.is_empty(), "{} of {count} conformance cases failed:\n{}", failures.len(), failures.join("\n"));
+    }
+}
+
+// ---------------------------------------------------------------- docs
+
+#[path = "../../docs/examples/rust/quickstart.rs"]
+mod quickstart;
+
+#[test]
+fn docs_rust_quickstart() {
+    quickstart::main().unwrap();
+}

@@ -1,0 +1,13 @@
+# Sourced by every ci/ script: the project root, cargo on PATH, and the local
+# V8 mirror when this machine has one (otherwise the v8 crate downloads its
+# prebuilt library as it does for every user with internet access).
+POLYRACER_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+export POLYRACER_ROOT
+if [ -f "$POLYRACER_ROOT/../shared/v8/env.sh" ]; then
+  # shellcheck disable=SC1091
+  . "$POLYRACER_ROOT/../shared/v8/env.sh"
+fi
+[ -d "$HOME/.cargo/bin" ] && PATH="$HOME/.cargo/bin:$PATH"
+export PATH
+export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
+step() { printf '\n==> %s\n' "$*"; }
