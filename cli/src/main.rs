@@ -68,10 +68,7 @@ fn parse_size(s: &str) -> Result<usize, String> {
         }
         _ => (s, 1),
     };
-    let n: f64 = digits
-        .trim()
-        .parse()
-        .map_err(|_| format!("{s:?} is not a size like 64M or 1048576"))?;
+    let n: f64 = digits.trim().parse().map_err(|_| format!("{s:?} is not a size like 64M or 1048576"))?;
     if !(n.is_finite() && n > 0.0) {
         return Err(format!("{s:?} must be positive"));
     }
@@ -81,18 +78,10 @@ fn parse_size(s: &str) -> Result<usize, String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if cli.limits.v8_flags.is_some() || cli.limits.single_threaded {
-        let flags = cli
-            .limits
-            .v8_flags
-            .as_deref()
-            .unwrap_or("")
-            .split_whitespace()
-            .map(String::from)
-            .collect();
-        if let Err(e) = polyracer::configure(polyracer::EngineOptions {
-            flags,
-            single_threaded: cli.limits.single_threaded,
-        }) {
+        let flags = cli.limits.v8_flags.as_deref().unwrap_or("").split_whitespace().map(String::from).collect();
+        if let Err(e) =
+            polyracer::configure(polyracer::EngineOptions { flags, single_threaded: cli.limits.single_threaded })
+        {
             eprintln!("polyracer: {e}");
             return ExitCode::from(exit::USAGE);
         }
@@ -110,11 +99,7 @@ fn main() -> ExitCode {
     match cli.command.unwrap_or(Command::Repl) {
         Command::Run { file } => run_file(&ctx, &file),
         Command::Eval { expression } => {
-            let opts = EvalOptions {
-                filename: Some("<eval>".into()),
-                await_promise: true,
-                ..Default::default()
-            };
+            let opts = EvalOptions { filename: Some("<eval>".into()), await_promise: true, ..Default::default() };
             match ctx.eval_with(&expression, opts) {
                 Ok(v) => {
                     println!("{v}");
@@ -135,14 +120,8 @@ fn run_file(ctx: &Context, file: &std::path::Path) -> ExitCode {
             return ExitCode::from(exit::USAGE);
         }
     };
-    let opts = EvalOptions {
-        filename: Some(file.display().to_string()),
-        await_promise: true,
-        ..Default::default()
-    };
-    let result = ctx
-        .eval_with(&source, opts)
-        .and_then(|_| ctx.run_event_loop(None));
+    let opts = EvalOptions { filename: Some(file.display().to_string()), await_promise: true, ..Default::default() };
+    let result = ctx.eval_with(&source, opts).and_then(|_| ctx.run_event_loop(None));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => report(&e),
@@ -189,14 +168,7 @@ fn report(e: &Error) -> ExitCode {
             exit::SYNTAX
         }
         Error::Js(ex) => {
-            eprintln!(
-                "Uncaught {}",
-                if ex.stack.is_empty() {
-                    ex.to_string()
-                } else {
-                    ex.stack.clone()
-                }
-            );
+            eprintln!("Uncaught {}", if ex.stack.is_empty() { ex.to_string() } else { ex.stack.clone() });
             exit::JS_ERROR
         }
         Error::Timeout => {
@@ -238,11 +210,7 @@ fn repl(ctx: &Context) -> ExitCode {
     if let Some(h) = &history {
         let _ = editor.load_history(h);
     }
-    println!(
-        "polyracer {} (V8 {}): .exit or Ctrl-D to quit",
-        env!("CARGO_PKG_VERSION"),
-        polyracer::v8_version()
-    );
+    println!("polyracer {} (V8 {}): .exit or Ctrl-D to quit", env!("CARGO_PKG_VERSION"), polyracer::v8_version());
     let mut buffer = String::new();
     loop {
         let prompt = if buffer.is_empty() { "> " } else { "... " };
@@ -253,11 +221,7 @@ fn repl(ctx: &Context) -> ExitCode {
                 }
                 buffer.push_str(&line);
                 buffer.push('\n');
-                let opts = EvalOptions {
-                    filename: Some("<repl>".into()),
-                    await_promise: true,
-                    ..Default::default()
-                };
+                let opts = EvalOptions { filename: Some("<repl>".into()), await_promise: true, ..Default::default() };
                 match ctx.eval_with(&buffer, opts) {
                     Err(e) if incomplete(&e) => continue,
                     Ok(v) => println!("{v}"),

@@ -5,10 +5,7 @@ use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
 fn polyracer(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_polyracer"))
-        .args(args)
-        .output()
-        .unwrap()
+    Command::new(env!("CARGO_BIN_EXE_polyracer")).args(args).output().unwrap()
 }
 
 fn stdout(o: &Output) -> String {
@@ -32,47 +29,29 @@ fn eval_prints_json_and_readable_forms() {
     let o = polyracer(&["eval", "({a: [1, 'two', null], b: 1.5})"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(stdout(&o), "{\"a\":[1,\"two\",null],\"b\":1.5}\n");
-    let o = polyracer(&[
-        "eval",
-        "[undefined, 10n, NaN, new Date(0), new Map([[1, 2]]), new Set(['x']), () => 1]",
-    ]);
-    assert_eq!(
-        stdout(&o),
-        "[undefined,10n,NaN,Date(1970-01-01T00:00:00.000Z),Map {1 => 2},Set {\"x\"},[Function]]\n"
-    );
+    let o = polyracer(&["eval", "[undefined, 10n, NaN, new Date(0), new Map([[1, 2]]), new Set(['x']), () => 1]"]);
+    assert_eq!(stdout(&o), "[undefined,10n,NaN,Date(1970-01-01T00:00:00.000Z),Map {1 => 2},Set {\"x\"},[Function]]\n");
     // Promises are awaited.
-    let o = polyracer(&[
-        "eval",
-        "new Promise((r) => setTimeout(() => r('late'), 10))",
-    ]);
+    let o = polyracer(&["eval", "new Promise((r) => setTimeout(() => r('late'), 10))"]);
     assert_eq!(stdout(&o), "\"late\"\n");
 }
 
 #[test]
 fn run_file_with_console() {
-    let f = temp_file(
-        "hello.js",
-        "console.log('hello', 42, {k: true});\nconsole.error('to stderr');\n",
-    );
+    let f = temp_file("hello.js", "console.log('hello', 42, {k: true});\nconsole.error('to stderr');\n");
     let o = polyracer(&["run", f.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(stdout(&o), "hello 42 {\"k\":true}\n");
     assert_eq!(stderr(&o), "to stderr\n");
     // Timers scheduled by the script run before exit.
-    let f = temp_file(
-        "timers.js",
-        "setTimeout(() => console.log('later'), 20); console.log('now');",
-    );
+    let f = temp_file("timers.js", "setTimeout(() => console.log('later'), 20); console.log('now');");
     let o = polyracer(&["run", f.to_str().unwrap()]);
     assert_eq!(stdout(&o), "now\nlater\n");
 }
 
 #[test]
 fn exit_codes_distinguish_failures() {
-    let f = temp_file(
-        "throws.js",
-        "function boom() {\n  throw new TypeError('bad thing');\n}\nboom();\n",
-    );
+    let f = temp_file("throws.js", "function boom() {\n  throw new TypeError('bad thing');\n}\nboom();\n");
     let o = polyracer(&["run", f.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1));
     let err = stderr(&o);
@@ -87,12 +66,7 @@ fn exit_codes_distinguish_failures() {
     assert_eq!(o.status.code(), Some(4));
     assert!(stderr(&o).contains("timed out"));
 
-    let o = polyracer(&[
-        "--memory-limit",
-        "32M",
-        "eval",
-        "const a = []; while (true) a.push(new Array(1e5).fill(1))",
-    ]);
+    let o = polyracer(&["--memory-limit", "32M", "eval", "const a = []; while (true) a.push(new Array(1e5).fill(1))"]);
     assert_eq!(o.status.code(), Some(5), "{}", stderr(&o));
     assert!(stderr(&o).contains("out of memory"));
 
@@ -127,17 +101,15 @@ fn repl_reads_multi_line_input() {
         .stdin
         .take()
         .unwrap()
-        .write_all(b"let a = 1 +\n2\na * 10\nfunction f() {\n  return a + 1\n}\nf()\nthrow new Error('oops')\n'after'\n")
+        .write_all(
+            b"let a = 1 +\n2\na * 10\nfunction f() {\n  return a + 1\n}\nf()\nthrow new Error('oops')\n'after'\n",
+        )
         .unwrap();
     let o = child.wait_with_output().unwrap();
     assert!(o.status.success());
     let out = stdout(&o);
     let lines: Vec<&str> = out.lines().skip(1).collect();
-    assert_eq!(
-        lines,
-        ["undefined", "30", "undefined", "4", "\"after\""],
-        "{out}"
-    );
+    assert_eq!(lines, ["undefined", "30", "undefined", "4", "\"after\""], "{out}");
     assert!(stderr(&o).contains("Error: oops"));
 }
 

@@ -56,16 +56,10 @@ fn nested_object(target_bytes: usize) -> Value {
             ("id".into(), Value::Integer(i)),
             ("name".into(), Value::String(format!("item number {i}"))),
             ("score".into(), Value::Number(i as f64 * 1.5)),
-            (
-                "tags".into(),
-                Value::Array(vec!["alpha".into(), "beta".into(), "gamma".into()]),
-            ),
+            ("tags".into(), Value::Array(vec!["alpha".into(), "beta".into(), "gamma".into()])),
             (
                 "child".into(),
-                Value::Object(vec![
-                    ("x".into(), Value::Integer(i)),
-                    ("ok".into(), Value::Bool(i % 2 == 0)),
-                ]),
+                Value::Object(vec![("x".into(), Value::Integer(i)), ("ok".into(), Value::Bool(i % 2 == 0))]),
             ),
             ("blob".into(), Value::String("x".repeat(900))),
         ]);
@@ -80,19 +74,11 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    println!(
-        "polyracer core benchmarks (V8 {})\n",
-        polyracer::v8_version()
-    );
+    println!("polyracer core benchmarks (V8 {})\n", polyracer::v8_version());
     println!("| {:<38} | {:>12} | {:>10} |", "case", "median", "target");
     println!("|{:-<40}|{:->14}|{:->12}|", "", "", "");
     let floor = polyracer::round_trip_floor(200_000);
-    println!(
-        "| {:<38} | {:>12} | {:>10} |",
-        "thread handoff alone (the floor)",
-        fmt(floor.as_secs_f64()),
-        ""
-    );
+    println!("| {:<38} | {:>12} | {:>10} |", "thread handoff alone (the floor)", fmt(floor.as_secs_f64()), "");
     let ctx = Context::new(ContextOptions::default()).unwrap();
     measure("eval `1+1` round trip", "≤ 1 µs", || {
         black_box(ctx.eval("1+1").unwrap());
@@ -104,10 +90,7 @@ fn main() {
     });
     ctx.eval("globalThis.add = (a, b) => a + b").unwrap();
     measure("call `add` (global name)", "", || {
-        black_box(
-            ctx.call("add", &[Value::Integer(1), Value::Integer(2)])
-                .unwrap(),
-        );
+        black_box(ctx.call("add", &[Value::Integer(1), Value::Integer(2)]).unwrap());
     });
     measure("context create + dispose", "≤ 1 ms", || {
         let c = Context::new(ContextOptions::default()).unwrap();
@@ -121,13 +104,8 @@ fn main() {
     measure("1 MB nested object host → JS", "", || {
         black_box(ctx.call("(x) => 0", std::slice::from_ref(&big)).unwrap());
     });
-    ctx.expose("host_id", |_, mut args| {
-        Ok(args.pop().unwrap_or(Value::Undefined))
-    })
-    .unwrap();
-    let loop_fn = ctx
-        .eval("(n) => { let s = 0; for (let i = 0; i < n; i++) s += host_id(i); return s }")
-        .unwrap();
+    ctx.expose("host_id", |_, mut args| Ok(args.pop().unwrap_or(Value::Undefined))).unwrap();
+    let loop_fn = ctx.eval("(n) => { let s = 0; for (let i = 0; i < n; i++) s += host_id(i); return s }").unwrap();
     let loop_fn = loop_fn.as_handle().unwrap().clone();
     let per_batch = 1000;
     measure("host callback round trip (JS → host → JS)", "", || {

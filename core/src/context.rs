@@ -140,20 +140,10 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Shared {
     #[allow(clippy::too_many_arguments)]
-    pub(crate) fn new(
-        isolate_handle: v8::IsolateHandle,
-        default_timeout: Option<Duration>,
-    ) -> Shared {
+    pub(crate) fn new(isolate_handle: v8::IsolateHandle, default_timeout: Option<Duration>) -> Shared {
         Shared {
-            caller_side: CallerSide {
-                lane: Mutex::new(()),
-                caller: CallerThread(UnsafeCell::new(None)),
-            },
-            exec: Exec {
-                busy: AtomicBool::new(false),
-                reason: AtomicU8::new(REASON_NONE),
-                term_lock: Mutex::new(()),
-            },
+            caller_side: CallerSide { lane: Mutex::new(()), caller: CallerThread(UnsafeCell::new(None)) },
+            exec: Exec { busy: AtomicBool::new(false), reason: AtomicU8::new(REASON_NONE), term_lock: Mutex::new(()) },
             chan: Duplex::new(),
             fixed: Fixed {
                 isolate_thread: std::thread::current(),
@@ -195,20 +185,12 @@ impl Shared {
 
     pub(crate) fn caller_thread(&self) -> &Thread {
         // SAFETY: see the Sync impl.
-        unsafe {
-            (*self.caller_side.caller.0.get())
-                .as_ref()
-                .expect("request without a caller")
-        }
+        unsafe { (*self.caller_side.caller.0.get()).as_ref().expect("request without a caller") }
     }
 
     /// Sends a request and waits for its reply, running host callbacks that
     /// JS makes meanwhile on this thread.
-    pub(crate) fn request(
-        self: &Arc<Self>,
-        req: Request,
-        timeout: Option<Duration>,
-    ) -> Result<Out> {
+    pub(crate) fn request(self: &Arc<Self>, req: Request, timeout: Option<Duration>) -> Result<Out> {
         self.check_usable()?;
         let key = self.key();
         let nested = HELD.with(|h| h.borrow().contains(&key));
@@ -228,25 +210,15 @@ impl Shared {
             HELD.with(|h| h.borrow_mut().push(key));
             _held = Some(HeldGuard(key));
         }
-        let deadline = timeout
-            .or(self.fixed.default_timeout)
-            .map(|t| Instant::now() + t);
-        self.chan.send_a(
-            ToIsolate::Request(req, deadline),
-            &self.fixed.isolate_thread,
-        );
+        let deadline = timeout.or(self.fixed.default_timeout).map(|t| Instant::now() + t);
+        self.chan.send_a(ToIsolate::Request(req, deadline), &self.fixed.isolate_thread);
         let mut wait_until = deadline;
         loop {
             match self.chan.recv_b(wait_until, &|| false) {
                 Some(ToCaller::Reply(r)) => return r,
-                Some(ToCaller::Callback {
-                    fn_id,
-                    args,
-                    completion,
-                }) => {
+                Some(ToCaller::Callback { fn_id, args, completion }) => {
                     let res = self.run_host_fn(fn_id, args, completion);
-                    self.chan
-                        .send_a(ToIsolate::CallbackDone(res), &self.fixed.isolate_thread);
+                    self.chan.send_a(ToIsolate::CallbackDone(res), &self.fixed.isolate_thread);
                 }
                 None => {
                     // Deadline passed: stop the JS and keep waiting for the
@@ -264,32 +236,20 @@ impl Shared {
         args: Vec<Value>,
         completion: Option<u32>,
     ) -> Result<Value, HostError> {
-        let f = self
-            .host_fns
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(fn_id)
-            .cloned();
+        let f = self.host_fns.read().unwrap_or_else(|e| e.into_inner()).get(fn_id).cloned();
         let Some(f) = f else {
             return Err(HostError::new(format!("no host function #{fn_id}")));
         };
         let ctx = Context::borrowed(self.clone());
-        let outcome =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match (&f, completion) {
-                (HostFn::Sync(f), _) => f(&ctx, args),
-                (HostFn::Async(f), Some(id)) => {
-                    let completer = Completer {
-                        shared: Arc::downgrade(self),
-                        id,
-                        done: false,
-                    };
-                    f(&ctx, args, completer);
-                    Ok(Value::Undefined)
-                }
-                (HostFn::Async(_), None) => Err(HostError::new(
-                    "async host function called without a promise",
-                )),
-            }));
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match (&f, completion) {
+            (HostFn::Sync(f), _) => f(&ctx, args),
+            (HostFn::Async(f), Some(id)) => {
+                let completer = Completer { shared: Arc::downgrade(self), id, done: false };
+                f(&ctx, args, completer);
+                Ok(Value::Undefined)
+            }
+            (HostFn::Async(_), None) => Err(HostError::new("async host function called without a promise")),
+        }));
         outcome.unwrap_or_else(|p| {
             let msg = p
                 .downcast_ref::<&str>()
@@ -310,10 +270,7 @@ impl Shared {
     pub(crate) fn interrupt(&self, reason: u8) {
         let e = &self.exec;
         let _g = lock(&e.term_lock);
-        if e.reason
-            .compare_exchange(REASON_NONE, reason, Ordering::SeqCst, Ordering::SeqCst)
-            .is_err()
-        {
+        if e.reason.compare_exchange(REASON_NONE, reason, Ordering::SeqCst, Ordering::SeqCst).is_err() {
             return; // already terminating
         }
         if e.busy.load(Ordering::SeqCst) {
@@ -368,8 +325,7 @@ impl Shared {
         }
         let _lane = lock(&self.caller_side.lane);
         if let Some(t) = lock(&self.thread).take() {
-            self.chan
-                .send_a(ToIsolate::Shutdown, &self.fixed.isolate_thread);
+            self.chan.send_a(ToIsolate::Shutdown, &self.fixed.isolate_thread);
             let _ = t.join();
         }
     }
@@ -412,9 +368,7 @@ impl Completer {
 
 impl Drop for Completer {
     fn drop(&mut self) {
-        self.finish(Err(HostError::new(
-            "the async host function dropped its promise without settling it",
-        )));
+        self.finish(Err(HostError::new("the async host function dropped its promise without settling it")));
     }
 }
 
@@ -440,9 +394,7 @@ pub struct Context {
 
 impl std::fmt::Debug for Context {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Context")
-            .field("disposed", &self.is_disposed())
-            .finish()
+        f.debug_struct("Context").field("disposed", &self.is_disposed()).finish()
     }
 }
 
@@ -490,17 +442,11 @@ impl Context {
     /// Creates a context on a new owner thread. Starts the engine on first use.
     pub fn new(options: ContextOptions) -> Result<Context> {
         let shared = crate::runtime::spawn(options)?;
-        Ok(Context {
-            _owner: Some(Arc::new(Owner(shared.clone()))),
-            shared,
-        })
+        Ok(Context { _owner: Some(Arc::new(Owner(shared.clone()))), shared })
     }
 
     pub(crate) fn borrowed(shared: Arc<Shared>) -> Context {
-        Context {
-            shared,
-            _owner: None,
-        }
+        Context { shared, _owner: None }
     }
 
     /// Evaluates a script and returns its completion value.
@@ -524,13 +470,7 @@ impl Context {
 
     /// Evaluates and, if the result is a promise, waits for it.
     pub fn eval_await(&self, source: &str) -> Result<Value> {
-        self.eval_with(
-            source,
-            EvalOptions {
-                await_promise: true,
-                ..Default::default()
-            },
-        )
+        self.eval_with(source, EvalOptions { await_promise: true, ..Default::default() })
     }
 
     /// Calls a function with `args`; see [`Target`].
@@ -538,12 +478,7 @@ impl Context {
         self.call_with(target, args, EvalOptions::default())
     }
 
-    pub fn call_with<'a>(
-        &self,
-        target: impl Into<Target<'a>>,
-        args: &[Value],
-        options: EvalOptions,
-    ) -> Result<Value> {
+    pub fn call_with<'a>(&self, target: impl Into<Target<'a>>, args: &[Value], options: EvalOptions) -> Result<Value> {
         let target = match target.into() {
             Target::Handle(h) => {
                 self.check_owns(h)?;
@@ -567,11 +502,7 @@ impl Context {
     /// Calls with serde-typed arguments and result: `args` must serialise to
     /// a sequence (a tuple or a `Vec`), or to a single value passed as one
     /// argument.
-    pub fn call_as<'a, T: DeserializeOwned>(
-        &self,
-        target: impl Into<Target<'a>>,
-        args: impl Serialize,
-    ) -> Result<T> {
+    pub fn call_as<'a, T: DeserializeOwned>(&self, target: impl Into<Target<'a>>, args: impl Serialize) -> Result<T> {
         let args = match crate::serde_support::to_value(&args)? {
             Value::Array(items) => items,
             Value::Undefined => Vec::new(),
@@ -587,15 +518,7 @@ impl Context {
 
     /// `globalThis[name] = value`.
     pub fn set_global(&self, name: &str, value: impl Into<Value>) -> Result<()> {
-        self.shared
-            .request(
-                Request::SetGlobal {
-                    name: name.to_owned(),
-                    value: value.into(),
-                },
-                None,
-            )
-            .map(drop)
+        self.shared.request(Request::SetGlobal { name: name.to_owned(), value: value.into() }, None).map(drop)
     }
 
     /// Registers a host function at `name` (a global name, or a dotted path
@@ -620,32 +543,17 @@ impl Context {
     fn register(&self, name: &str, f: HostFn, is_async: bool) -> Result<()> {
         validate_path(name)?;
         let fn_id = {
-            let mut fns = self
-                .shared
-                .host_fns
-                .write()
-                .unwrap_or_else(|e| e.into_inner());
+            let mut fns = self.shared.host_fns.write().unwrap_or_else(|e| e.into_inner());
             fns.push(f);
             fns.len() - 1
         };
-        self.shared
-            .request(
-                Request::Expose {
-                    name: name.to_owned(),
-                    fn_id,
-                    is_async,
-                },
-                None,
-            )
-            .map(drop)
+        self.shared.request(Request::Expose { name: name.to_owned(), fn_id, is_async }, None).map(drop)
     }
 
     /// Runs timers and pending async completions until none are left (or
     /// the timeout passes).
     pub fn run_event_loop(&self, timeout: Option<Duration>) -> Result<()> {
-        self.shared
-            .request(Request::RunEventLoop, timeout)
-            .map(drop)
+        self.shared.request(Request::RunEventLoop, timeout).map(drop)
     }
 
     /// Stops the running JS (from any thread); the call returns
@@ -663,21 +571,12 @@ impl Context {
 
     /// Tells V8 to free as much memory as it can (a full GC).
     pub fn low_memory_notification(&self) -> Result<()> {
-        self.shared
-            .request(Request::LowMemoryNotification, None)
-            .map(drop)
+        self.shared.request(Request::LowMemoryNotification, None).map(drop)
     }
 
     /// Writes a heap snapshot (Chrome DevTools `.heapsnapshot` JSON) to `path`.
     pub fn write_heap_snapshot(&self, path: impl AsRef<Path>) -> Result<()> {
-        self.shared
-            .request(
-                Request::HeapSnapshot {
-                    path: path.as_ref().to_owned(),
-                },
-                None,
-            )
-            .map(drop)
+        self.shared.request(Request::HeapSnapshot { path: path.as_ref().to_owned() }, None).map(drop)
     }
 
     /// Disposes the context: stops running JS, frees the isolate and joins
@@ -694,9 +593,7 @@ impl Context {
         if Arc::ptr_eq(&h.0.shared, &self.shared) {
             Ok(())
         } else {
-            Err(Error::InvalidArgument(
-                "the handle belongs to another context".into(),
-            ))
+            Err(Error::InvalidArgument("the handle belongs to another context".into()))
         }
     }
 }
@@ -715,8 +612,6 @@ fn validate_path(name: &str) -> Result<()> {
     if is_dotted_path(name) {
         Ok(())
     } else {
-        Err(Error::InvalidArgument(format!(
-            "{name:?} is not a global name or dotted path of identifiers"
-        )))
+        Err(Error::InvalidArgument(format!("{name:?} is not a global name or dotted path of identifiers")))
     }
 }

@@ -20,10 +20,7 @@ pub(crate) struct ConvError {
 
 impl ConvError {
     fn new(msg: impl Into<String>) -> Self {
-        ConvError {
-            msg: msg.into(),
-            path: Vec::new(),
-        }
+        ConvError { msg: msg.into(), path: Vec::new() }
     }
     fn at(mut self, seg: String) -> Self {
         self.path.push(seg);
@@ -54,10 +51,7 @@ pub(crate) struct ToHost<'a> {
 
 impl<'a> ToHost<'a> {
     pub(crate) fn new(st: &'a State) -> Self {
-        ToHost {
-            st,
-            seen: Vec::new(),
-        }
+        ToHost { st, seen: Vec::new() }
     }
 
     /// Converts `v`; with `as_handle`, objects and arrays at the top level
@@ -69,11 +63,7 @@ impl<'a> ToHost<'a> {
         as_handle: bool,
     ) -> Result<Value> {
         if as_handle && v.is_object() {
-            let kind = if v.is_array() {
-                HandleKind::Array
-            } else {
-                object_kind(v)
-            };
+            let kind = if v.is_array() { HandleKind::Array } else { object_kind(v) };
             return Ok(self.st.new_handle(scope, v, kind));
         }
         self.value(scope, v, 0).map_err(ConvError::into_error)
@@ -141,20 +131,13 @@ impl<'a> ToHost<'a> {
             let store = ab.get_backing_store();
             return Ok(Value::Bytes(buffer_bytes(store.data(), ab.byte_length())));
         }
-        if v.is_number_object()
-            || v.is_string_object()
-            || v.is_boolean_object()
-            || v.is_big_int_object()
-        {
+        if v.is_number_object() || v.is_string_object() || v.is_boolean_object() || v.is_big_int_object() {
             let obj: v8::Local<v8::Object> = v.try_into().unwrap();
-            let prim = obj_value_of(scope, obj)
-                .ok_or_else(|| ConvError::new("boxed primitive has no value"))?;
+            let prim = obj_value_of(scope, obj).ok_or_else(|| ConvError::new("boxed primitive has no value"))?;
             return self.value(scope, prim, depth);
         }
         if depth >= MAX_DEPTH {
-            return Err(ConvError::new(format!(
-                "nesting deeper than {MAX_DEPTH} levels"
-            )));
+            return Err(ConvError::new(format!("nesting deeper than {MAX_DEPTH} levels")));
         }
         let obj: v8::Local<v8::Object> = v.try_into().unwrap();
         let hash = obj.get_identity_hash().get();
@@ -184,13 +167,8 @@ impl<'a> ToHost<'a> {
             let len = arr.length();
             let mut items = Vec::with_capacity(len as usize);
             for i in 0..len {
-                let item = arr
-                    .get_index(scope, i)
-                    .ok_or_else(|| ConvError::new("reading the element threw"))?;
-                items.push(
-                    self.value(scope, item, depth + 1)
-                        .map_err(|e| e.at(format!("[{i}]")))?,
-                );
+                let item = arr.get_index(scope, i).ok_or_else(|| ConvError::new("reading the element threw"))?;
+                items.push(self.value(scope, item, depth + 1).map_err(|e| e.at(format!("[{i}]")))?);
             }
             return Ok(Value::Array(items));
         }
@@ -202,9 +180,7 @@ impl<'a> ToHost<'a> {
             while i + 1 < flat.length() {
                 let k = flat.get_index(scope, i).unwrap();
                 let val = flat.get_index(scope, i + 1).unwrap();
-                let kv = self
-                    .value(scope, k, depth + 1)
-                    .map_err(|e| e.at(format!(".<key {}>", i / 2)))?;
+                let kv = self.value(scope, k, depth + 1).map_err(|e| e.at(format!(".<key {}>", i / 2)))?;
                 let label = match &kv {
                     Value::String(s) => format!("[{s:?}]"),
                     other => format!("[{other}]"),
@@ -221,10 +197,7 @@ impl<'a> ToHost<'a> {
             let mut items = Vec::with_capacity(flat.length() as usize);
             for i in 0..flat.length() {
                 let item = flat.get_index(scope, i).unwrap();
-                items.push(
-                    self.value(scope, item, depth + 1)
-                        .map_err(|e| e.at(format!("<{i}>")))?,
-                );
+                items.push(self.value(scope, item, depth + 1).map_err(|e| e.at(format!("<{i}>")))?);
             }
             return Ok(Value::Set(items));
         }
@@ -233,8 +206,7 @@ impl<'a> ToHost<'a> {
                 scope,
                 v8::GetPropertyNamesArgs {
                     mode: v8::KeyCollectionMode::OwnOnly,
-                    property_filter: v8::PropertyFilter::ONLY_ENUMERABLE
-                        | v8::PropertyFilter::SKIP_SYMBOLS,
+                    property_filter: v8::PropertyFilter::ONLY_ENUMERABLE | v8::PropertyFilter::SKIP_SYMBOLS,
                     index_filter: v8::IndexFilter::IncludeIndices,
                     key_conversion: v8::KeyConversionMode::ConvertToString,
                 },
@@ -245,12 +217,8 @@ impl<'a> ToHost<'a> {
         for i in 0..n {
             let k = keys.get_index(scope, i).unwrap();
             let ks = k.to_rust_string_lossy(scope);
-            let val = obj
-                .get(scope, k)
-                .ok_or_else(|| ConvError::new("reading the property threw").at(key_seg(&ks)))?;
-            let vv = self
-                .value(scope, val, depth + 1)
-                .map_err(|e| e.at(key_seg(&ks)))?;
+            let val = obj.get(scope, k).ok_or_else(|| ConvError::new("reading the property threw").at(key_seg(&ks)))?;
+            let vv = self.value(scope, val, depth + 1).map_err(|e| e.at(key_seg(&ks)))?;
             props.push((ks, vv));
         }
         Ok(Value::Object(props))
@@ -261,9 +229,7 @@ fn buffer_bytes(data: Option<std::ptr::NonNull<std::ffi::c_void>>, len: usize) -
     match data {
         // SAFETY: V8 guarantees `len` readable bytes at `data` while the
         // buffer is alive, which it is for this call.
-        Some(p) if len > 0 => unsafe {
-            std::slice::from_raw_parts(p.as_ptr() as *const u8, len).to_vec()
-        },
+        Some(p) if len > 0 => unsafe { std::slice::from_raw_parts(p.as_ptr() as *const u8, len).to_vec() },
         _ => Vec::new(),
     }
 }
@@ -279,8 +245,7 @@ fn obj_value_of<'s>(
 }
 
 pub(crate) fn number(n: f64) -> Value {
-    if n.fract() == 0.0 && n.abs() <= MAX_SAFE_INTEGER as f64 && !(n == 0.0 && n.is_sign_negative())
-    {
+    if n.fract() == 0.0 && n.abs() <= MAX_SAFE_INTEGER as f64 && !(n == 0.0 && n.is_sign_negative()) {
         Value::Integer(n as i64)
     } else {
         Value::Number(n)
@@ -315,10 +280,7 @@ fn bigint_from_v8(b: v8::Local<v8::BigInt>) -> BigInt {
     BigInt::from_bytes_le(if negative { Sign::Minus } else { Sign::Plus }, &bytes)
 }
 
-fn bigint_to_v8<'s>(
-    scope: &mut v8::PinScope<'s, '_>,
-    b: &BigInt,
-) -> Option<v8::Local<'s, v8::BigInt>> {
+fn bigint_to_v8<'s>(scope: &mut v8::PinScope<'s, '_>, b: &BigInt) -> Option<v8::Local<'s, v8::BigInt>> {
     let (sign, digits) = b.to_u64_digits();
     if digits.is_empty() {
         return Some(v8::BigInt::new_from_i64(scope, 0));
@@ -326,11 +288,7 @@ fn bigint_to_v8<'s>(
     v8::BigInt::new_from_words(scope, sign == Sign::Minus, &digits)
 }
 
-pub(crate) fn get_str(
-    scope: &mut v8::PinScope,
-    obj: v8::Local<v8::Object>,
-    key: &str,
-) -> Option<String> {
+pub(crate) fn get_str(scope: &mut v8::PinScope, obj: v8::Local<v8::Object>, key: &str) -> Option<String> {
     let k = v8::String::new(scope, key)?;
     let v = obj.get(scope, k.into())?;
     if v.is_undefined() {
@@ -349,11 +307,7 @@ pub(crate) fn error_value(scope: &mut v8::PinScope, obj: v8::Local<v8::Object>) 
 }
 
 /// Host → JS.
-pub(crate) fn to_v8<'s>(
-    scope: &mut v8::PinScope<'s, '_>,
-    st: &State,
-    v: &Value,
-) -> Result<v8::Local<'s, v8::Value>> {
+pub(crate) fn to_v8<'s>(scope: &mut v8::PinScope<'s, '_>, st: &State, v: &Value) -> Result<v8::Local<'s, v8::Value>> {
     to_v8_at(scope, st, v, 0).map_err(ConvError::into_error)
 }
 
@@ -364,9 +318,7 @@ fn to_v8_at<'s>(
     depth: usize,
 ) -> Result<v8::Local<'s, v8::Value>, ConvError> {
     if depth > MAX_DEPTH {
-        return Err(ConvError::new(format!(
-            "nesting deeper than {MAX_DEPTH} levels"
-        )));
+        return Err(ConvError::new(format!("nesting deeper than {MAX_DEPTH} levels")));
     }
     Ok(match v {
         Value::Undefined => v8::undefined(scope).into(),
@@ -384,27 +336,19 @@ fn to_v8_at<'s>(
             }
         }
         Value::Number(n) => v8::Number::new(scope, *n).into(),
-        Value::BigInt(b) => bigint_to_v8(scope, b)
-            .ok_or_else(|| ConvError::new("BigInt too large for V8"))?
-            .into(),
+        Value::BigInt(b) => bigint_to_v8(scope, b).ok_or_else(|| ConvError::new("BigInt too large for V8"))?.into(),
         Value::String(s) => new_string(scope, s)?.into(),
-        Value::Date(ms) => v8::Date::new(scope, *ms)
-            .ok_or_else(|| ConvError::new("invalid date"))?
-            .into(),
+        Value::Date(ms) => v8::Date::new(scope, *ms).ok_or_else(|| ConvError::new("invalid date"))?.into(),
         Value::Bytes(bytes) => {
             let len = bytes.len();
             let store = v8::ArrayBuffer::new_backing_store_from_vec(bytes.clone()).make_shared();
             let ab = v8::ArrayBuffer::with_backing_store(scope, &store);
-            v8::Uint8Array::new(scope, ab, 0, len)
-                .ok_or_else(|| ConvError::new("byte buffer too large"))?
-                .into()
+            v8::Uint8Array::new(scope, ab, 0, len).ok_or_else(|| ConvError::new("byte buffer too large"))?.into()
         }
         Value::Array(items) => {
             let mut locals = Vec::with_capacity(items.len());
             for (i, item) in items.iter().enumerate() {
-                locals.push(
-                    to_v8_at(scope, st, item, depth + 1).map_err(|e| e.at(format!("[{i}]")))?,
-                );
+                locals.push(to_v8_at(scope, st, item, depth + 1).map_err(|e| e.at(format!("[{i}]")))?);
             }
             v8::Array::new_with_elements(scope, &locals).into()
         }
@@ -421,10 +365,8 @@ fn to_v8_at<'s>(
         Value::Map(entries) => {
             let map = v8::Map::new(scope);
             for (i, (k, val)) in entries.iter().enumerate() {
-                let k =
-                    to_v8_at(scope, st, k, depth + 1).map_err(|e| e.at(format!(".<key {i}>")))?;
-                let val = to_v8_at(scope, st, val, depth + 1)
-                    .map_err(|e| e.at(format!(".<value {i}>")))?;
+                let k = to_v8_at(scope, st, k, depth + 1).map_err(|e| e.at(format!(".<key {i}>")))?;
+                let val = to_v8_at(scope, st, val, depth + 1).map_err(|e| e.at(format!(".<value {i}>")))?;
                 map.set(scope, k, val);
             }
             map.into()
@@ -432,8 +374,7 @@ fn to_v8_at<'s>(
         Value::Set(items) => {
             let set = v8::Set::new(scope);
             for (i, item) in items.iter().enumerate() {
-                let item =
-                    to_v8_at(scope, st, item, depth + 1).map_err(|e| e.at(format!("<{i}>")))?;
+                let item = to_v8_at(scope, st, item, depth + 1).map_err(|e| e.at(format!("<{i}>")))?;
                 set.add(scope, item);
             }
             set.into()
@@ -452,20 +393,14 @@ fn to_v8_at<'s>(
         }
         Value::Handle(h) => {
             if !std::ptr::eq(std::sync::Arc::as_ptr(&h.0.shared), st.shared_ptr()) {
-                return Err(ConvError::new(
-                    "a handle from another context cannot be passed here",
-                ));
+                return Err(ConvError::new("a handle from another context cannot be passed here"));
             }
-            st.handle_local(scope, h.0.id)
-                .ok_or_else(|| ConvError::new("the handle was released"))?
+            st.handle_local(scope, h.0.id).ok_or_else(|| ConvError::new("the handle was released"))?
         }
     })
 }
 
-fn new_string<'s>(
-    scope: &mut v8::PinScope<'s, '_>,
-    s: &str,
-) -> Result<v8::Local<'s, v8::String>, ConvError> {
+fn new_string<'s>(scope: &mut v8::PinScope<'s, '_>, s: &str) -> Result<v8::Local<'s, v8::String>, ConvError> {
     if s.len() > v8::String::MAX_LENGTH {
         return Err(ConvError::new(format!(
             "string of {} bytes exceeds V8's maximum string length ({})",
@@ -490,10 +425,7 @@ pub(crate) fn make_error<'s>(
         "SyntaxError" => v8::Exception::syntax_error(scope, msg),
         _ => v8::Exception::error(scope, msg),
     };
-    if !matches!(
-        name,
-        "Error" | "TypeError" | "RangeError" | "ReferenceError" | "SyntaxError" | ""
-    ) {
+    if !matches!(name, "Error" | "TypeError" | "RangeError" | "ReferenceError" | "SyntaxError" | "") {
         if let Ok(obj) = v8::Local::<v8::Object>::try_from(err) {
             let k = v8::String::new(scope, "name").unwrap();
             if let Some(n) = v8::String::new(scope, name) {

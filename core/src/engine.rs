@@ -64,18 +64,13 @@ where
     I: IntoIterator<Item = S>,
     S: Into<String>,
 {
-    configure(EngineOptions {
-        flags: flags.into_iter().map(Into::into).collect(),
-        single_threaded: false,
-    })
+    configure(EngineOptions { flags: flags.into_iter().map(Into::into).collect(), single_threaded: false })
 }
 
 fn validate_flags(flags: &[String]) -> Result<()> {
     for f in flags {
         if !f.starts_with("--") || f.len() < 3 || f.contains(char::is_whitespace) {
-            return Err(Error::InvalidArgument(format!(
-                "V8 flag {f:?} must look like --name or --name=value"
-            )));
+            return Err(Error::InvalidArgument(format!("V8 flag {f:?} must look like --name or --name=value")));
         }
     }
     Ok(())
@@ -99,19 +94,11 @@ pub fn is_initialized() -> bool {
 
 pub(crate) fn engine() -> &'static Engine {
     ENGINE.get_or_init(|| {
-        let options = PENDING
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-            .unwrap_or_default();
+        let options = PENDING.lock().unwrap_or_else(|e| e.into_inner()).take().unwrap_or_default();
         // ICU data must be set before V8 initialises so Intl and normalize() work.
         let _ = v8::icu::set_common_data_74(deno_core_icudata::ICU_DATA);
         let mut flags = options.flags.join(" ");
-        if !options
-            .flags
-            .iter()
-            .any(|f| f.starts_with("--stack-size") || f.starts_with("--stack_size"))
-        {
+        if !options.flags.iter().any(|f| f.starts_with("--stack-size") || f.starts_with("--stack_size")) {
             // Owner threads have a 32 MiB stack (runtime::THREAD_STACK); V8's
             // default ~1 MB limit would cap JS → host → JS nesting at a few
             // dozen levels.
@@ -137,20 +124,14 @@ pub(crate) fn engine() -> &'static Engine {
         unsafe {
             libc::pthread_atfork(None, None, Some(after_fork_in_child));
         }
-        Engine {
-            platform,
-            options,
-            start_generation: FORK_GENERATION.load(Ordering::SeqCst),
-        }
+        Engine { platform, options, start_generation: FORK_GENERATION.load(Ordering::SeqCst) }
     })
 }
 
 /// Errors when V8 started with worker threads in a parent process that
 /// has since forked: the threads do not exist here, so V8 would hang.
 pub(crate) fn check_fork_safe(engine: &Engine) -> Result<()> {
-    if FORK_GENERATION.load(Ordering::SeqCst) != engine.start_generation
-        && !engine.options.single_threaded
-    {
+    if FORK_GENERATION.load(Ordering::SeqCst) != engine.start_generation && !engine.options.single_threaded {
         return Err(Error::Disposed(
             "V8 was started before fork() with worker threads, which the child process does not have; \
              configure the engine with single_threaded before first use to create contexts after fork"

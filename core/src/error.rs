@@ -115,11 +115,7 @@ impl fmt::Display for Error {
             Error::Parse(e) => {
                 write!(f, "{e}")?;
                 if let (Some(l), Some(c)) = (e.line, e.column) {
-                    write!(
-                        f,
-                        " ({}:{l}:{c})",
-                        e.filename.as_deref().unwrap_or("<anonymous>")
-                    )?;
+                    write!(f, " ({}:{l}:{c})", e.filename.as_deref().unwrap_or("<anonymous>"))?;
                 }
                 Ok(())
             }

@@ -73,9 +73,7 @@ impl JsHandle {
     }
 
     fn op(&self, op: HandleOp, timeout: Option<Duration>) -> Result<Out> {
-        self.0
-            .shared
-            .request(Request::Handle { id: self.0.id, op }, timeout)
+        self.0.shared.request(Request::Handle { id: self.0.id, op }, timeout)
     }
 
     fn value(&self, op: HandleOp) -> Result<Value> {
@@ -89,16 +87,12 @@ impl JsHandle {
 
     /// `obj[key] = value`.
     pub fn set(&self, key: impl Into<Value>, value: impl Into<Value>) -> Result<()> {
-        self.value(HandleOp::Set(key.into(), value.into()))
-            .map(drop)
+        self.value(HandleOp::Set(key.into(), value.into())).map(drop)
     }
 
     /// `delete obj[key]`; returns whether the property is gone.
     pub fn delete(&self, key: impl Into<Value>) -> Result<bool> {
-        Ok(matches!(
-            self.value(HandleOp::Delete(key.into()))?,
-            Value::Bool(true)
-        ))
+        Ok(matches!(self.value(HandleOp::Delete(key.into()))?, Value::Bool(true)))
     }
 
     /// Own enumerable string keys, in JS order.
@@ -129,39 +123,22 @@ impl JsHandle {
 
     /// Calls the function with `this` = undefined.
     pub fn call(&self, args: &[Value]) -> Result<Value> {
-        self.value(HandleOp::Call {
-            this: None,
-            args: Ptr::new(args),
-            as_handle: false,
-        })
+        self.value(HandleOp::Call { this: None, args: Ptr::new(args), as_handle: false })
     }
 
     /// Calls the function with a timeout.
     pub fn call_with_timeout(&self, args: &[Value], timeout: Option<Duration>) -> Result<Value> {
-        self.op(
-            HandleOp::Call {
-                this: None,
-                args: Ptr::new(args),
-                as_handle: false,
-            },
-            timeout,
-        )?
-        .into_value()
+        self.op(HandleOp::Call { this: None, args: Ptr::new(args), as_handle: false }, timeout)?.into_value()
     }
 
     /// Calls `obj[name](...args)` with `this` = the object.
     pub fn call_method(&self, name: &str, args: &[Value]) -> Result<Value> {
-        self.value(HandleOp::CallMethod {
-            name: name.to_owned(),
-            args: Ptr::new(args),
-        })
+        self.value(HandleOp::CallMethod { name: name.to_owned(), args: Ptr::new(args) })
     }
 
     /// `new F(...args)`.
     pub fn construct(&self, args: &[Value]) -> Result<Value> {
-        self.value(HandleOp::Construct {
-            args: Ptr::new(args),
-        })
+        self.value(HandleOp::Construct { args: Ptr::new(args) })
     }
 
     /// Waits for a promise to settle, running the context's event loop

@@ -109,16 +109,12 @@ impl<A, B> Duplex<A, B> {
 
     /// Side A: waits for a message (see [`Self::recv`]).
     pub(crate) fn recv_a(&self, deadline: Option<Instant>, extra: &dyn Fn() -> bool) -> Option<A> {
-        self.recv(&self.a, 1, deadline, extra, |h| unsafe {
-            (*h.to_a.get()).assume_init_read()
-        })
+        self.recv(&self.a, 1, deadline, extra, |h| unsafe { (*h.to_a.get()).assume_init_read() })
     }
 
     /// Side B: waits for a message (see [`Self::recv`]).
     pub(crate) fn recv_b(&self, deadline: Option<Instant>, extra: &dyn Fn() -> bool) -> Option<B> {
-        self.recv(&self.b, 0, deadline, extra, |h| unsafe {
-            (*h.to_b.get()).assume_init_read()
-        })
+        self.recv(&self.b, 0, deadline, extra, |h| unsafe { (*h.to_b.get()).assume_init_read() })
     }
 
     fn try_take<T>(&self, side: &Side, parity: u64, take: &impl Fn(&Hot<A, B>) -> T) -> Option<T> {
@@ -149,8 +145,7 @@ impl<A, B> Duplex<A, B> {
             if let Some(v) = self.try_take(side, parity, &take) {
                 if let Some(t) = start {
                     if t.elapsed().as_nanos() as u32 > budget / 2 {
-                        side.spin
-                            .store(budget.saturating_mul(2).min(MAX_SPIN_NS), Ordering::Relaxed);
+                        side.spin.store(budget.saturating_mul(2).min(MAX_SPIN_NS), Ordering::Relaxed);
                     }
                 }
                 return Some(v);
@@ -170,8 +165,7 @@ impl<A, B> Duplex<A, B> {
                 }
             }
         }
-        side.spin
-            .store((budget / 2).max(MIN_SPIN_NS), Ordering::Relaxed);
+        side.spin.store((budget / 2).max(MIN_SPIN_NS), Ordering::Relaxed);
         loop {
             side.sleeping.0.store(true, Ordering::SeqCst);
             if let Some(v) = self.try_take(side, parity, &take) {

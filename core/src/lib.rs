@@ -29,9 +29,7 @@ mod value;
 pub use context::{Completer, Context, ContextOptions, EvalOptions, HeapStats, Target};
 pub use convert::MAX_DEPTH;
 pub use display::iso_date;
-pub use engine::{
-    configure, is_initialized, options as engine_options, set_flags, v8_version, EngineOptions,
-};
+pub use engine::{configure, is_initialized, options as engine_options, set_flags, v8_version, EngineOptions};
 pub use error::{Error, JsException, Result};
 pub use handle::{HandleKind, JsHandle};
 #[doc(hidden)]

@@ -51,18 +51,9 @@ pub(crate) enum HandleOp {
     Delete(Value),
     Keys,
     Length,
-    Call {
-        this: Option<Value>,
-        args: Ptr<[Value]>,
-        as_handle: bool,
-    },
-    CallMethod {
-        name: String,
-        args: Ptr<[Value]>,
-    },
-    Construct {
-        args: Ptr<[Value]>,
-    },
+    Call { this: Option<Value>, args: Ptr<[Value]>, as_handle: bool },
+    CallMethod { name: String, args: Ptr<[Value]> },
+    Construct { args: Ptr<[Value]> },
     Await,
     Copy,
     ToJsString,
@@ -71,37 +62,15 @@ pub(crate) enum HandleOp {
 
 #[derive(Debug)]
 pub(crate) enum Request {
-    Eval {
-        source: Ptr<str>,
-        filename: Option<Ptr<str>>,
-        as_handle: bool,
-        await_promise: bool,
-    },
-    Call {
-        target: CallTarget,
-        args: Ptr<[Value]>,
-        as_handle: bool,
-        await_promise: bool,
-    },
-    SetGlobal {
-        name: String,
-        value: Value,
-    },
-    Expose {
-        name: String,
-        fn_id: usize,
-        is_async: bool,
-    },
-    Handle {
-        id: u32,
-        op: HandleOp,
-    },
+    Eval { source: Ptr<str>, filename: Option<Ptr<str>>, as_handle: bool, await_promise: bool },
+    Call { target: CallTarget, args: Ptr<[Value]>, as_handle: bool, await_promise: bool },
+    SetGlobal { name: String, value: Value },
+    Expose { name: String, fn_id: usize, is_async: bool },
+    Handle { id: u32, op: HandleOp },
     RunEventLoop,
     HeapStats,
     LowMemoryNotification,
-    HeapSnapshot {
-        path: PathBuf,
-    },
+    HeapSnapshot { path: PathBuf },
 }
 
 /// Results of requests.

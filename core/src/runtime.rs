@@ -46,9 +46,8 @@ pub(crate) fn spawn(options: ContextOptions) -> Result<Arc<Shared>> {
         .stack_size(THREAD_STACK)
         .spawn(move || thread_main(options, tx))
         .map_err(|e| Error::InvalidArgument(format!("cannot start the context thread: {e}")))?;
-    let shared: Arc<Shared> = rx
-        .recv()
-        .map_err(|_| Error::Disposed("the context thread exited during start-up".into()))??;
+    let shared: Arc<Shared> =
+        rx.recv().map_err(|_| Error::Disposed("the context thread exited during start-up".into()))??;
     *shared.thread.lock().unwrap_or_else(|e| e.into_inner()) = Some(join);
     Ok(shared)
 }
@@ -99,12 +98,7 @@ impl State {
         Arc::as_ptr(&self.shared)
     }
 
-    pub(crate) fn new_handle(
-        &self,
-        scope: &mut v8::PinScope,
-        v: v8::Local<v8::Value>,
-        kind: HandleKind,
-    ) -> Value {
+    pub(crate) fn new_handle(&self, scope: &mut v8::PinScope, v: v8::Local<v8::Value>, kind: HandleKind) -> Value {
         let g = v8::Global::new(scope, v);
         let id = match self.free_handles.borrow_mut().pop() {
             Some(id) => {
@@ -117,11 +111,7 @@ impl State {
                 (h.len() - 1) as u32
             }
         };
-        Value::Handle(JsHandle(Arc::new(HandleInner {
-            shared: self.shared.clone(),
-            id,
-            kind,
-        })))
+        Value::Handle(JsHandle(Arc::new(HandleInner { shared: self.shared.clone(), id, kind })))
     }
 
     pub(crate) fn handle_local<'s>(
@@ -130,25 +120,16 @@ impl State {
         id: u32,
     ) -> Option<v8::Local<'s, v8::Value>> {
         let h = self.handles.borrow();
-        h.get(id as usize)
-            .and_then(|g| g.as_ref())
-            .map(|g| v8::Local::new(scope, g))
+        h.get(id as usize).and_then(|g| g.as_ref()).map(|g| v8::Local::new(scope, g))
     }
 
     fn process_releases(&self) {
         // Load before swap: a swap writes the line even when nothing changed.
-        if !self.shared.has_releases.load(Ordering::Relaxed)
-            || !self.shared.has_releases.swap(false, Ordering::AcqRel)
+        if !self.shared.has_releases.load(Ordering::Relaxed) || !self.shared.has_releases.swap(false, Ordering::AcqRel)
         {
             return;
         }
-        let ids = std::mem::take(
-            &mut *self
-                .shared
-                .releases
-                .lock()
-                .unwrap_or_else(|e| e.into_inner()),
-        );
+        let ids = std::mem::take(&mut *self.shared.releases.lock().unwrap_or_else(|e| e.into_inner()));
         let mut handles = self.handles.borrow_mut();
         let mut free = self.free_handles.borrow_mut();
         for id in ids {
@@ -185,10 +166,7 @@ impl State {
 }
 
 fn state(scope: &v8::Isolate) -> Rc<State> {
-    scope
-        .get_slot::<Rc<State>>()
-        .expect("polyracer state")
-        .clone()
+    scope.get_slot::<Rc<State>>().expect("polyracer state").clone()
 }
 
 fn thread_main(options: ContextOptions, tx: mpsc::SyncSender<Result<Arc<Shared>>>) {
@@ -257,16 +235,12 @@ fn thread_main(options: ContextOptions, tx: mpsc::SyncSender<Result<Arc<Shared>>
                         .map(|s| s.to_string())
                         .or_else(|| p.downcast_ref::<String>().cloned())
                         .unwrap_or_default();
-                    Err(Error::Disposed(format!(
-                        "internal error, the context was disposed: {what}"
-                    )))
+                    Err(Error::Disposed(format!("internal error, the context was disposed: {what}")))
                 });
                 if st.heap_limit_raised.replace(false) {
                     restore_heap_limit(&mut isolate, &st);
                 }
-                shared
-                    .chan
-                    .send_b(ToCaller::Reply(out), shared.caller_thread());
+                shared.chan.send_b(ToCaller::Reply(out), shared.caller_thread());
                 if shared.fixed.disposed.load(Ordering::SeqCst) {
                     break;
                 }
@@ -283,12 +257,7 @@ fn thread_main(options: ContextOptions, tx: mpsc::SyncSender<Result<Arc<Shared>>
 }
 
 /// Runs one request from a host thread that is not inside a callback.
-fn top_level(
-    scope: &mut v8::PinScope,
-    st: &State,
-    req: Request,
-    deadline: Option<Instant>,
-) -> Result<Out> {
+fn top_level(scope: &mut v8::PinScope, st: &State, req: Request, deadline: Option<Instant>) -> Result<Out> {
     st.shared.exec.busy.store(true, Ordering::SeqCst);
     st.depth.set(1);
     st.process_releases();
@@ -312,28 +281,13 @@ fn run_pending(scope: &mut v8::PinScope, st: &State) -> Result<bool> {
     Ok(ran)
 }
 
-fn handle(
-    scope: &mut v8::PinScope,
-    st: &State,
-    req: Request,
-    deadline: Option<Instant>,
-) -> Result<Out> {
+fn handle(scope: &mut v8::PinScope, st: &State, req: Request, deadline: Option<Instant>) -> Result<Out> {
     match req {
-        Request::Eval {
-            source,
-            filename,
-            as_handle,
-            await_promise,
-        } => {
+        Request::Eval { source, filename, as_handle, await_promise } => {
             let v = eval_cached(scope, st, source.get(), filename.as_ref().map(|f| f.get()))?;
             finish(scope, st, v, as_handle, await_promise, deadline)
         }
-        Request::Call {
-            target,
-            args,
-            as_handle,
-            await_promise,
-        } => {
+        Request::Call { target, args, as_handle, await_promise } => {
             let (f, this) = resolve_target(scope, st, target)?;
             let v = call_function(scope, st, f, this, args.get())?;
             finish(scope, st, v, as_handle, await_promise, deadline)
@@ -345,11 +299,7 @@ fn handle(
             parent.set(scope, key.into(), v);
             Ok(Out::Unit)
         }
-        Request::Expose {
-            name,
-            fn_id,
-            is_async,
-        } => {
+        Request::Expose { name, fn_id, is_async } => {
             let data = v8::Number::new(scope, (fn_id * 2 + usize::from(is_async)) as f64);
             let f = v8::Function::builder(host_trampoline)
                 .data(data.into())
@@ -387,9 +337,8 @@ fn handle(
             Ok(Out::Unit)
         }
         Request::HeapSnapshot { path } => {
-            let file = std::fs::File::create(&path).map_err(|e| {
-                Error::InvalidArgument(format!("cannot write {}: {e}", path.display()))
-            })?;
+            let file = std::fs::File::create(&path)
+                .map_err(|e| Error::InvalidArgument(format!("cannot write {}: {e}", path.display())))?;
             let mut w = std::io::BufWriter::new(file);
             let mut err = None;
             scope.take_heap_snapshot(|chunk| match w.write_all(chunk) {
@@ -400,10 +349,7 @@ fn handle(
                 }
             });
             if let Some(e) = err.or_else(|| w.flush().err()) {
-                return Err(Error::InvalidArgument(format!(
-                    "cannot write {}: {e}",
-                    path.display()
-                )));
+                return Err(Error::InvalidArgument(format!("cannot write {}: {e}", path.display())));
             }
             Ok(Out::Unit)
         }
@@ -434,31 +380,12 @@ fn finish<'s>(
     Ok(Out::Value(ToHost::new(st).convert(scope, v, as_handle)?))
 }
 
-fn origin<'s>(
-    scope: &mut v8::PinScope<'s, '_>,
-    filename: &str,
-    is_module: bool,
-) -> v8::ScriptOrigin<'s> {
+fn origin<'s>(scope: &mut v8::PinScope<'s, '_>, filename: &str, is_module: bool) -> v8::ScriptOrigin<'s> {
     let name = v8::String::new(scope, filename).unwrap();
-    v8::ScriptOrigin::new(
-        scope,
-        name.into(),
-        0,
-        0,
-        false,
-        0,
-        None,
-        false,
-        false,
-        is_module,
-        None,
-    )
+    v8::ScriptOrigin::new(scope, name.into(), 0, 0, false, 0, None, false, false, is_module, None)
 }
 
-fn new_source<'s>(
-    scope: &mut v8::PinScope<'s, '_>,
-    source: &str,
-) -> Result<v8::Local<'s, v8::String>> {
+fn new_source<'s>(scope: &mut v8::PinScope<'s, '_>, source: &str) -> Result<v8::Local<'s, v8::String>> {
     if source.len() > v8::String::MAX_LENGTH {
         return Err(Error::InvalidArgument(format!(
             "source of {} bytes exceeds V8's maximum string length",
@@ -501,10 +428,7 @@ fn eval_cached<'s>(
             if scripts.len() >= SCRIPT_CACHE_MAX_ENTRIES {
                 scripts.clear();
             }
-            scripts.insert(
-                source.to_owned(),
-                (filename.map(str::to_owned), v8::Global::new(scope, unbound)),
-            );
+            scripts.insert(source.to_owned(), (filename.map(str::to_owned), v8::Global::new(scope, unbound)));
             unbound
         }
     };
@@ -535,11 +459,7 @@ fn eval_script<'s>(
 }
 
 /// Turns the exception caught by `tc` into an [`Error`].
-pub(crate) fn caught(
-    tc: &mut v8::PinnedRef<v8::TryCatch<v8::HandleScope>>,
-    st: &State,
-    compiling: bool,
-) -> Error {
+pub(crate) fn caught(tc: &mut v8::PinnedRef<v8::TryCatch<v8::HandleScope>>, st: &State, compiling: bool) -> Error {
     if tc.has_terminated() || st.interrupted() {
         return st.termination_error();
     }
@@ -567,15 +487,11 @@ pub(crate) fn exception(
     let (mut filename, mut line, mut column) = (None, None, None);
     let mut frames = String::new();
     if let Some(m) = msg {
-        filename = m
-            .get_script_resource_name(scope)
-            .filter(|n| !n.is_undefined())
-            .map(|n| n.to_rust_string_lossy(scope));
+        filename =
+            m.get_script_resource_name(scope).filter(|n| !n.is_undefined()).map(|n| n.to_rust_string_lossy(scope));
         line = m.get_line_number(scope).map(|l| l as u32);
         // -1 (as usize) when V8 has no position, e.g. for promise rejections.
-        column = u32::try_from(m.get_start_column())
-            .ok()
-            .and_then(|c| c.checked_add(1));
+        column = u32::try_from(m.get_start_column()).ok().and_then(|c| c.checked_add(1));
         if let Some(trace) = m.get_stack_trace(scope) {
             for i in 0..trace.get_frame_count() {
                 let Some(f) = trace.get_frame(scope, i) else {
@@ -586,13 +502,8 @@ pub(crate) fn exception(
                     .map(|s| s.to_rust_string_lossy(scope))
                     .unwrap_or_else(|| "<anonymous>".into());
                 let loc = format!("{file}:{}:{}", f.get_line_number(), f.get_column());
-                match f
-                    .get_function_name(scope)
-                    .map(|n| n.to_rust_string_lossy(scope))
-                {
-                    Some(name) if !name.is_empty() => {
-                        frames.push_str(&format!("\n    at {name} ({loc})"))
-                    }
+                match f.get_function_name(scope).map(|n| n.to_rust_string_lossy(scope)) {
+                    Some(name) if !name.is_empty() => frames.push_str(&format!("\n    at {name} ({loc})")),
                     _ => frames.push_str(&format!("\n    at {loc}")),
                 }
             }
@@ -610,17 +521,12 @@ pub(crate) fn exception(
             cause = st.host_errors.borrow().get(&id).cloned();
         }
         let name = convert::get_str(scope, obj, "name").unwrap_or_default();
-        let message = convert::get_str(scope, obj, "message")
-            .unwrap_or_else(|| exc.to_rust_string_lossy(scope));
+        let message = convert::get_str(scope, obj, "message").unwrap_or_else(|| exc.to_rust_string_lossy(scope));
         let mut stack = convert::get_str(scope, obj, "stack").unwrap_or_default();
         if stack.is_empty() || !stack.contains("\n    at ") {
             // Syntax errors and objects without a captured stack: say where.
             if stack.is_empty() {
-                stack = if name.is_empty() {
-                    message.clone()
-                } else {
-                    format!("{name}: {message}")
-                };
+                stack = if name.is_empty() { message.clone() } else { format!("{name}: {message}") };
             }
             if frames.is_empty() {
                 stack.push_str(&format!("\n    at {}", location()));
@@ -639,19 +545,8 @@ pub(crate) fn exception(
         (String::new(), message, stack)
     };
     let exc = v8::Local::new(scope, exc);
-    let value = ToHost::new(st)
-        .convert(scope, exc, false)
-        .unwrap_or(Value::Undefined);
-    JsException {
-        name,
-        message,
-        stack,
-        value: Box::new(value),
-        filename,
-        line,
-        column,
-        cause,
-    }
+    let value = ToHost::new(st).convert(scope, exc, false).unwrap_or(Value::Undefined);
+    JsException { name, message, stack, value: Box::new(value), filename, line, column, cause }
 }
 
 /// Finds the parent object of the last segment of a dotted path.
@@ -668,9 +563,7 @@ fn walk_parent<'s, 'n>(
             return Ok((obj, part));
         }
         let key = v8::String::new(scope, part).unwrap();
-        let next = obj
-            .get(scope, key.into())
-            .unwrap_or_else(|| v8::undefined(scope).into());
+        let next = obj.get(scope, key.into()).unwrap_or_else(|| v8::undefined(scope).into());
         obj = match v8::Local::<v8::Object>::try_from(next) {
             Ok(o) => o,
             Err(_) if create && next.is_undefined() => {
@@ -679,10 +572,7 @@ fn walk_parent<'s, 'n>(
                 o
             }
             Err(_) => {
-                return Err(Error::InvalidArgument(format!(
-                    "{path}: {part} is {}",
-                    type_name(next)
-                )));
+                return Err(Error::InvalidArgument(format!("{path}: {part} is {}", type_name(next))));
             }
         };
     }
@@ -711,9 +601,8 @@ fn resolve_target<'s>(
     let undefined: v8::Local<v8::Value> = v8::undefined(scope).into();
     let (v, this, what) = match target {
         CallTarget::Handle(id) => {
-            let v = st
-                .handle_local(scope, id)
-                .ok_or_else(|| Error::InvalidArgument("the handle was released".into()))?;
+            let v =
+                st.handle_local(scope, id).ok_or_else(|| Error::InvalidArgument("the handle was released".into()))?;
             (v, undefined, String::from("the handle"))
         }
         CallTarget::Source(src) if crate::context::is_dotted_path(src.get()) => {
@@ -730,10 +619,7 @@ fn resolve_target<'s>(
     };
     match v8::Local::<v8::Function>::try_from(v) {
         Ok(f) => Ok((f, this)),
-        Err(_) => Err(Error::InvalidArgument(format!(
-            "{what} is {}, not a function",
-            type_name(v)
-        ))),
+        Err(_) => Err(Error::InvalidArgument(format!("{what} is {}, not a function", type_name(v)))),
     }
 }
 
@@ -755,11 +641,7 @@ fn call_function<'s>(
     }
 }
 
-fn property_key<'s>(
-    scope: &mut v8::PinScope<'s, '_>,
-    st: &State,
-    key: Value,
-) -> Result<v8::Local<'s, v8::Value>> {
+fn property_key<'s>(scope: &mut v8::PinScope<'s, '_>, st: &State, key: Value) -> Result<v8::Local<'s, v8::Value>> {
     match key {
         Value::String(_) | Value::Integer(_) | Value::Number(_) => convert::to_v8(scope, st, &key),
         Value::Handle(ref h) if h.kind() == HandleKind::Symbol => convert::to_v8(scope, st, &key),
@@ -777,9 +659,7 @@ fn handle_op<'s>(
     op: HandleOp,
     deadline: Option<Instant>,
 ) -> Result<Out> {
-    let v = st
-        .handle_local(scope, id)
-        .ok_or_else(|| Error::InvalidArgument("the handle was released".into()))?;
+    let v = st.handle_local(scope, id).ok_or_else(|| Error::InvalidArgument("the handle was released".into()))?;
     match op {
         HandleOp::Get(key) => {
             let obj = as_object(v)?;
@@ -816,8 +696,7 @@ fn handle_op<'s>(
                 tc,
                 v8::GetPropertyNamesArgs {
                     mode: v8::KeyCollectionMode::OwnOnly,
-                    property_filter: v8::PropertyFilter::ONLY_ENUMERABLE
-                        | v8::PropertyFilter::SKIP_SYMBOLS,
+                    property_filter: v8::PropertyFilter::ONLY_ENUMERABLE | v8::PropertyFilter::SKIP_SYMBOLS,
                     index_filter: v8::IndexFilter::IncludeIndices,
                     key_conversion: v8::KeyConversionMode::ConvertToString,
                 },
@@ -836,11 +715,7 @@ fn handle_op<'s>(
                 None => Err(caught(tc, st, false)),
             }
         }
-        HandleOp::Call {
-            this,
-            args,
-            as_handle,
-        } => {
+        HandleOp::Call { this, args, as_handle } => {
             let f = v8::Local::<v8::Function>::try_from(v)
                 .map_err(|_| Error::InvalidArgument("the handle is not a function".into()))?;
             let this = match this {
@@ -853,12 +728,9 @@ fn handle_op<'s>(
         HandleOp::CallMethod { name, args } => {
             let obj = as_object(v)?;
             let k = v8::String::new(scope, &name).unwrap();
-            let m = obj
-                .get(scope, k.into())
-                .unwrap_or_else(|| v8::undefined(scope).into());
-            let f = v8::Local::<v8::Function>::try_from(m).map_err(|_| {
-                Error::InvalidArgument(format!("{name} is {}, not a function", type_name(m)))
-            })?;
+            let m = obj.get(scope, k.into()).unwrap_or_else(|| v8::undefined(scope).into());
+            let f = v8::Local::<v8::Function>::try_from(m)
+                .map_err(|_| Error::InvalidArgument(format!("{name} is {}, not a function", type_name(m))))?;
             let r = call_function(scope, st, f, obj.into(), args.get())?;
             finish(scope, st, r, false, false, deadline)
         }
@@ -906,17 +778,12 @@ fn handle_op<'s>(
     }
 }
 
-fn out<'s>(
-    scope: &mut v8::PinScope<'s, '_>,
-    st: &State,
-    v: v8::Local<'s, v8::Value>,
-) -> Result<Out> {
+fn out<'s>(scope: &mut v8::PinScope<'s, '_>, st: &State, v: v8::Local<'s, v8::Value>) -> Result<Out> {
     Ok(Out::Value(ToHost::new(st).convert(scope, v, false)?))
 }
 
 fn as_object(v: v8::Local<v8::Value>) -> Result<v8::Local<v8::Object>> {
-    v8::Local::<v8::Object>::try_from(v)
-        .map_err(|_| Error::InvalidArgument("the handle is not an object".into()))
+    v8::Local::<v8::Object>::try_from(v).map_err(|_| Error::InvalidArgument("the handle is not an object".into()))
 }
 
 /// Runs the event loop until `promise` settles.
@@ -936,9 +803,7 @@ fn await_promise_local<'s>(
         }
         v8::PromiseState::Pending => Err(Error::Js(Box::new(JsException {
             name: "Error".into(),
-            message:
-                "the promise can never settle: no timers, async host calls or tasks are pending"
-                    .into(),
+            message: "the promise can never settle: no timers, async host calls or tasks are pending".into(),
             stack: String::new(),
             value: Box::new(Value::Undefined),
             filename: None,
@@ -1002,8 +867,7 @@ fn event_loop(
         }
         let shared = &st.shared;
         let signalled = || {
-            shared.has_completions.load(Ordering::SeqCst)
-                || shared.exec.reason.load(Ordering::SeqCst) != REASON_NONE
+            shared.has_completions.load(Ordering::SeqCst) || shared.exec.reason.load(Ordering::SeqCst) != REASON_NONE
         };
         if let Some(msg) = shared.chan.recv_a(wake, &signalled) {
             // Nothing else is sent while a caller waits for our reply.
@@ -1013,18 +877,10 @@ fn event_loop(
 }
 
 fn settle_completions(scope: &mut v8::PinScope, st: &State) -> Result<bool> {
-    if !st.shared.has_completions.load(Ordering::SeqCst)
-        || !st.shared.has_completions.swap(false, Ordering::SeqCst)
-    {
+    if !st.shared.has_completions.load(Ordering::SeqCst) || !st.shared.has_completions.swap(false, Ordering::SeqCst) {
         return Ok(false);
     }
-    let done = std::mem::take(
-        &mut *st
-            .shared
-            .completions
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()),
-    );
+    let done = std::mem::take(&mut *st.shared.completions.lock().unwrap_or_else(|e| e.into_inner()));
     let mut ran = false;
     for (id, result) in done {
         let Some(resolver) = st.resolvers.borrow_mut().remove(&id) else {
@@ -1037,11 +893,7 @@ fn settle_completions(scope: &mut v8::PinScope, st: &State) -> Result<bool> {
                     resolver.resolve(scope, v);
                 }
                 Err(e) => {
-                    let err = host_error_value(
-                        scope,
-                        st,
-                        HostError::new(e.to_string()).with_name("TypeError"),
-                    );
+                    let err = host_error_value(scope, st, HostError::new(e.to_string()).with_name("TypeError"));
                     resolver.reject(scope, err);
                 }
             },
@@ -1097,11 +949,7 @@ fn run_due_timers(scope: &mut v8::PinScope, st: &State) -> Result<bool> {
 
 /// Makes a JS error for a host error and remembers the host's payload so it
 /// can be returned as the cause if JS does not catch it.
-fn host_error_value<'s>(
-    scope: &mut v8::PinScope<'s, '_>,
-    st: &State,
-    e: HostError,
-) -> v8::Local<'s, v8::Value> {
+fn host_error_value<'s>(scope: &mut v8::PinScope<'s, '_>, st: &State, e: HostError) -> v8::Local<'s, v8::Value> {
     let msg = v8::String::new(scope, &e.message).unwrap_or_else(|| v8::String::empty(scope));
     let err = convert::make_error(scope, &e.name, msg);
     if let (Some(payload), Ok(obj)) = (e.payload, v8::Local::<v8::Object>::try_from(err)) {
@@ -1117,11 +965,7 @@ fn host_error_value<'s>(
 
 /// JS → host function: hands the call to the waiting host thread and serves
 /// nested requests from it until the result comes back (the rendezvous).
-fn host_trampoline(
-    scope: &mut v8::PinScope,
-    args: v8::FunctionCallbackArguments,
-    mut rv: v8::ReturnValue<v8::Value>,
-) {
+fn host_trampoline(scope: &mut v8::PinScope, args: v8::FunctionCallbackArguments, mut rv: v8::ReturnValue<v8::Value>) {
     let st = state(scope);
     let data = args.data().number_value(scope).unwrap_or(0.0) as usize;
     let (fn_id, is_async) = (data / 2, data % 2 == 1);
@@ -1141,8 +985,7 @@ fn host_trampoline(
     if st.depth.get() == 0 {
         // Only reachable if JS runs outside a request, which the runtime
         // never does; refuse rather than wait for a caller that is absent.
-        let msg =
-            v8::String::new(scope, "host function called with no host thread waiting").unwrap();
+        let msg = v8::String::new(scope, "host function called with no host thread waiting").unwrap();
         let err = v8::Exception::error(scope, msg);
         scope.throw_exception(err);
         return;
@@ -1153,23 +996,14 @@ fn host_trampoline(
         };
         let id = st.next_resolver.get();
         st.next_resolver.set(id.wrapping_add(1));
-        st.resolvers
-            .borrow_mut()
-            .insert(id, v8::Global::new(scope, resolver));
+        st.resolvers.borrow_mut().insert(id, v8::Global::new(scope, resolver));
         rv.set(resolver.get_promise(scope).into());
         Some(id)
     } else {
         None
     };
     let shared = st.shared.clone();
-    shared.chan.send_b(
-        ToCaller::Callback {
-            fn_id,
-            args: values,
-            completion,
-        },
-        shared.caller_thread(),
-    );
+    shared.chan.send_b(ToCaller::Callback { fn_id, args: values, completion }, shared.caller_thread());
     loop {
         let Some(msg) = shared.chan.recv_a(None, &|| false) else {
             continue;
@@ -1193,8 +1027,7 @@ fn host_trampoline(
                     Ok(v) => match convert::to_v8(scope, &st, &v) {
                         Ok(v) => rv.set(v),
                         Err(e) => {
-                            let msg = v8::String::new(scope, &format!("host function result: {e}"))
-                                .unwrap();
+                            let msg = v8::String::new(scope, &format!("host function result: {e}")).unwrap();
                             let err = v8::Exception::type_error(scope, msg);
                             scope.throw_exception(err);
                         }
@@ -1211,9 +1044,7 @@ fn host_trampoline(
                 st.depth.set(depth + 1);
                 let out = handle(scope, &st, req, deadline);
                 st.depth.set(depth);
-                shared
-                    .chan
-                    .send_b(ToCaller::Reply(out), shared.caller_thread());
+                shared.chan.send_b(ToCaller::Reply(out), shared.caller_thread());
             }
             ToIsolate::Shutdown => {}
         }
@@ -1245,45 +1076,25 @@ fn throw_type_error(scope: &mut v8::PinScope, msg: &str) {
     scope.throw_exception(err);
 }
 
-fn set_timeout(
-    scope: &mut v8::PinScope,
-    args: v8::FunctionCallbackArguments,
-    mut rv: v8::ReturnValue<v8::Value>,
-) {
+fn set_timeout(scope: &mut v8::PinScope, args: v8::FunctionCallbackArguments, mut rv: v8::ReturnValue<v8::Value>) {
     let Ok(f) = v8::Local::<v8::Function>::try_from(args.get(0)) else {
         throw_type_error(scope, "setTimeout: the callback must be a function");
         return;
     };
     let ms = args.get(1).number_value(scope).unwrap_or(0.0);
-    let ms = if ms.is_finite() && ms > 0.0 {
-        ms.min(2_147_483_647.0)
-    } else {
-        0.0
-    };
-    let extra: Vec<_> = (2..args.length())
-        .map(|i| v8::Global::new(scope, args.get(i)))
-        .collect();
+    let ms = if ms.is_finite() && ms > 0.0 { ms.min(2_147_483_647.0) } else { 0.0 };
+    let extra: Vec<_> = (2..args.length()).map(|i| v8::Global::new(scope, args.get(i))).collect();
     let st = state(scope);
     let mut timers = st.timers.borrow_mut();
     timers.next_id = timers.next_id.wrapping_add(1).max(1);
     let id = timers.next_id;
     let due = Instant::now() + Duration::from_micros((ms * 1000.0) as u64);
-    timers.queue.insert(
-        (due, id),
-        TimerTask {
-            func: v8::Global::new(scope, f),
-            args: extra,
-        },
-    );
+    timers.queue.insert((due, id), TimerTask { func: v8::Global::new(scope, f), args: extra });
     timers.due_of.insert(id, due);
     rv.set(v8::Integer::new_from_unsigned(scope, id).into());
 }
 
-fn clear_timeout(
-    scope: &mut v8::PinScope,
-    args: v8::FunctionCallbackArguments,
-    _rv: v8::ReturnValue<v8::Value>,
-) {
+fn clear_timeout(scope: &mut v8::PinScope, args: v8::FunctionCallbackArguments, _rv: v8::ReturnValue<v8::Value>) {
     let Some(id) = args.get(0).uint32_value(scope) else {
         return;
     };
@@ -1294,11 +1105,7 @@ fn clear_timeout(
     }
 }
 
-fn queue_microtask(
-    scope: &mut v8::PinScope,
-    args: v8::FunctionCallbackArguments,
-    _rv: v8::ReturnValue<v8::Value>,
-) {
+fn queue_microtask(scope: &mut v8::PinScope, args: v8::FunctionCallbackArguments, _rv: v8::ReturnValue<v8::Value>) {
     match v8::Local::<v8::Function>::try_from(args.get(0)) {
         Ok(f) => scope.enqueue_microtask(f),
         Err(_) => throw_type_error(scope, "queueMicrotask: the callback must be a function"),
@@ -1311,12 +1118,7 @@ unsafe extern "C" fn near_heap_limit(data: *mut c_void, current: usize, _initial
     // SAFETY: `data` is the `Rc<State>` pointer registered in `thread_main`,
     // alive as long as the isolate.
     let st = unsafe { &*(data as *const State) };
-    let _ = st.shared.exec.reason.compare_exchange(
-        REASON_NONE,
-        REASON_OOM,
-        Ordering::SeqCst,
-        Ordering::SeqCst,
-    );
+    let _ = st.shared.exec.reason.compare_exchange(REASON_NONE, REASON_OOM, Ordering::SeqCst, Ordering::SeqCst);
     st.shared.fixed.isolate_handle.terminate_execution();
     st.heap_limit_raised.set(true);
     current + current.max(32 << 20)

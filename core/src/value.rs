@@ -241,11 +241,7 @@ pub struct HostError {
 
 impl HostError {
     pub fn new(message: impl Into<String>) -> Self {
-        HostError {
-            name: "Error".into(),
-            message: message.into(),
-            payload: None,
-        }
+        HostError { name: "Error".into(), message: message.into(), payload: None }
     }
 
     pub fn with_name(mut self, name: impl Into<String>) -> Self {
@@ -294,11 +290,9 @@ impl From<&str> for HostError {
 impl From<crate::Error> for HostError {
     fn from(e: crate::Error) -> Self {
         match e {
-            crate::Error::Js(ex) | crate::Error::Parse(ex) => HostError {
-                name: ex.name.clone(),
-                message: ex.message.clone(),
-                payload: ex.cause.clone(),
-            },
+            crate::Error::Js(ex) | crate::Error::Parse(ex) => {
+                HostError { name: ex.name.clone(), message: ex.message.clone(), payload: ex.cause.clone() }
+            }
             other => HostError::new(other.to_string()),
         }
     }

@@ -12,12 +12,7 @@ fn ctx() -> Context {
 }
 
 fn obj(props: &[(&str, Value)]) -> Value {
-    Value::Object(
-        props
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.clone()))
-            .collect(),
-    )
+    Value::Object(props.iter().map(|(k, v)| (k.to_string(), v.clone())).collect())
 }
 
 // ---------------------------------------------------------------- engine
@@ -26,18 +21,11 @@ fn obj(props: &[(&str, Value)]) -> Value {
 fn engine_reports_version_and_rejects_late_flags() {
     let c = ctx();
     assert_eq!(c.eval("1").unwrap(), Value::Integer(1));
-    assert!(
-        polyracer::v8_version().starts_with("14."),
-        "{}",
-        polyracer::v8_version()
-    );
+    assert!(polyracer::v8_version().starts_with("14."), "{}", polyracer::v8_version());
     assert!(polyracer::is_initialized());
     let err = polyracer::set_flags(["--expose-gc"]).unwrap_err();
     match err {
-        Error::InvalidArgument(m) => assert!(
-            m.contains("--expose-gc") && m.contains("already initialised"),
-            "{m}"
-        ),
+        Error::InvalidArgument(m) => assert!(m.contains("--expose-gc") && m.contains("already initialised"), "{m}"),
         other => panic!("{other:?}"),
     }
 }
@@ -45,20 +33,12 @@ fn engine_reports_version_and_rejects_late_flags() {
 #[test]
 fn icu_data_is_loaded() {
     let c = ctx();
+    assert_eq!(c.eval("(1234567.891).toLocaleString('de-DE')").unwrap(), Value::from("1.234.567,891"));
     assert_eq!(
-        c.eval("(1234567.891).toLocaleString('de-DE')").unwrap(),
-        Value::from("1.234.567,891")
-    );
-    assert_eq!(
-        c.eval("new Intl.DateTimeFormat('fr-FR', {timeZone: 'UTC', dateStyle: 'long'}).format(new Date(0))")
-            .unwrap(),
+        c.eval("new Intl.DateTimeFormat('fr-FR', {timeZone: 'UTC', dateStyle: 'long'}).format(new Date(0))").unwrap(),
         Value::from("1 janvier 1970")
     );
-    assert_eq!(
-        c.eval("'\\u0041\\u030A'.normalize('NFC') === '\\u00C5'")
-            .unwrap(),
-        Value::Bool(true)
-    );
+    assert_eq!(c.eval("'\\u0041\\u030A'.normalize('NFC') === '\\u00C5'").unwrap(), Value::Bool(true));
 }
 
 // ---------------------------------------------------------------- eval, call, globals
@@ -76,26 +56,15 @@ fn eval_basic_values() {
     assert!(matches!(c.eval("NaN").unwrap(), Value::Number(n) if n.is_nan()));
     assert_eq!(c.eval("2**53 - 1").unwrap(), Value::Integer((1 << 53) - 1));
     assert_eq!(c.eval("2**53").unwrap(), Value::Number(9007199254740992.0));
-    assert_eq!(
-        c.eval("-(2**53 - 1)").unwrap(),
-        Value::Integer(-((1 << 53) - 1))
-    );
+    assert_eq!(c.eval("-(2**53 - 1)").unwrap(), Value::Integer(-((1 << 53) - 1)));
 }
 
 #[test]
 fn call_targets() {
     let c = ctx();
-    assert_eq!(
-        c.call("JSON.stringify", &[obj(&[("a", Value::Integer(1))])])
-            .unwrap(),
-        Value::from("{\"a\":1}")
-    );
-    assert_eq!(
-        c.call("(a, b) => a + b", &[1.into(), 2.into()]).unwrap(),
-        Value::Integer(3)
-    );
-    c.eval("var a = {b: {c: function (x) { return this.tag + x; }, tag: 'T'}}")
-        .unwrap();
+    assert_eq!(c.call("JSON.stringify", &[obj(&[("a", Value::Integer(1))])]).unwrap(), Value::from("{\"a\":1}"));
+    assert_eq!(c.call("(a, b) => a + b", &[1.into(), 2.into()]).unwrap(), Value::Integer(3));
+    c.eval("var a = {b: {c: function (x) { return this.tag + x; }, tag: 'T'}}").unwrap();
     assert_eq!(c.call("a.b.c", &["!".into()]).unwrap(), Value::from("T!"));
     let f = c.eval("(x) => x * 2").unwrap();
     let h = f.as_handle().unwrap();
@@ -117,15 +86,8 @@ fn call_targets() {
 #[test]
 fn set_global_and_serde() {
     let c = ctx();
-    c.set_global(
-        "config",
-        obj(&[("n", 3.into()), ("list", vec![1, 2].into())]),
-    )
-    .unwrap();
-    assert_eq!(
-        c.eval("config.n + config.list.length").unwrap(),
-        Value::Integer(5)
-    );
+    c.set_global("config", obj(&[("n", 3.into()), ("list", vec![1, 2].into())])).unwrap();
+    assert_eq!(c.eval("config.n + config.list.length").unwrap(), Value::Integer(5));
     c.set_global("ns.deep.value", 7).unwrap();
     assert_eq!(c.eval("ns.deep.value").unwrap(), Value::Integer(7));
 
@@ -135,17 +97,8 @@ fn set_global_and_serde() {
         y: f64,
         label: String,
     }
-    let p: Point = c
-        .call_as("(x, y) => ({x, y, label: `${x},${y}`})", (3, 4.5))
-        .unwrap();
-    assert_eq!(
-        p,
-        Point {
-            x: 3,
-            y: 4.5,
-            label: "3,4.5".into()
-        }
-    );
+    let p: Point = c.call_as("(x, y) => ({x, y, label: `${x},${y}`})", (3, 4.5)).unwrap();
+    assert_eq!(p, Point { x: 3, y: 4.5, label: "3,4.5".into() });
     let back: Point = c.call_as("(p) => ({...p, x: p.x + 1})", (&p,)).unwrap();
     assert_eq!(back.x, 4);
     let n: u32 = c.eval_as("40 + 2").unwrap();
@@ -161,9 +114,7 @@ fn value_round_trips() {
     let c = ctx();
     let id = c.eval("(x) => x").unwrap();
     let id = id.as_handle().unwrap();
-    let big = "123456789012345678901234567890"
-        .parse::<polyracer::BigInt>()
-        .unwrap();
+    let big = "123456789012345678901234567890".parse::<polyracer::BigInt>().unwrap();
     let cases = vec![
         Value::Undefined,
         Value::Null,
@@ -176,35 +127,17 @@ fn value_round_trips() {
         Value::Date(1_600_000_000_123.0),
         Value::Bytes(vec![0, 1, 255]),
         Value::Array(vec![1.into(), "two".into(), Value::Null]),
-        obj(&[
-            ("z", 1.into()),
-            ("a", 2.into()),
-            ("m", obj(&[("nested", true.into())])),
-        ]),
-        Value::Map(vec![
-            (1.into(), "one".into()),
-            ("k".into(), Value::Array(vec![])),
-        ]),
+        obj(&[("z", 1.into()), ("a", 2.into()), ("m", obj(&[("nested", true.into())]))]),
+        Value::Map(vec![(1.into(), "one".into()), ("k".into(), Value::Array(vec![]))]),
         Value::Set(vec![1.into(), "x".into()]),
     ];
     for v in cases {
         assert_eq!(id.call(std::slice::from_ref(&v)).unwrap(), v);
     }
     // Integers beyond 2^53 go to JS as BigInt and come back as BigInt.
-    assert_eq!(
-        c.call("(x) => typeof x", &[Value::from(1u64 << 60)])
-            .unwrap(),
-        Value::from("bigint")
-    );
-    assert_eq!(
-        c.call("(x) => typeof x", &[Value::from(1u64 << 40)])
-            .unwrap(),
-        Value::from("number")
-    );
-    assert_eq!(
-        c.eval("2n ** 70n").unwrap(),
-        Value::BigInt(polyracer::BigInt::from(1u128 << 70))
-    );
+    assert_eq!(c.call("(x) => typeof x", &[Value::from(1u64 << 60)]).unwrap(), Value::from("bigint"));
+    assert_eq!(c.call("(x) => typeof x", &[Value::from(1u64 << 40)]).unwrap(), Value::from("number"));
+    assert_eq!(c.eval("2n ** 70n").unwrap(), Value::BigInt(polyracer::BigInt::from(1u128 << 70)));
     assert_eq!(c.eval("5n").unwrap(), Value::BigInt(5.into()));
 }
 
@@ -212,35 +145,14 @@ fn value_round_trips() {
 fn js_specific_values() {
     let c = ctx();
     assert_eq!(c.eval("new Date(0)").unwrap(), Value::Date(0.0));
-    assert_eq!(
-        c.eval("new Uint16Array([1, 2])").unwrap(),
-        Value::Bytes(vec![1, 0, 2, 0])
-    );
-    assert_eq!(
-        c.eval("new Uint8Array([1,2,3,4]).subarray(1, 3)").unwrap(),
-        Value::Bytes(vec![2, 3])
-    );
-    assert_eq!(
-        c.eval("new Uint8Array([9, 8]).buffer").unwrap(),
-        Value::Bytes(vec![9, 8])
-    );
-    assert_eq!(
-        c.eval("new DataView(new ArrayBuffer(2))").unwrap(),
-        Value::Bytes(vec![0, 0])
-    );
+    assert_eq!(c.eval("new Uint16Array([1, 2])").unwrap(), Value::Bytes(vec![1, 0, 2, 0]));
+    assert_eq!(c.eval("new Uint8Array([1,2,3,4]).subarray(1, 3)").unwrap(), Value::Bytes(vec![2, 3]));
+    assert_eq!(c.eval("new Uint8Array([9, 8]).buffer").unwrap(), Value::Bytes(vec![9, 8]));
+    assert_eq!(c.eval("new DataView(new ArrayBuffer(2))").unwrap(), Value::Bytes(vec![0, 0]));
     assert_eq!(c.eval("new Number(3)").unwrap(), Value::Integer(3));
-    assert_eq!(
-        c.eval("[1, , 3]").unwrap(),
-        Value::Array(vec![1.into(), Value::Undefined, 3.into()])
-    );
-    assert_eq!(
-        c.eval("({b: 1, a: 2, 1: 'x'})").unwrap(),
-        obj(&[("1", "x".into()), ("b", 1.into()), ("a", 2.into())])
-    );
-    assert_eq!(
-        c.eval("({[Symbol('s')]: 1, v: 2})").unwrap(),
-        obj(&[("v", 2.into())])
-    );
+    assert_eq!(c.eval("[1, , 3]").unwrap(), Value::Array(vec![1.into(), Value::Undefined, 3.into()]));
+    assert_eq!(c.eval("({b: 1, a: 2, 1: 'x'})").unwrap(), obj(&[("1", "x".into()), ("b", 1.into()), ("a", 2.into())]));
+    assert_eq!(c.eval("({[Symbol('s')]: 1, v: 2})").unwrap(), obj(&[("v", 2.into())]));
     match c.eval("new TypeError('bad')").unwrap() {
         Value::Error(e) => {
             assert_eq!(e.name, "TypeError");
@@ -253,14 +165,7 @@ fn js_specific_values() {
     let sym = sym.as_handle().unwrap();
     assert_eq!(sym.kind(), HandleKind::Symbol);
     assert_eq!(sym.to_js_string().unwrap(), "tag");
-    assert_eq!(
-        c.eval("new Proxy({}, {})")
-            .unwrap()
-            .as_handle()
-            .unwrap()
-            .kind(),
-        HandleKind::Object
-    );
+    assert_eq!(c.eval("new Proxy({}, {})").unwrap().as_handle().unwrap().kind(), HandleKind::Object);
     let p = c.eval("Promise.resolve(1)").unwrap();
     assert_eq!(p.as_handle().unwrap().kind(), HandleKind::Promise);
 }
@@ -271,19 +176,13 @@ fn lone_surrogates_become_replacement_characters() {
     assert_eq!(c.eval("'a\\uD800b'").unwrap(), Value::from("a\u{FFFD}b"));
     assert_eq!(c.eval("'\\uDC00'.length").unwrap(), Value::Integer(1));
     // Valid pairs survive both ways.
-    assert_eq!(
-        c.call("(s) => s.length", &["😀".into()]).unwrap(),
-        Value::Integer(2)
-    );
+    assert_eq!(c.call("(s) => s.length", &["😀".into()]).unwrap(), Value::Integer(2));
 }
 
 #[test]
 fn cyclic_and_deep_structures_give_conversion_errors() {
     let c = ctx();
-    match c
-        .eval("const o = {a: {b: []}}; o.a.b.push(o); o")
-        .unwrap_err()
-    {
+    match c.eval("const o = {a: {b: []}}; o.a.b.push(o); o").unwrap_err() {
         Error::Conversion(m) => assert!(m.contains("cyclic") && m.contains("$.a.b[0]"), "{m}"),
         other => panic!("{other:?}"),
     }
@@ -292,17 +191,11 @@ fn cyclic_and_deep_structures_give_conversion_errors() {
         c.eval("const s = {v: 1}; [s, s]").unwrap(),
         Value::Array(vec![obj(&[("v", 1.into())]), obj(&[("v", 1.into())])])
     );
-    match c
-        .eval("let d = []; for (let i = 0; i < 10000; i++) d = [d]; d")
-        .unwrap_err()
-    {
+    match c.eval("let d = []; for (let i = 0; i < 10000; i++) d = [d]; d").unwrap_err() {
         Error::Conversion(m) => assert!(m.contains("deeper than"), "{m}"),
         other => panic!("{other:?}"),
     }
-    assert_eq!(
-        c.eval("JSON.stringify(d).length").unwrap(),
-        Value::Integer(20002)
-    );
+    assert_eq!(c.eval("JSON.stringify(d).length").unwrap(), Value::Integer(20002));
     let mut v = Value::Null;
     for _ in 0..10_000 {
         v = Value::Array(vec![v]);
@@ -315,11 +208,7 @@ fn cyclic_and_deep_structures_give_conversion_errors() {
     for _ in 0..1000 {
         ok = Value::Array(vec![ok]);
     }
-    assert_eq!(
-        c.call("(x) => JSON.stringify(x).length", &[ok.clone()])
-            .unwrap(),
-        Value::Integer(2004)
-    );
+    assert_eq!(c.call("(x) => JSON.stringify(x).length", &[ok.clone()]).unwrap(), Value::Integer(2004));
     assert_eq!(c.call("(x) => x", &[ok.clone()]).unwrap(), ok);
 }
 
@@ -327,10 +216,7 @@ fn cyclic_and_deep_structures_give_conversion_errors() {
 fn huge_strings() {
     let c = ctx();
     let s = "x".repeat(100 << 20);
-    assert_eq!(
-        c.call("(s) => s.length", &[s.into()]).unwrap(),
-        Value::Integer(100 << 20)
-    );
+    assert_eq!(c.call("(s) => s.length", &[s.into()]).unwrap(), Value::Integer(100 << 20));
     match c.eval("'y'.repeat(100 * 1024 * 1024)").unwrap() {
         Value::String(s) => assert_eq!(s.len(), 100 << 20),
         other => panic!("{}", other.kind()),
@@ -347,15 +233,7 @@ fn huge_strings() {
 #[test]
 fn handle_operations() {
     let c = ctx();
-    let o = c
-        .eval_with(
-            "({a: 1, list: [1, 2, 3]})",
-            EvalOptions {
-                as_handle: true,
-                ..Default::default()
-            },
-        )
-        .unwrap();
+    let o = c.eval_with("({a: 1, list: [1, 2, 3]})", EvalOptions { as_handle: true, ..Default::default() }).unwrap();
     let o = o.as_handle().unwrap().clone();
     assert_eq!(o.kind(), HandleKind::Object);
     assert_eq!(o.get("a").unwrap(), Value::Integer(1));
@@ -363,87 +241,44 @@ fn handle_operations() {
     assert_eq!(o.keys().unwrap(), vec!["a", "list", "b"]);
     assert!(o.delete("a").unwrap());
     assert_eq!(o.keys().unwrap(), vec!["list", "b"]);
-    assert_eq!(
-        o.to_value().unwrap(),
-        obj(&[("list", vec![1, 2, 3].into()), ("b", "two".into())])
-    );
-    let arr = c
-        .eval_with(
-            "[10, 20, 30]",
-            EvalOptions {
-                as_handle: true,
-                ..Default::default()
-            },
-        )
-        .unwrap();
+    assert_eq!(o.to_value().unwrap(), obj(&[("list", vec![1, 2, 3].into()), ("b", "two".into())]));
+    let arr = c.eval_with("[10, 20, 30]", EvalOptions { as_handle: true, ..Default::default() }).unwrap();
     let arr = arr.as_handle().unwrap();
     assert_eq!(arr.kind(), HandleKind::Array);
     assert_eq!(arr.length().unwrap(), 3);
     assert_eq!(arr.get(1).unwrap(), Value::Integer(20));
     arr.set(3, 40).unwrap();
     assert_eq!(arr.length().unwrap(), 4);
-    assert_eq!(
-        arr.call_method("join", &["-".into()]).unwrap(),
-        Value::from("10-20-30-40")
-    );
-    let ctor = c
-        .eval("(class P { constructor(x) { this.x = x } })")
-        .unwrap();
+    assert_eq!(arr.call_method("join", &["-".into()]).unwrap(), Value::from("10-20-30-40"));
+    let ctor = c.eval("(class P { constructor(x) { this.x = x } })").unwrap();
     let inst = ctor.as_handle().unwrap().construct(&[5.into()]).unwrap();
-    assert_eq!(
-        inst.as_handle().unwrap().get("x").unwrap(),
-        Value::Integer(5)
-    );
+    assert_eq!(inst.as_handle().unwrap().get("x").unwrap(), Value::Integer(5));
     // Handles can be passed back in.
-    assert_eq!(
-        c.call("(o) => o.b", &[Value::Handle(o.clone())]).unwrap(),
-        Value::from("two")
-    );
+    assert_eq!(c.call("(o) => o.b", &[Value::Handle(o.clone())]).unwrap(), Value::from("two"));
     // Wrong kinds are typed errors.
     assert!(matches!(o.call(&[]), Err(Error::InvalidArgument(_))));
-    assert!(matches!(
-        o.await_promise(None),
-        Err(Error::InvalidArgument(_))
-    ));
+    assert!(matches!(o.await_promise(None), Err(Error::InvalidArgument(_))));
     assert!(matches!(o.get(Value::Null), Err(Error::InvalidArgument(_))));
     // A handle from another context is refused.
     let other = ctx();
-    assert!(matches!(
-        other.call(arr, &[]),
-        Err(Error::InvalidArgument(_))
-    ));
-    assert!(matches!(
-        other.call("(x) => x", &[Value::Handle(o.clone())]),
-        Err(Error::Conversion(_))
-    ));
+    assert!(matches!(other.call(arr, &[]), Err(Error::InvalidArgument(_))));
+    assert!(matches!(other.call("(x) => x", &[Value::Handle(o.clone())]), Err(Error::Conversion(_))));
 }
 
 #[test]
 fn handles_are_released_in_batches() {
     let c = ctx();
-    c.eval("globalThis.big = () => new Array(1e5).fill(0).map((_, i) => ({i}))")
-        .unwrap();
+    c.eval("globalThis.big = () => new Array(1e5).fill(0).map((_, i) => ({i}))").unwrap();
     let before = c.heap_stats().unwrap().used_heap_size;
     for _ in 0..50 {
-        let h = c
-            .eval_with(
-                "big()",
-                EvalOptions {
-                    as_handle: true,
-                    ..Default::default()
-                },
-            )
-            .unwrap();
+        let h = c.eval_with("big()", EvalOptions { as_handle: true, ..Default::default() }).unwrap();
         drop(h);
     }
     c.eval("0").unwrap();
     c.low_memory_notification().unwrap();
     let after = c.heap_stats().unwrap().used_heap_size;
     // 50 arrays of 1e5 objects kept alive would be > 100 MB.
-    assert!(
-        after < before + (20 << 20),
-        "heap grew from {before} to {after}"
-    );
+    assert!(after < before + (20 << 20), "heap grew from {before} to {after}");
 }
 
 // ---------------------------------------------------------------- errors
@@ -451,16 +286,7 @@ fn handles_are_released_in_batches() {
 #[test]
 fn errors_carry_name_message_stack_and_position() {
     let c = ctx();
-    match c
-        .eval_with(
-            "let x = ;",
-            EvalOptions {
-                filename: Some("bad.js".into()),
-                ..Default::default()
-            },
-        )
-        .unwrap_err()
-    {
+    match c.eval_with("let x = ;", EvalOptions { filename: Some("bad.js".into()), ..Default::default() }).unwrap_err() {
         Error::Parse(e) => {
             assert_eq!(e.name, "SyntaxError");
             assert_eq!(e.filename.as_deref(), Some("bad.js"));
@@ -471,16 +297,7 @@ fn errors_carry_name_message_stack_and_position() {
         other => panic!("{other:?}"),
     }
     let src = "function f() {\n  throw new RangeError('out of range');\n}\nf();";
-    match c
-        .eval_with(
-            src,
-            EvalOptions {
-                filename: Some("app.js".into()),
-                ..Default::default()
-            },
-        )
-        .unwrap_err()
-    {
+    match c.eval_with(src, EvalOptions { filename: Some("app.js".into()), ..Default::default() }).unwrap_err() {
         Error::Js(e) => {
             assert_eq!(e.name, "RangeError");
             assert_eq!(e.message, "out of range");
@@ -490,16 +307,7 @@ fn errors_carry_name_message_stack_and_position() {
         }
         other => panic!("{other:?}"),
     }
-    match c
-        .eval_with(
-            "\n throw 42",
-            EvalOptions {
-                filename: Some("n.js".into()),
-                ..Default::default()
-            },
-        )
-        .unwrap_err()
-    {
+    match c.eval_with("\n throw 42", EvalOptions { filename: Some("n.js".into()), ..Default::default() }).unwrap_err() {
         Error::Js(e) => {
             assert_eq!(e.name, "");
             assert_eq!(e.message, "42");
@@ -524,29 +332,20 @@ fn errors_carry_name_message_stack_and_position() {
 #[test]
 fn host_functions_and_errors() {
     let c = ctx();
-    c.expose("add", |_, args| {
-        Ok(Value::from(
-            args[0].as_f64().unwrap() + args[1].as_f64().unwrap(),
-        ))
-    })
-    .unwrap();
+    c.expose("add", |_, args| Ok(Value::from(args[0].as_f64().unwrap() + args[1].as_f64().unwrap()))).unwrap();
     assert_eq!(c.eval("add(2, 3)").unwrap(), Value::Integer(5));
-    c.expose("console.log", |_, args| Ok(Value::from(args.len())))
-        .unwrap();
+    c.expose("console.log", |_, args| Ok(Value::from(args.len()))).unwrap();
     assert_eq!(c.eval("console.log(1, 2, 3)").unwrap(), Value::Integer(3));
 
     #[derive(Debug)]
     struct MyHostError(u32);
     c.expose("fail", |_, _| {
-        Err(HostError::new("host says no")
-            .with_name("TypeError")
-            .with_payload(Arc::new(MyHostError(7))))
+        Err(HostError::new("host says no").with_name("TypeError").with_payload(Arc::new(MyHostError(7))))
     })
     .unwrap();
     // Caught in JS: a normal JS error.
     assert_eq!(
-        c.eval("try { fail() } catch (e) { `${e.name}|${e.message}|${e instanceof TypeError}` }")
-            .unwrap(),
+        c.eval("try { fail() } catch (e) { `${e.name}|${e.message}|${e instanceof TypeError}` }").unwrap(),
         Value::from("TypeError|host says no|true")
     );
     // Uncaught: comes back with the host error as cause.
@@ -563,10 +362,7 @@ fn host_functions_and_errors() {
         Error::Js(e) => assert!(e.message.contains("kaboom"), "{}", e.message),
         other => panic!("{other:?}"),
     }
-    assert!(matches!(
-        c.expose("not valid!", |_, _| Ok(Value::Null)),
-        Err(Error::InvalidArgument(_))
-    ));
+    assert!(matches!(c.expose("not valid!", |_, _| Ok(Value::Null)), Err(Error::InvalidArgument(_))));
 }
 
 #[test]
@@ -616,8 +412,7 @@ fn nested_js_host_recursion_depth_100_plus() {
         if n == 0 {
             return Err(HostError::new("bottom"));
         }
-        ctx.call("deep_fail", &[Value::Integer(n - 1)])
-            .map_err(HostError::from)
+        ctx.call("deep_fail", &[Value::Integer(n - 1)]).map_err(HostError::from)
     })
     .unwrap();
     match c.call("deep_fail", &[120.into()]).unwrap_err() {
@@ -637,23 +432,14 @@ fn async_host_functions_give_promises() {
         });
     })
     .unwrap();
-    assert_eq!(
-        c.eval_await("later(5).then((x) => x * 2)").unwrap(),
-        Value::Integer(10)
-    );
-    c.expose_async("nope", |_, _, done| done.reject(HostError::new("async no")))
-        .unwrap();
+    assert_eq!(c.eval_await("later(5).then((x) => x * 2)").unwrap(), Value::Integer(10));
+    c.expose_async("nope", |_, _, done| done.reject(HostError::new("async no"))).unwrap();
     match c.eval_await("nope()").unwrap_err() {
         Error::Js(e) => assert_eq!(e.message, "async no"),
         other => panic!("{other:?}"),
     }
-    assert_eq!(
-        c.eval_await("nope().catch((e) => 'caught ' + e.message)")
-            .unwrap(),
-        Value::from("caught async no")
-    );
-    c.expose_async("forgetful", |_, _, done| drop(done))
-        .unwrap();
+    assert_eq!(c.eval_await("nope().catch((e) => 'caught ' + e.message)").unwrap(), Value::from("caught async no"));
+    c.expose_async("forgetful", |_, _, done| drop(done)).unwrap();
     assert!(matches!(c.eval_await("forgetful()"), Err(Error::Js(_))));
 }
 
@@ -663,26 +449,16 @@ fn async_host_functions_give_promises() {
 fn promises_microtasks_and_timers() {
     let c = ctx();
     // Microtasks run after each call.
-    c.eval("globalThis.log = []; Promise.resolve().then(() => log.push('micro'))")
-        .unwrap();
+    c.eval("globalThis.log = []; Promise.resolve().then(() => log.push('micro'))").unwrap();
     assert_eq!(c.eval("log.length").unwrap(), Value::Integer(1));
     c.eval("queueMicrotask(() => log.push('q'))").unwrap();
     assert_eq!(c.eval("log.join()").unwrap(), Value::from("micro,q"));
     // Awaiting a returned promise.
-    let p = c
-        .eval("new Promise((r) => setTimeout(() => r('done'), 30))")
-        .unwrap();
+    let p = c.eval("new Promise((r) => setTimeout(() => r('done'), 30))").unwrap();
     let t = Instant::now();
-    assert_eq!(
-        p.as_handle().unwrap().await_promise(None).unwrap(),
-        Value::from("done")
-    );
+    assert_eq!(p.as_handle().unwrap().await_promise(None).unwrap(), Value::from("done"));
     assert!(t.elapsed() >= Duration::from_millis(25));
-    assert_eq!(
-        c.eval_await("(async () => { await null; return 7 })()")
-            .unwrap(),
-        Value::Integer(7)
-    );
+    assert_eq!(c.eval_await("(async () => { await null; return 7 })()").unwrap(), Value::Integer(7));
     // clearTimeout cancels.
     assert_eq!(
         c.eval_await(
@@ -692,36 +468,23 @@ fn promises_microtasks_and_timers() {
         Value::from("other")
     );
     // Rejections come back as JS errors.
-    match c
-        .eval_await("Promise.reject(new Error('nope'))")
-        .unwrap_err()
-    {
+    match c.eval_await("Promise.reject(new Error('nope'))").unwrap_err() {
         Error::Js(e) => assert_eq!(e.message, "nope"),
         other => panic!("{other:?}"),
     }
     // A promise nothing can settle is reported, not waited on forever.
-    assert!(matches!(
-        c.eval_await("new Promise(() => {})"),
-        Err(Error::Js(_))
-    ));
+    assert!(matches!(c.eval_await("new Promise(() => {})"), Err(Error::Js(_))));
     // Timers queued and due run at the next request.
-    c.eval("globalThis.fired = false; setTimeout(() => { fired = true }, 0)")
-        .unwrap();
+    c.eval("globalThis.fired = false; setTimeout(() => { fired = true }, 0)").unwrap();
     std::thread::sleep(Duration::from_millis(5));
     assert_eq!(c.eval("fired").unwrap(), Value::Bool(true));
-    c.eval("globalThis.n = 0; for (let i = 0; i < 3; i++) setTimeout(() => n++, 5 * i)")
-        .unwrap();
+    c.eval("globalThis.n = 0; for (let i = 0; i < 3; i++) setTimeout(() => n++, 5 * i)").unwrap();
     c.run_event_loop(Some(Duration::from_secs(5))).unwrap();
     assert_eq!(c.eval("n").unwrap(), Value::Integer(3));
     // Await with a timeout.
     let t = Instant::now();
     let slow = c.eval("new Promise((r) => setTimeout(r, 10000))").unwrap();
-    assert!(matches!(
-        slow.as_handle()
-            .unwrap()
-            .await_promise(Some(Duration::from_millis(50))),
-        Err(Error::Timeout)
-    ));
+    assert!(matches!(slow.as_handle().unwrap().await_promise(Some(Duration::from_millis(50))), Err(Error::Timeout)));
     assert!(t.elapsed() < Duration::from_secs(5));
     assert!(matches!(c.eval("setTimeout(1)"), Err(Error::Js(e)) if e.name == "TypeError"));
 }
@@ -730,7 +493,8 @@ fn promises_microtasks_and_timers() {
 fn no_ambient_globals() {
     let c = ctx();
     assert_eq!(
-        c.eval("[typeof require, typeof process, typeof fetch, typeof console, typeof setInterval, typeof Deno]").unwrap(),
+        c.eval("[typeof require, typeof process, typeof fetch, typeof console, typeof setInterval, typeof Deno]")
+            .unwrap(),
         Value::Array(vec!["undefined".into(); 6])
     );
 }
@@ -739,11 +503,7 @@ fn no_ambient_globals() {
 
 #[test]
 fn timeouts_terminate_and_context_survives() {
-    let c = Context::new(ContextOptions {
-        timeout: Some(Duration::from_millis(100)),
-        ..Default::default()
-    })
-    .unwrap();
+    let c = Context::new(ContextOptions { timeout: Some(Duration::from_millis(100)), ..Default::default() }).unwrap();
     let t = Instant::now();
     assert!(matches!(c.eval("while (true) {}"), Err(Error::Timeout)));
     assert!(t.elapsed() < Duration::from_secs(3));
@@ -751,28 +511,16 @@ fn timeouts_terminate_and_context_survives() {
     // Per-call override.
     let t = Instant::now();
     assert!(matches!(
-        c.eval_with(
-            "for(;;){}",
-            EvalOptions {
-                timeout: Some(Duration::from_millis(20)),
-                ..Default::default()
-            }
-        ),
+        c.eval_with("for(;;){}", EvalOptions { timeout: Some(Duration::from_millis(20)), ..Default::default() }),
         Err(Error::Timeout)
     ));
     assert!(t.elapsed() < Duration::from_millis(100) + Duration::from_secs(1));
     // A timeout inside a nested call still unwinds everything.
-    c.expose("reenter", |ctx, _| {
-        ctx.eval("while(true){}").map_err(HostError::from)
-    })
-    .unwrap();
+    c.expose("reenter", |ctx, _| ctx.eval("while(true){}").map_err(HostError::from)).unwrap();
     assert!(matches!(c.eval("reenter()"), Err(Error::Timeout)));
     assert_eq!(c.eval("'alive'").unwrap(), Value::from("alive"));
     // A JS catch cannot swallow termination.
-    assert!(matches!(
-        c.eval("try { while(true){} } catch (e) { 'caught' }"),
-        Err(Error::Timeout)
-    ));
+    assert!(matches!(c.eval("try { while(true){} } catch (e) { 'caught' }"), Err(Error::Timeout)));
 }
 
 #[test]
@@ -793,11 +541,7 @@ fn terminate_from_another_thread() {
 
 #[test]
 fn memory_limit_gives_out_of_memory_not_abort() {
-    let c = Context::new(ContextOptions {
-        memory_limit: Some(32 << 20),
-        ..Default::default()
-    })
-    .unwrap();
+    let c = Context::new(ContextOptions { memory_limit: Some(32 << 20), ..Default::default() }).unwrap();
     assert!(matches!(
         c.eval("const a = []; while (true) a.push(new Array(1e5).fill({x: 1}))"),
         Err(Error::OutOfMemory)
@@ -812,10 +556,7 @@ fn memory_limit_gives_out_of_memory_not_abort() {
     let limit = c.heap_stats().unwrap().heap_size_limit;
     assert!(limit < 128 << 20, "limit {limit}");
     assert!(matches!(
-        Context::new(ContextOptions {
-            memory_limit: Some(1000),
-            ..Default::default()
-        }),
+        Context::new(ContextOptions { memory_limit: Some(1000), ..Default::default() }),
         Err(Error::InvalidArgument(_))
     ));
 }
@@ -829,16 +570,12 @@ fn heap_stats_snapshot_and_low_memory() {
     let dir = std::env::temp_dir().join(format!("polyracer-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("a.heapsnapshot");
-    c.eval("globalThis.marker = {veryUniqueMarkerName: 1}")
-        .unwrap();
+    c.eval("globalThis.marker = {veryUniqueMarkerName: 1}").unwrap();
     c.write_heap_snapshot(&path).unwrap();
     let text = std::fs::read_to_string(&path).unwrap();
     assert!(text.starts_with("{\"snapshot\""), "{}", &text[..40]);
     assert!(text.contains("veryUniqueMarkerName"));
-    assert!(matches!(
-        c.write_heap_snapshot("/nonexistent/dir/x.heapsnapshot"),
-        Err(Error::InvalidArgument(_))
-    ));
+    assert!(matches!(c.write_heap_snapshot("/nonexistent/dir/x.heapsnapshot"), Err(Error::InvalidArgument(_))));
     std::fs::remove_dir_all(dir).unwrap();
 }
 
@@ -852,19 +589,13 @@ fn dispose_is_idempotent_and_use_after_dispose_errors() {
     c.dispose();
     assert!(c.is_disposed());
     assert!(matches!(c.eval("1"), Err(Error::Disposed(_))));
-    assert!(matches!(
-        f.as_handle().unwrap().call(&[]),
-        Err(Error::Disposed(_))
-    ));
+    assert!(matches!(f.as_handle().unwrap().call(&[]), Err(Error::Disposed(_))));
     assert!(matches!(c.heap_stats(), Err(Error::Disposed(_))));
     // Dropping the last clone disposes.
     let c = ctx();
     let h = c.eval("() => 1").unwrap();
     drop(c);
-    assert!(matches!(
-        h.as_handle().unwrap().call(&[]),
-        Err(Error::Disposed(_))
-    ));
+    assert!(matches!(h.as_handle().unwrap().call(&[]), Err(Error::Disposed(_))));
 }
 
 #[test]
@@ -907,12 +638,7 @@ fn eight_threads_on_one_context() {
             let c = c.clone();
             s.spawn(move || {
                 for i in 0..200 {
-                    let r = c
-                        .call(
-                            "(a, b) => { counter++; tick(); return a * b }",
-                            &[t.into(), i.into()],
-                        )
-                        .unwrap();
+                    let r = c.call("(a, b) => { counter++; tick(); return a * b }", &[t.into(), i.into()]).unwrap();
                     assert_eq!(r, Value::Integer(t * i));
                 }
             });
@@ -947,18 +673,11 @@ fn run_isolated(name: &str) {
     }
     let exe = std::env::current_exe().unwrap();
     let out = std::process::Command::new(exe)
-        .args([
-            "--exact",
-            name,
-            "--ignored",
-            "--test-threads=1",
-            "--nocapture",
-        ])
+        .args(["--exact", name, "--ignored", "--test-threads=1", "--nocapture"])
         .env("POLYRACER_ISOLATED", "1")
         .output()
         .unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{text}");
     assert!(text.contains("1 passed"), "{text}");
 }
@@ -984,10 +703,7 @@ fn rss_helper() {
     let grown = rss_kib().saturating_sub(base);
     println!("RSS grew by {grown} KiB over 1000 contexts");
     // A leak of even 20 KB per context would show as 20 MB here.
-    assert!(
-        grown < 16 * 1024,
-        "RSS grew by {grown} KiB over 1000 contexts"
-    );
+    assert!(grown < 16 * 1024, "RSS grew by {grown} KiB over 1000 contexts");
 }
 
 #[test]
@@ -1015,10 +731,7 @@ fn fork_helper() {
     }
     let mut status = 0;
     unsafe { libc::waitpid(pid, &mut status, 0) };
-    assert!(
-        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        "child failed: {status}"
-    );
+    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "child failed: {status}");
     assert_eq!(c.eval("2").unwrap(), Value::Integer(2));
 }
 
@@ -1074,9 +787,9 @@ mod conformance {
                     "$bigint" => Value::BigInt(v.as_str().unwrap().parse().unwrap()),
                     "$date" => Value::Date(v.as_f64().unwrap()),
                     "$bytes" => Value::Bytes(v.as_array().unwrap().iter().map(|b| b.as_u64().unwrap() as u8).collect()),
-                    "$map" => Value::Map(
-                        v.as_array().unwrap().iter().map(|p| (decode(&p[0]), decode(&p[1]))).collect(),
-                    ),
+                    "$map" => {
+                        Value::Map(v.as_array().unwrap().iter().map(|p| (decode(&p[0]), decode(&p[1]))).collect())
+                    }
                     "$set" => Value::Set(v.as_array().unwrap().iter().map(decode).collect()),
                     other => panic!("cannot decode {other} as an argument"),
                 }
@@ -1158,7 +871,12 @@ mod conformance {
             }
         }
         assert!(count >= 70, "only {count} cases found in {}", dir.display());
-        assert!(failures.is_empty(), "{} of {count} conformance cases failed:\n{}", failures.len(), failures.join("\n"));
+        assert!(
+            failures.is_empty(),
+            "{} of {count} conformance cases failed:\n{}",
+            failures.len(),
+            failures.join("\n")
+        );
     }
 }
 
