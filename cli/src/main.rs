@@ -1,7 +1,7 @@
 //! `polyracer`: run JS files and expressions in a sandboxed V8 context.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -41,12 +41,43 @@ struct Limits {
     /// Run V8 without worker threads.
     #[arg(long, global = true)]
     single_threaded: bool,
+    /// Start the context from a snapshot made by `polyracer snapshot build`.
+    #[arg(long, global = true, value_name = "FILE")]
+    snapshot: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum SnapshotCommand {
+    /// Run SRC and save the resulting heap as a snapshot.
+    Build {
+        src: PathBuf,
+        #[arg(short, long, value_name = "FILE")]
+        output: PathBuf,
+        /// Also run this file to compile functions before capture (its
+        /// effects are discarded).
+        #[arg(long, value_name = "FILE")]
+        warmup: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
 enum Command {
     /// Run a JavaScript file. `console.log` and friends print to stdout/stderr.
-    Run { file: PathBuf },
+    Run {
+        file: PathBuf,
+        /// Run as an ES module (the default for .mjs files). Relative and
+        /// absolute imports are read from the file system.
+        #[arg(long)]
+        module: bool,
+        /// Keep compiled code caches in this directory between runs.
+        #[arg(long, value_name = "DIR")]
+        code_cache: Option<PathBuf>,
+    },
+    /// Build V8 startup snapshots.
+    Snapshot {
+        #[command(subcommand)]
+        action: SnapshotCommand,
+    },
     /// Evaluate an expression and print its value as JSON (promises are awaited).
     Eval { expression: String },
     /// Start the interactive shell (the default without a command).
@@ -86,9 +117,26 @@ fn main() -> ExitCode {
             return ExitCode::from(exit::USAGE);
         }
     }
+    if let Some(Command::Snapshot { action: SnapshotCommand::Build { src, output, warmup } }) = &cli.command {
+        return build_snapshot(src, output, warmup.as_deref());
+    }
+    let snapshot = match &cli.limits.snapshot {
+        Some(path) => match std::fs::read(path)
+            .map_err(|e| e.to_string())
+            .and_then(|b| polyracer::Snapshot::load(&b).map_err(|e| e.to_string()))
+        {
+            Ok(s) => Some(s),
+            Err(e) => {
+                eprintln!("polyracer: cannot use snapshot {}: {e}", path.display());
+                return ExitCode::from(exit::USAGE);
+            }
+        },
+        None => None,
+    };
     let ctx = match Context::new(ContextOptions {
         timeout: cli.limits.timeout.map(Duration::from_millis),
         memory_limit: cli.limits.memory_limit,
+        snapshot,
     }) {
         Ok(c) => c,
         Err(e) => return report(&e),
@@ -97,7 +145,11 @@ fn main() -> ExitCode {
         return report(&e);
     }
     match cli.command.unwrap_or(Command::Repl) {
-        Command::Run { file } => run_file(&ctx, &file),
+        Command::Run { file, module, code_cache } => {
+            let module = module || file.extension().is_some_and(|e| e == "mjs");
+            run_file(&ctx, &file, module, code_cache.as_deref())
+        }
+        Command::Snapshot { .. } => unreachable!("handled above"),
         Command::Eval { expression } => {
             let opts = EvalOptions { filename: Some("<eval>".into()), await_promise: true, ..Default::default() };
             match ctx.eval_with(&expression, opts) {
@@ -112,17 +164,113 @@ fn main() -> ExitCode {
     }
 }
 
-fn run_file(ctx: &Context, file: &std::path::Path) -> ExitCode {
-    let source = match std::fs::read_to_string(file) {
+fn read_source(file: &Path) -> Result<String, ExitCode> {
+    std::fs::read_to_string(file).map_err(|e| {
+        eprintln!("polyracer: cannot read {}: {e}", file.display());
+        ExitCode::from(exit::USAGE)
+    })
+}
+
+fn build_snapshot(src: &Path, output: &Path, warmup: Option<&Path>) -> ExitCode {
+    let source = match read_source(src) {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("polyracer: cannot read {}: {e}", file.display());
+        Err(code) => return code,
+    };
+    let mut snap = match polyracer::Snapshot::create(&source) {
+        Ok(s) => s,
+        Err(e) => return report(&e),
+    };
+    if let Some(w) = warmup {
+        let warm = match read_source(w) {
+            Ok(s) => s,
+            Err(code) => return code,
+        };
+        snap = match snap.warmup(&warm) {
+            Ok(s) => s,
+            Err(e) => return report(&e),
+        };
+    }
+    if let Err(e) = std::fs::write(output, snap.as_bytes()) {
+        eprintln!("polyracer: cannot write {}: {e}", output.display());
+        return ExitCode::from(exit::USAGE);
+    }
+    println!("wrote {} ({} bytes)", output.display(), snap.as_bytes().len());
+    ExitCode::SUCCESS
+}
+
+/// Cache file for `file` in `dir`, keyed by path, contents and V8's cache tag.
+fn cache_path(dir: &Path, file: &Path, source: &str) -> PathBuf {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    file.hash(&mut h);
+    source.hash(&mut h);
+    polyracer::cached_data_version_tag().hash(&mut h);
+    dir.join(format!("{:016x}.v8cache", h.finish()))
+}
+
+fn run_file(ctx: &Context, file: &Path, module: bool, code_cache: Option<&Path>) -> ExitCode {
+    let source = match read_source(file) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let path = std::fs::canonicalize(file).unwrap_or_else(|_| file.to_path_buf());
+    let name = path.display().to_string();
+    if let Some(dir) = code_cache {
+        if let Err(e) = std::fs::create_dir_all(dir) {
+            eprintln!("polyracer: cannot create {}: {e}", dir.display());
             return ExitCode::from(exit::USAGE);
         }
+    }
+    let cache_file = code_cache.map(|d| cache_path(d, &path, &source));
+    let cached = cache_file.as_ref().and_then(|p| std::fs::read(p).ok());
+    let produced;
+    let result = if module {
+        let resolver = |spec: &str, referrer: &str| -> Result<String, polyracer::HostError> {
+            if !(spec.starts_with("./") || spec.starts_with("../") || spec.starts_with('/')) {
+                return Err(polyracer::HostError::new(format!(
+                    "cannot import {spec:?}: the CLI loads only relative and absolute file paths"
+                )));
+            }
+            let target = polyracer::resolve_specifier(spec, referrer);
+            std::fs::read_to_string(&target).map_err(|e| polyracer::HostError::new(format!("{target}: {e}")))
+        };
+        let opts = polyracer::ModuleOptions {
+            cached_data: cached.as_deref(),
+            produce_cache: code_cache.is_some(),
+            timeout: None,
+        };
+        match ctx.eval_module_with(&source, &name, resolver, opts) {
+            Ok(m) => {
+                produced = m.cached_data;
+                Ok(())
+            }
+            Err(e) => {
+                produced = None;
+                Err(e)
+            }
+        }
+    } else {
+        let opts = polyracer::CompileOptions {
+            filename: Some(&name),
+            cached_data: cached.as_deref(),
+            produce_cache: code_cache.is_some(),
+        };
+        match ctx.compile(&source, opts) {
+            Ok(script) => {
+                produced = script.cached_data().map(<[u8]>::to_vec);
+                let eo = EvalOptions { await_promise: true, ..Default::default() };
+                script.run_with(eo).map(drop)
+            }
+            Err(e) => {
+                produced = None;
+                Err(e)
+            }
+        }
     };
-    let opts = EvalOptions { filename: Some(file.display().to_string()), await_promise: true, ..Default::default() };
-    let result = ctx.eval_with(&source, opts).and_then(|_| ctx.run_event_loop(None));
-    match result {
+    if let (Some(p), Some(bytes)) = (&cache_file, &produced) {
+        let _ = std::fs::write(p, bytes);
+    }
+    match result.and_then(|_| ctx.run_event_loop(None)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => report(&e),
     }

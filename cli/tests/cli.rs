@@ -125,3 +125,52 @@ fn docs_demo_script() {
          timers work in polyracer\n"
     );
 }
+
+#[test]
+fn modules_snapshots_and_code_cache() {
+    let dir = std::env::temp_dir().join(format!("polyracer-cli-mod-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("lib")).unwrap();
+    std::fs::write(dir.join("lib/math.mjs"), "export const add = (a, b) => a + b;\n").unwrap();
+    std::fs::write(
+        dir.join("main.mjs"),
+        "import {add} from './lib/math.mjs';\nconst m = await import('./lib/math.mjs');\nconsole.log(add(2, 3), m.add(1, 1), import.meta.url.endsWith('main.mjs'));\n",
+    )
+    .unwrap();
+    let o = polyracer(&["run", dir.join("main.mjs").to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "5 2 true\n");
+    // --module for a .js file; a missing import is a JS error naming it.
+    std::fs::write(dir.join("broken.js"), "import './nope.mjs';\n").unwrap();
+    let o = polyracer(&["run", "--module", dir.join("broken.js").to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("nope.mjs"), "{}", stderr(&o));
+
+    // Snapshots: build, run from it, refuse one made with other flags.
+    std::fs::write(dir.join("app.js"), "var greeting = 'hi'; function greet(n) { return `${greeting} ${n}` }").unwrap();
+    let snap = dir.join("app.snap");
+    let o = polyracer(&["snapshot", "build", dir.join("app.js").to_str().unwrap(), "-o", snap.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = polyracer(&["--snapshot", snap.to_str().unwrap(), "eval", "greet('you')"]);
+    assert_eq!(stdout(&o), "\"hi you\"\n", "{}", stderr(&o));
+    let o = polyracer(&["--v8-flags=--no-lazy", "--snapshot", snap.to_str().unwrap(), "eval", "1"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("different V8"), "{}", stderr(&o));
+    std::fs::write(dir.join("junk.snap"), b"not a snapshot at all").unwrap();
+    let o = polyracer(&["--snapshot", dir.join("junk.snap").to_str().unwrap(), "eval", "1"]);
+    assert_eq!(o.status.code(), Some(2));
+
+    // Code cache directory: the first run writes a cache, the second uses it.
+    let cache = dir.join("cache");
+    let script = dir.join("c.js");
+    std::fs::write(&script, "console.log([1, 2, 3].reduce((a, b) => a + b))").unwrap();
+    for _ in 0..2 {
+        let o = polyracer(&["run", "--code-cache", cache.to_str().unwrap(), script.to_str().unwrap()]);
+        assert_eq!(stdout(&o), "6\n", "{}", stderr(&o));
+    }
+    assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 1);
+    // A corrupted cache file is ignored, not fatal.
+    let entry = std::fs::read_dir(&cache).unwrap().next().unwrap().unwrap().path();
+    std::fs::write(&entry, b"garbage").unwrap();
+    let o = polyracer(&["run", "--code-cache", cache.to_str().unwrap(), script.to_str().unwrap()]);
+    assert_eq!(stdout(&o), "6\n", "{}", stderr(&o));
+}

@@ -31,7 +31,22 @@ pub struct ContextOptions {
     pub timeout: Option<Duration>,
     /// Heap limit in bytes. Reaching it gives [`Error::OutOfMemory`].
     pub memory_limit: Option<usize>,
+    /// Start from this snapshot's heap instead of a fresh one.
+    pub snapshot: Option<crate::Snapshot>,
 }
+
+/// A handle-table entry to free at the next request.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Release {
+    Handle(u32),
+    Script(u32),
+}
+
+/// `Fn(specifier, referrer) -> source` for ES module imports.
+pub(crate) type ModuleResolver = Arc<dyn Fn(&str, &str) -> Result<String, HostError> + Send + Sync>;
+
+/// The host-function id that stands for the context's module resolver.
+pub(crate) const RESOLVER_FN: usize = usize::MAX;
 
 /// Per-call options for [`Context::eval_with`] and [`Context::call_with`].
 #[derive(Clone, Debug, Default)]
@@ -103,7 +118,8 @@ pub(crate) struct Shared {
     pub(crate) exec: Exec,
     pub(crate) fixed: Fixed,
     host_fns: RwLock<Vec<HostFn>>,
-    pub(crate) releases: Mutex<Vec<u32>>,
+    module_resolver: RwLock<Option<ModuleResolver>>,
+    pub(crate) releases: Mutex<Vec<Release>>,
     pub(crate) has_releases: AtomicBool,
     pub(crate) completions: Mutex<Vec<(u32, Result<Value, HostError>)>>,
     pub(crate) has_completions: AtomicBool,
@@ -153,6 +169,7 @@ impl Shared {
                 default_timeout,
             },
             host_fns: RwLock::new(Vec::new()),
+            module_resolver: RwLock::new(None),
             releases: Mutex::new(Vec::new()),
             has_releases: AtomicBool::new(false),
             completions: Mutex::new(Vec::new()),
@@ -230,12 +247,29 @@ impl Shared {
         }
     }
 
+    pub(crate) fn set_module_resolver(&self, resolver: Option<ModuleResolver>) {
+        *self.module_resolver.write().unwrap_or_else(|e| e.into_inner()) = resolver;
+    }
+
     fn run_host_fn(
         self: &Arc<Self>,
         fn_id: usize,
         args: Vec<Value>,
         completion: Option<u32>,
     ) -> Result<Value, HostError> {
+        if fn_id == RESOLVER_FN {
+            let resolver = self.module_resolver.read().unwrap_or_else(|e| e.into_inner()).clone();
+            let Some(resolver) = resolver else {
+                return Err(HostError::new("no module resolver: use eval_module to install one").with_name("TypeError"));
+            };
+            let (spec, referrer) = match (args.first(), args.get(1)) {
+                (Some(Value::String(s)), Some(Value::String(r))) => (s.as_str(), r.as_str()),
+                _ => return Err(HostError::new("bad resolver arguments")),
+            };
+            return std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| resolver(spec, referrer)))
+                .unwrap_or_else(|_| Err(HostError::new("the module resolver panicked")))
+                .map(Value::String);
+        }
         let f = self.host_fns.read().unwrap_or_else(|e| e.into_inner()).get(fn_id).cloned();
         let Some(f) = f else {
             return Err(HostError::new(format!("no host function #{fn_id}")));
@@ -293,11 +327,11 @@ impl Shared {
         }
     }
 
-    pub(crate) fn queue_release(&self, id: u32) {
+    pub(crate) fn queue_release(&self, what: Release) {
         if self.fixed.disposed.load(Ordering::Relaxed) {
             return;
         }
-        lock(&self.releases).push(id);
+        lock(&self.releases).push(what);
         self.has_releases.store(true, Ordering::Release);
     }
 
@@ -447,6 +481,10 @@ impl Context {
 
     pub(crate) fn borrowed(shared: Arc<Shared>) -> Context {
         Context { shared, _owner: None }
+    }
+
+    pub(crate) fn shared_ref(&self) -> &Arc<Shared> {
+        &self.shared
     }
 
     /// Evaluates a script and returns its completion value.

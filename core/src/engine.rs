@@ -24,6 +24,7 @@ pub(crate) struct Engine {
 }
 
 static ENGINE: OnceLock<Engine> = OnceLock::new();
+
 static PENDING: Mutex<Option<EngineOptions>> = Mutex::new(None);
 /// Incremented in the child after every `fork()`, so a context can tell it
 /// was created in another process with one atomic load instead of `getpid`.
@@ -93,7 +94,7 @@ pub fn is_initialized() -> bool {
 }
 
 pub(crate) fn engine() -> &'static Engine {
-    ENGINE.get_or_init(|| {
+    let e = ENGINE.get_or_init(|| {
         let options = PENDING.lock().unwrap_or_else(|e| e.into_inner()).take().unwrap_or_default();
         // ICU data must be set before V8 initialises so Intl and normalize() work.
         let _ = v8::icu::set_common_data_74(deno_core_icudata::ICU_DATA);
@@ -125,7 +126,8 @@ pub(crate) fn engine() -> &'static Engine {
             libc::pthread_atfork(None, None, Some(after_fork_in_child));
         }
         Engine { platform, options, start_generation: FORK_GENERATION.load(Ordering::SeqCst) }
-    })
+    });
+    e
 }
 
 /// Errors when V8 started with worker threads in a parent process that

@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::context::{Context, Shared};
+use crate::context::{Context, Release, Shared};
 use crate::error::{Error, Result};
 use crate::protocol::{HandleOp, Out, Ptr, Request};
 use crate::value::Value;
@@ -41,7 +41,7 @@ impl Drop for HandleInner {
     fn drop(&mut self) {
         // Batched: the owner thread frees queued ids at its next request, so
         // a host GC finaliser never waits on the context.
-        self.shared.queue_release(self.id);
+        self.shared.queue_release(Release::Handle(self.id));
     }
 }
 

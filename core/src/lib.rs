@@ -19,11 +19,15 @@ mod convert;
 mod display;
 mod engine;
 mod error;
+mod framing;
 mod handle;
 mod handoff;
+mod module;
 mod protocol;
 mod runtime;
+mod script;
 mod serde_support;
+mod snapshot;
 mod value;
 
 pub use context::{Completer, Context, ContextOptions, EvalOptions, HeapStats, Target};
@@ -34,5 +38,8 @@ pub use error::{Error, JsException, Result};
 pub use handle::{HandleKind, JsHandle};
 #[doc(hidden)]
 pub use handoff::round_trip_floor;
+pub use module::{resolve_specifier, ModuleOptions, ModuleResult};
+pub use script::{cached_data_version_tag, CompileOptions, Script};
 pub use serde_support::{from_value, to_value};
+pub use snapshot::{Snapshot, DEFAULT_SNAPSHOT_TIMEOUT};
 pub use value::{BigInt, ErrorValue, HostError, Value, MAX_SAFE_INTEGER};

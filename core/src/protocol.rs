@@ -71,6 +71,9 @@ pub(crate) enum Request {
     HeapStats,
     LowMemoryNotification,
     HeapSnapshot { path: PathBuf },
+    Compile { source: Ptr<str>, filename: Option<Ptr<str>>, cached_data: Option<Ptr<[u8]>>, produce_cache: bool },
+    RunScript { id: u32, as_handle: bool, await_promise: bool },
+    EvalModule { source: Ptr<str>, filename: Ptr<str>, cached_data: Option<Ptr<[u8]>>, produce_cache: bool },
 }
 
 /// Results of requests.
@@ -78,6 +81,8 @@ pub(crate) enum Request {
 pub(crate) enum Out {
     Value(Value),
     Stats(Box<crate::HeapStats>),
+    Script(crate::script::ScriptInfo),
+    Module(Box<crate::module::ModuleResult>),
     Unit,
 }
 

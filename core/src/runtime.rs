@@ -14,7 +14,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-use crate::context::{ContextOptions, HeapStats, Shared, REASON_DISPOSED, REASON_NONE, REASON_OOM};
+use crate::context::{ContextOptions, HeapStats, Release, Shared, REASON_DISPOSED, REASON_NONE, REASON_OOM};
 use crate::convert::{self, ToHost};
 use crate::error::{Error, JsException, Result};
 use crate::handle::{HandleInner, HandleKind, JsHandle};
@@ -30,7 +30,26 @@ const THREAD_STACK: usize = 32 << 20;
 /// reports that the promise can never settle.
 const STALL_GRACE: Duration = Duration::from_millis(200);
 
+/// V8 shares one read-only heap per process, set up by the first isolate
+/// and torn down with the last. If the first isolate after a tear-down came
+/// from a custom snapshot, isolates from other blobs then read the
+/// read-only heap with the wrong layout and V8 aborts (seen here, with
+/// snapshot tests running in parallel). An idle isolate from V8's built-in
+/// snapshot, kept for the life of the process, pins the read-only heap to
+/// the built-in layout that every polyracer snapshot is built from.
+static KEEPER: std::sync::OnceLock<Option<Arc<Shared>>> = std::sync::OnceLock::new();
+
+pub(crate) fn pin_read_only_heap() {
+    crate::engine::engine();
+    KEEPER.get_or_init(|| spawn_isolate(ContextOptions::default()).ok());
+}
+
 pub(crate) fn spawn(options: ContextOptions) -> Result<Arc<Shared>> {
+    pin_read_only_heap();
+    spawn_isolate(options)
+}
+
+fn spawn_isolate(options: ContextOptions) -> Result<Arc<Shared>> {
     let engine = crate::engine::engine();
     if let Some(limit) = options.memory_limit {
         if limit < 1 << 20 {
@@ -70,6 +89,9 @@ struct Timers {
 const SCRIPT_CACHE_MAX_SOURCE: usize = 4096;
 const SCRIPT_CACHE_MAX_ENTRIES: usize = 256;
 
+/// A module and its name, listed under its identity hash.
+type NamedModule = (v8::Global<v8::Module>, String);
+
 /// A compiled eval source and the filename it was compiled with.
 type CachedScript = (Option<String>, v8::Global<v8::UnboundScript>);
 
@@ -91,6 +113,12 @@ pub(crate) struct State {
     scripts: RefCell<HashMap<String, CachedScript>>,
     /// The current top-level request already ran its microtask checkpoint.
     checkpointed: Cell<bool>,
+    /// Scripts from `Context::compile`, by id.
+    compiled: RefCell<Vec<Option<v8::Global<v8::UnboundScript>>>>,
+    free_compiled: RefCell<Vec<u32>>,
+    /// ES modules by name, and names by module identity hash.
+    modules: RefCell<HashMap<String, v8::Global<v8::Module>>>,
+    module_names: RefCell<HashMap<i32, Vec<NamedModule>>>,
 }
 
 impl State {
@@ -132,13 +160,70 @@ impl State {
         let ids = std::mem::take(&mut *self.shared.releases.lock().unwrap_or_else(|e| e.into_inner()));
         let mut handles = self.handles.borrow_mut();
         let mut free = self.free_handles.borrow_mut();
-        for id in ids {
-            if let Some(slot) = handles.get_mut(id as usize) {
-                if slot.take().is_some() {
-                    free.push(id);
+        let mut compiled = self.compiled.borrow_mut();
+        let mut free_compiled = self.free_compiled.borrow_mut();
+        for what in ids {
+            match what {
+                Release::Handle(id) => {
+                    if handles.get_mut(id as usize).and_then(Option::take).is_some() {
+                        free.push(id);
+                    }
+                }
+                Release::Script(id) => {
+                    if compiled.get_mut(id as usize).and_then(Option::take).is_some() {
+                        free_compiled.push(id);
+                    }
                 }
             }
         }
+    }
+
+    pub(crate) fn add_script(&self, g: v8::Global<v8::UnboundScript>) -> u32 {
+        match self.free_compiled.borrow_mut().pop() {
+            Some(id) => {
+                self.compiled.borrow_mut()[id as usize] = Some(g);
+                id
+            }
+            None => {
+                let mut c = self.compiled.borrow_mut();
+                c.push(Some(g));
+                (c.len() - 1) as u32
+            }
+        }
+    }
+
+    pub(crate) fn script_local<'s>(
+        &self,
+        scope: &mut v8::PinScope<'s, '_>,
+        id: u32,
+    ) -> Option<v8::Local<'s, v8::UnboundScript>> {
+        let c = self.compiled.borrow();
+        c.get(id as usize).and_then(|g| g.as_ref()).map(|g| v8::Local::new(scope, g))
+    }
+
+    /// True while a host callback is running (a nested request).
+    pub(crate) fn in_callback(&self) -> bool {
+        self.depth.get() > 1
+    }
+
+    pub(crate) fn register_module(&self, scope: &mut v8::PinScope, name: &str, module: v8::Local<v8::Module>) {
+        let g = v8::Global::new(scope, module);
+        self.modules.borrow_mut().insert(name.to_owned(), g.clone());
+        self.module_names.borrow_mut().entry(module.get_identity_hash().get()).or_default().push((g, name.to_owned()));
+    }
+
+    pub(crate) fn module_by_name<'s>(
+        &self,
+        scope: &mut v8::PinScope<'s, '_>,
+        name: &str,
+    ) -> Option<v8::Local<'s, v8::Module>> {
+        self.modules.borrow().get(name).map(|g| v8::Local::new(scope, g))
+    }
+
+    pub(crate) fn module_name(&self, scope: &mut v8::PinScope, module: v8::Local<v8::Module>) -> Option<String> {
+        let names = self.module_names.borrow();
+        let list = names.get(&module.get_identity_hash().get())?;
+        list.iter().find(|(g, _)| v8::Local::new(scope, g) == module).map(|(_, n)| n.clone())
     }
 
     fn termination_error(&self) -> Error {
@@ -150,7 +235,7 @@ impl State {
         }
     }
 
-    fn interrupted(&self) -> bool {
+    pub(crate) fn interrupted(&self) -> bool {
         self.shared.exec.reason.load(Ordering::SeqCst) != REASON_NONE
     }
 
@@ -159,13 +244,16 @@ impl State {
         self.handles.borrow_mut().clear();
         self.resolvers.borrow_mut().clear();
         self.scripts.borrow_mut().clear();
+        self.compiled.borrow_mut().clear();
+        self.modules.borrow_mut().clear();
+        self.module_names.borrow_mut().clear();
         let mut t = self.timers.borrow_mut();
         t.queue.clear();
         t.due_of.clear();
     }
 }
 
-fn state(scope: &v8::Isolate) -> Rc<State> {
+pub(crate) fn state(scope: &v8::Isolate) -> Rc<State> {
     scope.get_slot::<Rc<State>>().expect("polyracer state").clone()
 }
 
@@ -174,7 +262,17 @@ fn thread_main(options: ContextOptions, tx: mpsc::SyncSender<Result<Arc<Shared>>
     if let Some(limit) = options.memory_limit {
         params = params.heap_limits(0, limit);
     }
+    // The snapshot's bytes stay alive in `blob` until after the isolate is
+    // dropped (below), so V8 may borrow them instead of a copy per context.
+    let blob = options.snapshot.as_ref().map(|s| s.v8_blob());
+    if let Some((bytes, range)) = &blob {
+        // SAFETY: see above; `blob` outlives `isolate`.
+        let payload: &'static [u8] = unsafe { std::mem::transmute::<&[u8], &'static [u8]>(&bytes[range.clone()]) };
+        params = params.snapshot_blob(v8::StartupData::from(payload));
+    }
     let mut isolate = v8::Isolate::new(params);
+    isolate.set_host_import_module_dynamically_callback(crate::module::dynamic_import);
+    isolate.set_host_initialize_import_meta_object_callback(crate::module::import_meta);
     isolate.set_microtasks_policy(v8::MicrotasksPolicy::Explicit);
     isolate.set_capture_stack_trace_for_uncaught_exceptions(true, 32);
     let shared = Arc::new(Shared::new(isolate.thread_safe_handle(), options.timeout));
@@ -203,6 +301,10 @@ fn thread_main(options: ContextOptions, tx: mpsc::SyncSender<Result<Arc<Shared>>
         heap_limit_raised: Cell::new(false),
         scripts: RefCell::new(HashMap::new()),
         checkpointed: Cell::new(false),
+        compiled: RefCell::new(Vec::new()),
+        free_compiled: RefCell::new(Vec::new()),
+        modules: RefCell::new(HashMap::new()),
+        module_names: RefCell::new(HashMap::new()),
     });
     isolate.set_slot(st.clone());
     if options.memory_limit.is_some() {
@@ -254,6 +356,7 @@ fn thread_main(options: ContextOptions, tx: mpsc::SyncSender<Result<Arc<Shared>>
     isolate.remove_slot::<Rc<State>>();
     drop(st);
     drop(isolate);
+    drop(blob);
 }
 
 /// Runs one request from a host thread that is not inside a callback.
@@ -336,6 +439,26 @@ fn handle(scope: &mut v8::PinScope, st: &State, req: Request, deadline: Option<I
             scope.low_memory_notification();
             Ok(Out::Unit)
         }
+        Request::Compile { source, filename, cached_data, produce_cache } => crate::script::compile(
+            scope,
+            st,
+            source.get(),
+            filename.as_ref().map(|f| f.get()),
+            cached_data.as_ref().map(|c| c.get()),
+            produce_cache,
+        ),
+        Request::RunScript { id, as_handle, await_promise } => {
+            crate::script::run(scope, st, id, as_handle, await_promise, deadline)
+        }
+        Request::EvalModule { source, filename, cached_data, produce_cache } => crate::module::eval_module(
+            scope,
+            st,
+            source.get(),
+            filename.get(),
+            cached_data.as_ref().map(|c| c.get()),
+            produce_cache,
+            deadline,
+        ),
         Request::HeapSnapshot { path } => {
             let file = std::fs::File::create(&path)
                 .map_err(|e| Error::InvalidArgument(format!("cannot write {}: {e}", path.display())))?;
@@ -356,7 +479,7 @@ fn handle(scope: &mut v8::PinScope, st: &State, req: Request, deadline: Option<I
     }
 }
 
-fn finish<'s>(
+pub(crate) fn finish<'s>(
     scope: &mut v8::PinScope<'s, '_>,
     st: &State,
     v: v8::Local<'s, v8::Value>,
@@ -380,12 +503,12 @@ fn finish<'s>(
     Ok(Out::Value(ToHost::new(st).convert(scope, v, as_handle)?))
 }
 
-fn origin<'s>(scope: &mut v8::PinScope<'s, '_>, filename: &str, is_module: bool) -> v8::ScriptOrigin<'s> {
+pub(crate) fn origin<'s>(scope: &mut v8::PinScope<'s, '_>, filename: &str, is_module: bool) -> v8::ScriptOrigin<'s> {
     let name = v8::String::new(scope, filename).unwrap();
     v8::ScriptOrigin::new(scope, name.into(), 0, 0, false, 0, None, false, false, is_module, None)
 }
 
-fn new_source<'s>(scope: &mut v8::PinScope<'s, '_>, source: &str) -> Result<v8::Local<'s, v8::String>> {
+pub(crate) fn new_source<'s>(scope: &mut v8::PinScope<'s, '_>, source: &str) -> Result<v8::Local<'s, v8::String>> {
     if source.len() > v8::String::MAX_LENGTH {
         return Err(Error::InvalidArgument(format!(
             "source of {} bytes exceeds V8's maximum string length",
@@ -787,7 +910,7 @@ fn as_object(v: v8::Local<v8::Value>) -> Result<v8::Local<v8::Object>> {
 }
 
 /// Runs the event loop until `promise` settles.
-fn await_promise_local<'s>(
+pub(crate) fn await_promise_local<'s>(
     scope: &mut v8::PinScope<'s, '_>,
     st: &State,
     promise: v8::Local<'s, v8::Promise>,
@@ -975,9 +1098,7 @@ fn host_trampoline(scope: &mut v8::PinScope, args: v8::FunctionCallbackArguments
         match ToHost::new(&st).convert(scope, arg, false) {
             Ok(v) => values.push(v),
             Err(e) => {
-                let msg = v8::String::new(scope, &format!("argument {i}: {e}")).unwrap();
-                let err = v8::Exception::type_error(scope, msg);
-                scope.throw_exception(err);
+                throw_error(scope, "TypeError", &format!("argument {i}: {e}"));
                 return;
             }
         }
@@ -1002,53 +1123,78 @@ fn host_trampoline(scope: &mut v8::PinScope, args: v8::FunctionCallbackArguments
     } else {
         None
     };
+    let result = rendezvous(scope, &st, fn_id, values, completion);
+    if is_async {
+        if let Err(e) = result {
+            // The host function failed before it got going: reject.
+            if let Some(r) = completion.and_then(|id| st.resolvers.borrow_mut().remove(&id)) {
+                let r = v8::Local::new(scope, &r);
+                let err = host_error_value(scope, &st, e);
+                r.reject(scope, err);
+            }
+        }
+        return;
+    }
+    match result {
+        Ok(v) => match convert::to_v8(scope, &st, &v) {
+            Ok(v) => rv.set(v),
+            Err(e) => throw_error(scope, "TypeError", &format!("host function result: {e}")),
+        },
+        Err(e) => throw_host_error(scope, &st, e),
+    }
+}
+
+/// Runs host function `fn_id` on the waiting host thread and serves the
+/// nested requests it makes until its result comes back.
+fn rendezvous(
+    scope: &mut v8::PinScope,
+    st: &State,
+    fn_id: usize,
+    args: Vec<Value>,
+    completion: Option<u32>,
+) -> Result<Value, HostError> {
     let shared = st.shared.clone();
-    shared.chan.send_b(ToCaller::Callback { fn_id, args: values, completion }, shared.caller_thread());
+    shared.chan.send_b(ToCaller::Callback { fn_id, args, completion }, shared.caller_thread());
     loop {
         let Some(msg) = shared.chan.recv_a(None, &|| false) else {
             continue;
         };
         match msg {
-            ToIsolate::CallbackDone(result) => {
-                if is_async {
-                    if let Err(e) = result {
-                        // The host function failed before it got going: reject.
-                        if let Some(id) = completion {
-                            if let Some(r) = st.resolvers.borrow_mut().remove(&id) {
-                                let r = v8::Local::new(scope, &r);
-                                let err = host_error_value(scope, &st, e);
-                                r.reject(scope, err);
-                            }
-                        }
-                    }
-                    return;
-                }
-                match result {
-                    Ok(v) => match convert::to_v8(scope, &st, &v) {
-                        Ok(v) => rv.set(v),
-                        Err(e) => {
-                            let msg = v8::String::new(scope, &format!("host function result: {e}")).unwrap();
-                            let err = v8::Exception::type_error(scope, msg);
-                            scope.throw_exception(err);
-                        }
-                    },
-                    Err(e) => {
-                        let err = host_error_value(scope, &st, e);
-                        scope.throw_exception(err);
-                    }
-                }
-                return;
-            }
+            ToIsolate::CallbackDone(result) => return result,
             ToIsolate::Request(req, deadline) => {
                 let depth = st.depth.get();
                 st.depth.set(depth + 1);
-                let out = handle(scope, &st, req, deadline);
+                let out = handle(scope, st, req, deadline);
                 st.depth.set(depth);
                 shared.chan.send_b(ToCaller::Reply(out), shared.caller_thread());
             }
             ToIsolate::Shutdown => {}
         }
     }
+}
+
+/// Calls a host function from owner-thread code (not from a JS call).
+pub(crate) fn call_host(
+    scope: &mut v8::PinScope,
+    st: &State,
+    fn_id: usize,
+    args: Vec<Value>,
+) -> Result<Value, HostError> {
+    if st.depth.get() == 0 {
+        return Err(HostError::new("no host thread is waiting"));
+    }
+    rendezvous(scope, st, fn_id, args, None)
+}
+
+pub(crate) fn throw_error(scope: &mut v8::PinScope, name: &str, msg: &str) {
+    let msg = v8::String::new(scope, msg).unwrap_or_else(|| v8::String::empty(scope));
+    let err = convert::make_error(scope, name, msg);
+    scope.throw_exception(err);
+}
+
+pub(crate) fn throw_host_error(scope: &mut v8::PinScope, st: &State, e: HostError) {
+    let err = host_error_value(scope, st, e);
+    scope.throw_exception(err);
 }
 
 fn install_builtins(scope: &mut v8::PinScope) {
@@ -1070,15 +1216,9 @@ fn install_fn(scope: &mut v8::PinScope, name: &str, cb: impl v8::MapFnTo<v8::Fun
     global.set(scope, key.into(), f.into());
 }
 
-fn throw_type_error(scope: &mut v8::PinScope, msg: &str) {
-    let msg = v8::String::new(scope, msg).unwrap();
-    let err = v8::Exception::type_error(scope, msg);
-    scope.throw_exception(err);
-}
-
 fn set_timeout(scope: &mut v8::PinScope, args: v8::FunctionCallbackArguments, mut rv: v8::ReturnValue<v8::Value>) {
     let Ok(f) = v8::Local::<v8::Function>::try_from(args.get(0)) else {
-        throw_type_error(scope, "setTimeout: the callback must be a function");
+        throw_error(scope, "TypeError", "setTimeout: the callback must be a function");
         return;
     };
     let ms = args.get(1).number_value(scope).unwrap_or(0.0);
@@ -1108,7 +1248,7 @@ fn clear_timeout(scope: &mut v8::PinScope, args: v8::FunctionCallbackArguments, 
 fn queue_microtask(scope: &mut v8::PinScope, args: v8::FunctionCallbackArguments, _rv: v8::ReturnValue<v8::Value>) {
     match v8::Local::<v8::Function>::try_from(args.get(0)) {
         Ok(f) => scope.enqueue_microtask(f),
-        Err(_) => throw_type_error(scope, "queueMicrotask: the callback must be a function"),
+        Err(_) => throw_error(scope, "TypeError", "queueMicrotask: the callback must be a function"),
     }
 }
 

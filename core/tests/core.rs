@@ -735,6 +735,375 @@ fn fork_helper() {
     assert_eq!(c.eval("2").unwrap(), Value::Integer(2));
 }
 
+// ---------------------------------------------------------------- code cache
+
+use polyracer::{CompileOptions, ModuleOptions, Snapshot};
+
+#[test]
+fn code_cache_produce_and_consume() {
+    let src = "function fib(n) { return n < 2 ? n : fib(n - 1) + fib(n - 2) } fib(15)";
+    let c = ctx();
+    let s =
+        c.compile(src, CompileOptions { filename: Some("fib.js"), produce_cache: true, ..Default::default() }).unwrap();
+    assert!(!s.cache_rejected());
+    let cache = s.cached_data().expect("a cache was asked for").to_vec();
+    assert!(cache.len() > 16);
+    assert_eq!(s.run().unwrap(), Value::Integer(610));
+    assert_eq!(s.run().unwrap(), Value::Integer(610));
+
+    let c2 = ctx();
+    let s2 = c2
+        .compile(src, CompileOptions { cached_data: Some(&cache), produce_cache: true, ..Default::default() })
+        .unwrap();
+    assert!(!s2.cache_rejected());
+    assert!(s2.cached_data().is_none(), "nothing to produce when the cache was consumed");
+    assert_eq!(s2.run().unwrap(), Value::Integer(610));
+    // Without produce_cache nothing is produced.
+    assert!(c2.compile(src, CompileOptions::default()).unwrap().cached_data().is_none());
+    let tag = polyracer::cached_data_version_tag();
+    assert_ne!(tag, 0);
+    assert_eq!(tag, polyracer::cached_data_version_tag());
+}
+
+#[test]
+fn bad_code_caches_fall_back_to_a_normal_compile() {
+    let src = "[1, 2, 3].map((x) => x * 3).join()";
+    let c = ctx();
+    let good = c
+        .compile(src, CompileOptions { produce_cache: true, ..Default::default() })
+        .unwrap()
+        .cached_data()
+        .unwrap()
+        .to_vec();
+    let mut flipped = good.clone();
+    let mid = flipped.len() / 2 + 10;
+    flipped[mid] ^= 0x5a;
+    let other_source = c
+        .compile("'a different script'", CompileOptions { produce_cache: true, ..Default::default() })
+        .unwrap()
+        .cached_data()
+        .unwrap()
+        .to_vec();
+    let random: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("truncated", good[..good.len() / 2].to_vec()),
+        ("flipped byte", flipped),
+        ("random", random),
+        ("empty", Vec::new()),
+        ("another source", other_source),
+        ("header only", good[..40].to_vec()),
+    ];
+    for (what, bytes) in cases {
+        let s = c
+            .compile(src, CompileOptions { cached_data: Some(&bytes), produce_cache: true, ..Default::default() })
+            .unwrap();
+        assert!(s.cache_rejected(), "{what} was accepted");
+        assert!(s.cached_data().is_some(), "{what}: a fresh cache is produced after a rejection");
+        assert_eq!(s.run().unwrap(), Value::from("3,6,9"), "{what}");
+    }
+}
+
+#[test]
+fn scripts_dispose_and_errors() {
+    let c = ctx();
+    let s = c.compile("globalThis.n = (globalThis.n || 0) + 1", CompileOptions::default()).unwrap();
+    assert_eq!(s.run().unwrap(), Value::Integer(1));
+    assert_eq!(s.run().unwrap(), Value::Integer(2));
+    s.dispose();
+    s.dispose();
+    assert!(matches!(s.run(), Err(Error::Disposed(_))));
+    match c.compile("let = ;", CompileOptions { filename: Some("bad.js"), ..Default::default() }).unwrap_err() {
+        Error::Parse(e) => assert_eq!(e.filename.as_deref(), Some("bad.js")),
+        other => panic!("{other:?}"),
+    }
+    let t = c.compile("throw new Error('at run')", CompileOptions::default()).unwrap();
+    assert!(matches!(t.run(), Err(Error::Js(e)) if e.message == "at run"));
+    let kept = c.compile("1", CompileOptions::default()).unwrap();
+    c.dispose();
+    assert!(matches!(kept.run(), Err(Error::Disposed(_))));
+}
+
+#[test]
+fn producing_a_cache_inside_a_host_callback_is_refused() {
+    let c = ctx();
+    c.expose("compile_inside", |ctx, _| {
+        match ctx.compile("1 + 1", CompileOptions { produce_cache: true, ..Default::default() }) {
+            Err(Error::InvalidArgument(m)) => Ok(Value::String(m)),
+            other => Err(HostError::new(format!("expected a refusal, got {other:?}"))),
+        }
+    })
+    .unwrap();
+    match c.eval("compile_inside()").unwrap() {
+        Value::String(m) => assert!(m.contains("host callback"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    // Compiling without producing is fine there.
+    c.expose("compile_plain", |ctx, _| ctx.compile("2 + 2", CompileOptions::default())?.run().map_err(HostError::from))
+        .unwrap();
+    assert_eq!(c.eval("compile_plain()").unwrap(), Value::Integer(4));
+}
+
+// ---------------------------------------------------------------- snapshots
+
+fn with_snapshot(s: &Snapshot) -> Context {
+    Context::new(ContextOptions { snapshot: Some(s.clone()), ..Default::default() }).unwrap()
+}
+
+#[test]
+fn snapshot_create_dump_load() {
+    let snap = Snapshot::create("globalThis.base = 40; function add(a, b) { return a + b } var list = [1, 2]").unwrap();
+    let c = with_snapshot(&snap);
+    assert_eq!(c.eval("add(base, 2)").unwrap(), Value::Integer(42));
+    // Timers and host functions exist in contexts made from snapshots.
+    assert_eq!(c.eval_await("new Promise((r) => setTimeout(() => r(list.length), 1))").unwrap(), Value::Integer(2));
+    c.expose("host", |_, _| Ok(Value::from("h"))).unwrap();
+    assert_eq!(c.eval("host()").unwrap(), Value::from("h"));
+
+    let bytes = snap.dump();
+    let loaded = Snapshot::load(&bytes).unwrap();
+    assert_eq!(with_snapshot(&loaded).eval("add(1, base)").unwrap(), Value::Integer(41));
+}
+
+#[test]
+fn snapshot_contexts_share_nothing() {
+    let snap = Snapshot::create("var counter = {n: 0}; function bump() { return ++counter.n }").unwrap();
+    let a = with_snapshot(&snap);
+    let b = with_snapshot(&snap);
+    assert_eq!(a.eval("bump(); bump()").unwrap(), Value::Integer(2));
+    assert_eq!(b.eval("counter.n").unwrap(), Value::Integer(0));
+    a.eval("globalThis.extra = 1").unwrap();
+    assert_eq!(b.eval("typeof extra").unwrap(), Value::from("undefined"));
+}
+
+#[test]
+fn snapshot_warmup_keeps_state_but_not_warmup_effects() {
+    let snap = Snapshot::create("function square(x) { return x * x } var kept = 'yes'").unwrap();
+    let warm = snap.warmup("for (let i = 0; i < 1000; i++) square(i); globalThis.fromWarmup = true").unwrap();
+    let c = with_snapshot(&warm);
+    assert_eq!(
+        c.eval("[square(9), kept, typeof fromWarmup]").unwrap(),
+        Value::Array(vec![81.into(), "yes".into(), "undefined".into()])
+    );
+}
+
+#[test]
+fn bad_snapshot_bytes_are_refused() {
+    let good = Snapshot::create("var a = 1").unwrap().dump();
+    let mut flipped = good.clone();
+    let mid = flipped.len() / 2;
+    flipped[mid] ^= 1;
+    let mut other_engine = good.clone();
+    other_engine[8] ^= 0xff; // the V8 version/flags fingerprint
+    for (what, bytes) in [
+        ("truncated", good[..good.len() - 1].to_vec()),
+        ("flipped", flipped),
+        ("other engine", other_engine),
+        ("raw V8 blob", good[40..].to_vec()),
+        ("empty", vec![]),
+        ("random", (0..100_000u32).map(|i| (i.wrapping_mul(2654435761) >> 7) as u8).collect()),
+    ] {
+        match Snapshot::load(&bytes) {
+            Err(Error::InvalidArgument(m)) => assert!(m.contains("snapshot"), "{what}: {m}"),
+            other => panic!("{what}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn snapshot_source_errors() {
+    assert!(matches!(Snapshot::create("let = ;"), Err(Error::Parse(_))));
+    assert!(matches!(Snapshot::create("throw new TypeError('no')"), Err(Error::Js(e)) if e.name == "TypeError"));
+    // No timers or host functions exist while a snapshot is built.
+    assert!(matches!(Snapshot::create("setTimeout(() => {}, 1)"), Err(Error::Js(e)) if e.name == "ReferenceError"));
+    // Pending promises cannot be captured.
+    match Snapshot::create("globalThis.p = new Promise(() => {})") {
+        Err(Error::InvalidArgument(m)) => assert!(m.contains("pending"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    // Settled ones can.
+    let s = Snapshot::create("globalThis.p = Promise.resolve(5); globalThis.v = 0; p.then((x) => { v = x })").unwrap();
+    assert_eq!(with_snapshot(&s).eval("v").unwrap(), Value::Integer(5));
+    assert!(matches!(
+        Snapshot::create_with_timeout("while (true) {}", Duration::from_millis(100)),
+        Err(Error::Timeout)
+    ));
+}
+
+// ---------------------------------------------------------------- modules
+
+fn files(
+    map: &'static [(&'static str, &'static str)],
+) -> impl Fn(&str, &str) -> Result<String, HostError> + Send + Sync {
+    move |spec, referrer| {
+        let name = polyracer::resolve_specifier(spec, referrer);
+        map.iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, src)| src.to_string())
+            .ok_or_else(|| HostError::new(format!("no module {name}")))
+    }
+}
+
+#[test]
+fn modules_static_and_dynamic_imports() {
+    let c = ctx();
+    static FILES: &[(&str, &str)] = &[
+        ("/app/lib/math.mjs", "export const add = (a, b) => a + b; export default 'math';"),
+        ("/app/lib/util.mjs", "import {add} from './math.mjs'; export const twice = (x) => add(x, x); globalThis.utilRuns = (globalThis.utilRuns || 0) + 1;"),
+        ("/app/other.mjs", "import {twice} from './lib/util.mjs'; export const four = twice(2);"),
+        ("/app/late.mjs", "export const late = import.meta.url;"),
+    ];
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen2 = seen.clone();
+    let resolver = files(FILES);
+    let m = c
+        .eval_module(
+            "import {twice} from './lib/util.mjs'; import {four} from './other.mjs'; import name from './lib/math.mjs';\n\
+             export const result = twice(21) + four; export const n = name; export const url = import.meta.url;\n\
+             export function later() { return import('./late.mjs').then((m) => m.late) }",
+            "/app/main.mjs",
+            move |spec, referrer| {
+                seen2.lock().unwrap().push((spec.to_string(), referrer.to_string()));
+                resolver(spec, referrer)
+            },
+        )
+        .unwrap();
+    assert_eq!(m.namespace.get("result"), Some(&Value::Integer(46)));
+    assert_eq!(m.namespace.get("n"), Some(&Value::from("math")));
+    assert_eq!(m.namespace.get("url"), Some(&Value::from("/app/main.mjs")));
+    // util.mjs was imported twice but evaluated once.
+    assert_eq!(c.eval("utilRuns").unwrap(), Value::Integer(1));
+    {
+        // One resolver call per distinct module, with the importer as referrer.
+        let seen = seen.lock().unwrap();
+        assert!(seen.contains(&("./lib/util.mjs".to_string(), "/app/main.mjs".to_string())), "{seen:?}");
+        assert_eq!(seen.len(), 3, "{seen:?}");
+    }
+    // Dynamic import later, through the installed resolver.
+    let later = m.handle.get("later").unwrap();
+    let p = later.as_handle().unwrap().call(&[]).unwrap();
+    assert_eq!(p.as_handle().unwrap().await_promise(None).unwrap(), Value::from("/app/late.mjs"));
+    // And from a classic script (resolved against the script name).
+    assert_eq!(
+        c.eval_with(
+            "import('/app/lib/math.mjs').then((m) => m.add(2, 3))",
+            EvalOptions { await_promise: true, ..Default::default() }
+        )
+        .unwrap(),
+        Value::Integer(5)
+    );
+}
+
+#[test]
+fn modules_top_level_await_and_cycles() {
+    let c = ctx();
+    let m = c
+        .eval_module(
+            "const v = await new Promise((r) => setTimeout(() => r('awaited'), 10)); export {v};",
+            "tla.mjs",
+            |_, _| Err(HostError::new("no imports here")),
+        )
+        .unwrap();
+    assert_eq!(m.namespace.get("v"), Some(&Value::from("awaited")));
+    static CYCLE: &[(&str, &str)] = &[
+        ("a.mjs", "import {b} from './b.mjs'; export const a = 'a'; export const both = () => a + b;"),
+        ("b.mjs", "import {a} from './a.mjs'; export const b = 'b'; export const seesA = () => a;"),
+    ];
+    let m = c.eval_module("import {both} from './a.mjs'; export const r = both();", "root.mjs", files(CYCLE)).unwrap();
+    assert_eq!(m.namespace.get("r"), Some(&Value::from("ab")));
+}
+
+#[test]
+fn module_errors_name_the_right_file() {
+    let c = ctx();
+    static BROKEN: &[(&str, &str)] = &[
+        ("/m/bad.mjs", "export const x = 1;\nexport const y = ;"),
+        ("/m/throws.mjs", "export const z = 1;\nthrow new RangeError('module threw');"),
+    ];
+    match c.eval_module("import './missing.mjs';", "/m/main.mjs", files(BROKEN)).unwrap_err() {
+        Error::Js(e) => assert!(
+            e.message.contains("./missing.mjs") && e.message.contains("no module /m/missing.mjs"),
+            "{}",
+            e.message
+        ),
+        other => panic!("{other:?}"),
+    }
+    match c.eval_module("import {x} from './bad.mjs';", "/m/main2.mjs", files(BROKEN)).unwrap_err() {
+        Error::Parse(e) => {
+            assert_eq!(e.filename.as_deref(), Some("/m/bad.mjs"));
+            assert_eq!(e.line, Some(2));
+        }
+        other => panic!("{other:?}"),
+    }
+    match c.eval_module("import {z} from './throws.mjs';", "/m/main3.mjs", files(BROKEN)).unwrap_err() {
+        Error::Js(e) => {
+            assert_eq!(e.name, "RangeError");
+            assert!(e.stack.contains("/m/throws.mjs:2"), "{}", e.stack);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(c.eval_module("export const = 1;", "/m/self.mjs", files(BROKEN)), Err(Error::Parse(_))));
+    match c.eval_module("await Promise.reject(new Error('tla failed'))", "/m/tla.mjs", files(BROKEN)).unwrap_err() {
+        Error::Js(e) => assert_eq!(e.message, "tla failed"),
+        other => panic!("{other:?}"),
+    }
+    // A resolver that returns garbage types is a clear error.
+    let c2 = ctx();
+    c2.eval_module("export {}", "x.mjs", |_, _| Ok(String::new())).unwrap();
+    assert_eq!(c2.eval_await("import('./y.mjs').then((ns) => Object.keys(ns).length)").unwrap(), Value::Integer(0));
+}
+
+#[test]
+fn module_code_cache() {
+    let src =
+        "export function f(n) { let s = 0; for (let i = 0; i < n; i++) s += i; return s } export const v = f(10);";
+    let c = ctx();
+    let m = c
+        .eval_module_with(
+            src,
+            "cached.mjs",
+            |_, _| Err(HostError::new("none")),
+            ModuleOptions { produce_cache: true, ..Default::default() },
+        )
+        .unwrap();
+    let cache = m.cached_data.expect("module cache");
+    let c2 = ctx();
+    let m2 = c2
+        .eval_module_with(
+            src,
+            "cached.mjs",
+            |_, _| Err(HostError::new("none")),
+            ModuleOptions { cached_data: Some(&cache), ..Default::default() },
+        )
+        .unwrap();
+    assert!(!m2.cache_rejected);
+    assert_eq!(m2.namespace.get("v"), Some(&Value::Integer(45)));
+    let m3 = c2
+        .eval_module_with(
+            src,
+            "c3.mjs",
+            |_, _| Err(HostError::new("none")),
+            ModuleOptions { cached_data: Some(b"junk"), ..Default::default() },
+        )
+        .unwrap();
+    assert!(m3.cache_rejected);
+}
+
+#[test]
+fn resolve_specifier_rules() {
+    use polyracer::resolve_specifier as r;
+    assert_eq!(r("./b.js", "/x/y/a.js"), "/x/y/b.js");
+    assert_eq!(r("../b.js", "/x/y/a.js"), "/x/b.js");
+    assert_eq!(r("../../../b.js", "/x/a.js"), "/b.js");
+    assert_eq!(r("./b.js", "a.js"), "b.js");
+    assert_eq!(r("../b.js", "dir/a.js"), "b.js");
+    assert_eq!(r("../b.js", "a.js"), "../b.js");
+    assert_eq!(r("/abs.js", "/x/y/a.js"), "/abs.js");
+    assert_eq!(r("lodash", "/x/a.js"), "lodash");
+    assert_eq!(r("./b.js", "https://h.example/x/a.js"), "https://h.example/x/b.js");
+    assert_eq!(r("../../b.js", "https://h.example/x/a.js"), "https://h.example/b.js");
+    assert_eq!(r("/c.js", "file:///x/a.js"), "file:///c.js");
+}
+
 // ---------------------------------------------------------------- conformance
 
 mod conformance {
@@ -802,6 +1171,7 @@ mod conformance {
         let opts = ContextOptions {
             timeout: case.get("timeout_ms").and_then(J::as_u64).map(Duration::from_millis),
             memory_limit: case.get("memory_limit").and_then(J::as_u64).map(|m| m as usize),
+            ..Default::default()
         };
         let c = Context::new(opts).map_err(|e| e.to_string())?;
         if let Some(setup) = case.get("setup").and_then(J::as_str) {

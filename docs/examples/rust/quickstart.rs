@@ -7,7 +7,11 @@ use polyracer::{Context, ContextOptions, Error, HostError, Value};
 
 pub fn main() -> Result<(), Error> {
     // A context: one V8 isolate on its own thread, with limits.
-    let ctx = Context::new(ContextOptions { timeout: Some(Duration::from_secs(1)), memory_limit: Some(64 << 20) })?;
+    let ctx = Context::new(ContextOptions {
+        timeout: Some(Duration::from_secs(1)),
+        memory_limit: Some(64 << 20),
+        ..Default::default()
+    })?;
 
     // Evaluate code; values come back as `polyracer::Value`.
     assert_eq!(ctx.eval("6 * 7")?, Value::Integer(42));
