@@ -3,6 +3,8 @@
 # second run checks and does nothing.
 #   - Debian packages: lld (fast linker for the ~100 MB static V8), clang
 #   - Rust components: rustfmt, clippy
+#   - npm packages for the benchmark fixtures (core/benches/fixtures,
+#     typescript: a real 9 MB bundle), from its package-lock.json
 set -euo pipefail
 . "$(dirname "$0")/env.sh"
 
@@ -21,5 +23,14 @@ if command -v rustup >/dev/null; then
   for c in rustfmt clippy; do
     rustup component list --installed 2>/dev/null | grep -q "^$c" || rustup component add "$c"
   done
+fi
+fixtures="$POLYRACER_ROOT/core/benches/fixtures"
+if [ ! -f "$fixtures/node_modules/typescript/lib/typescript.js" ]; then
+  if command -v npm >/dev/null; then
+    step "installing benchmark fixtures (npm ci)"
+    (cd "$fixtures" && npm ci --no-audit --no-fund --loglevel=error)
+  else
+    echo "note: npm not found; the bundle benchmark needs core/benches/fixtures installed" >&2
+  fi
 fi
 step "setup complete"
