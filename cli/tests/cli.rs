@@ -174,3 +174,14 @@ fn modules_snapshots_and_code_cache() {
     let o = polyracer(&["run", "--code-cache", cache.to_str().unwrap(), script.to_str().unwrap()]);
     assert_eq!(stdout(&o), "6\n", "{}", stderr(&o));
 }
+
+#[test]
+fn invalid_utf8_source_is_a_usage_error() {
+    let dir = std::env::temp_dir().join(format!("polyracer-cli-utf8-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("bad.js");
+    std::fs::write(&f, b"console.log('\xff\xfe')").unwrap();
+    let o = polyracer(&["run", f.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("UTF-8"), "{}", stderr(&o));
+}

@@ -14,6 +14,7 @@
 //! # Ok::<(), polyracer::Error>(())
 //! ```
 
+mod asynchronous;
 mod context;
 mod convert;
 mod display;
@@ -30,6 +31,7 @@ mod serde_support;
 mod snapshot;
 mod value;
 
+pub use asynchronous::JsFuture;
 pub use context::{Completer, Context, ContextOptions, EvalOptions, HeapStats, Target};
 pub use convert::MAX_DEPTH;
 pub use display::iso_date;

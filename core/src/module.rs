@@ -149,20 +149,7 @@ fn compile_module_raw<'s>(
 ) -> Result<Option<(v8::Local<'s, v8::Module>, bool)>> {
     let code = new_source(scope, source)?;
     let origin = origin(scope, name, true);
-    let (payload, refused) = match cached.map(|b| framing::unwrap(Kind::CodeCache, framing::subject(source), b)) {
-        Some(Ok(p)) => (Some(p), false),
-        Some(Err(_)) => (None, true),
-        None => (None, false),
-    };
-    let mut src = match payload {
-        Some(p) => v8::script_compiler::Source::new_with_cached_data(code, Some(&origin), v8::CachedData::new(p)),
-        None => v8::script_compiler::Source::new(code, Some(&origin)),
-    };
-    let opts = if payload.is_some() {
-        v8::script_compiler::CompileOptions::ConsumeCodeCache
-    } else {
-        v8::script_compiler::CompileOptions::NoCompileOptions
-    };
+    let (mut src, opts, refused) = crate::script::cached_source(code, &origin, source, cached);
     let Some(module) =
         v8::script_compiler::compile_module2(scope, &mut src, opts, v8::script_compiler::NoCacheReason::NoReason)
     else {
@@ -229,7 +216,7 @@ fn instantiate_and_evaluate<'s>(
     if module.get_status() == v8::ModuleStatus::Errored {
         let exc = module.get_exception();
         let msg = v8::Exception::create_message(scope, exc);
-        return Err(Error::Js(Box::new(runtime::exception(scope, st, exc, Some(msg)))));
+        return Err(Error::Js(Box::new(runtime::exception(scope, Some(st), exc, Some(msg)))));
     }
     Ok(module.get_module_namespace())
 }

@@ -590,7 +590,7 @@ pub(crate) fn caught(tc: &mut v8::PinnedRef<v8::TryCatch<v8::HandleScope>>, st: 
     let msg = tc.message();
     match exc {
         Some(exc) => {
-            let ex = exception(tc, st, exc, msg);
+            let ex = exception(tc, Some(st), exc, msg);
             if compiling && ex.name == "SyntaxError" {
                 Error::Parse(Box::new(ex))
             } else {
@@ -601,9 +601,11 @@ pub(crate) fn caught(tc: &mut v8::PinnedRef<v8::TryCatch<v8::HandleScope>>, st: 
     }
 }
 
+/// Builds a `JsException`. Without a `State` (snapshot building) the
+/// thrown value is not converted and no host cause is looked up.
 pub(crate) fn exception(
     scope: &mut v8::PinScope,
-    st: &State,
+    st: Option<&State>,
     exc: v8::Local<v8::Value>,
     msg: Option<v8::Local<v8::Message>>,
 ) -> JsException {
@@ -638,10 +640,12 @@ pub(crate) fn exception(
     };
     let mut cause = None;
     let (name, message, stack) = if let Ok(obj) = v8::Local::<v8::Object>::try_from(exc) {
-        let key = v8::Local::new(scope, &st.host_error_key);
-        if let Some(id) = obj.get_private(scope, key).filter(|v| v.is_number()) {
-            let id = id.number_value(scope).unwrap_or(-1.0) as u32;
-            cause = st.host_errors.borrow().get(&id).cloned();
+        if let Some(st) = st {
+            let key = v8::Local::new(scope, &st.host_error_key);
+            if let Some(id) = obj.get_private(scope, key).filter(|v| v.is_number()) {
+                let id = id.number_value(scope).unwrap_or(-1.0) as u32;
+                cause = st.host_errors.borrow().get(&id).cloned();
+            }
         }
         let name = convert::get_str(scope, obj, "name").unwrap_or_default();
         let message = convert::get_str(scope, obj, "message").unwrap_or_else(|| exc.to_rust_string_lossy(scope));
@@ -668,7 +672,7 @@ pub(crate) fn exception(
         (String::new(), message, stack)
     };
     let exc = v8::Local::new(scope, exc);
-    let value = ToHost::new(st).convert(scope, exc, false).unwrap_or(Value::Undefined);
+    let value = st.and_then(|st| ToHost::new(st).convert(scope, exc, false).ok()).unwrap_or(Value::Undefined);
     JsException { name, message, stack, value: Box::new(value), filename, line, column, cause }
 }
 
@@ -922,7 +926,7 @@ pub(crate) fn await_promise_local<'s>(
         v8::PromiseState::Rejected => {
             let reason = promise.result(scope);
             let msg = v8::Exception::create_message(scope, reason);
-            Err(Error::Js(Box::new(exception(scope, st, reason, Some(msg)))))
+            Err(Error::Js(Box::new(exception(scope, Some(st), reason, Some(msg)))))
         }
         v8::PromiseState::Pending => Err(Error::Js(Box::new(JsException {
             name: "Error".into(),

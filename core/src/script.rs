@@ -151,20 +151,7 @@ pub(crate) fn compile(
     }
     let code = new_source(scope, source)?;
     let origin = origin(scope, filename.unwrap_or("<script>"), false);
-    let (payload, refused) = match cached_data.map(|b| framing::unwrap(Kind::CodeCache, framing::subject(source), b)) {
-        Some(Ok(p)) => (Some(p), false),
-        Some(Err(_)) => (None, true),
-        None => (None, false),
-    };
-    let mut src = match payload {
-        Some(p) => v8::script_compiler::Source::new_with_cached_data(code, Some(&origin), v8::CachedData::new(p)),
-        None => v8::script_compiler::Source::new(code, Some(&origin)),
-    };
-    let opts = if payload.is_some() {
-        v8::script_compiler::CompileOptions::ConsumeCodeCache
-    } else {
-        v8::script_compiler::CompileOptions::NoCompileOptions
-    };
+    let (mut src, opts, refused) = cached_source(code, &origin, source, cached_data);
     let unbound = {
         v8::tc_scope!(let tc, scope);
         match v8::script_compiler::compile_unbound_script(
@@ -178,13 +165,36 @@ pub(crate) fn compile(
         }
     };
     let rejected = refused || src.get_cached_data().is_some_and(|c| c.rejected());
-    let produced = if produce_cache && (payload.is_none() || rejected) {
+    let produced = if produce_cache && (opts != v8::script_compiler::CompileOptions::ConsumeCodeCache || rejected) {
         unbound.create_code_cache().map(|c| framing::wrap(Kind::CodeCache, framing::subject(source), &c))
     } else {
         None
     };
     let id = st.add_script(v8::Global::new(scope, unbound));
     Ok(Out::Script(ScriptInfo { id, cache_rejected: rejected, cached_data: produced }))
+}
+
+/// A compile source that consumes `cached` if it passes the integrity check
+/// (see `framing`). Returns the source, the compile options and whether
+/// the cache was refused before V8 saw it.
+pub(crate) fn cached_source<'a>(
+    code: v8::Local<'a, v8::String>,
+    origin: &v8::ScriptOrigin<'a>,
+    source: &str,
+    cached: Option<&'a [u8]>,
+) -> (v8::script_compiler::Source, v8::script_compiler::CompileOptions, bool) {
+    match cached.map(|b| framing::unwrap(Kind::CodeCache, framing::subject(source), b)) {
+        Some(Ok(p)) => (
+            v8::script_compiler::Source::new_with_cached_data(code, Some(origin), v8::CachedData::new(p)),
+            v8::script_compiler::CompileOptions::ConsumeCodeCache,
+            false,
+        ),
+        refused => (
+            v8::script_compiler::Source::new(code, Some(origin)),
+            v8::script_compiler::CompileOptions::NoCompileOptions,
+            refused.is_some(),
+        ),
+    }
 }
 
 pub(crate) fn run(

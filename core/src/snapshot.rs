@@ -14,7 +14,7 @@ use std::cell::RefCell;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::error::{Error, JsException, Result};
+use crate::error::{Error, Result};
 use crate::framing::{self, Kind};
 
 /// A V8 startup snapshot: the heap state after running some source.
@@ -236,28 +236,7 @@ fn check_no_pending_promises(scope: &mut v8::PinScope) -> Result<()> {
 fn js_error(scope: &mut v8::PinScope, tc_exc: Option<v8::Local<v8::Value>>, compiling: bool) -> Error {
     let Some(exc) = tc_exc else { return Error::Terminated };
     let msg = v8::Exception::create_message(scope, exc);
-    let name = match v8::Local::<v8::Object>::try_from(exc) {
-        Ok(o) => crate::convert::get_str(scope, o, "name").unwrap_or_default(),
-        Err(_) => String::new(),
-    };
-    let message = match v8::Local::<v8::Object>::try_from(exc) {
-        Ok(o) => crate::convert::get_str(scope, o, "message").unwrap_or_default(),
-        Err(_) => exc.to_rust_string_lossy(scope),
-    };
-    let stack = match v8::Local::<v8::Object>::try_from(exc) {
-        Ok(o) => crate::convert::get_str(scope, o, "stack").unwrap_or_default(),
-        Err(_) => String::new(),
-    };
-    let ex = JsException {
-        name,
-        message,
-        stack,
-        value: Box::new(crate::Value::Undefined),
-        filename: Some("<snapshot>".into()),
-        line: msg.get_line_number(scope).map(|l| l as u32),
-        column: u32::try_from(msg.get_start_column()).ok().map(|c| c + 1),
-        cause: None,
-    };
+    let ex = crate::runtime::exception(scope, None, exc, Some(msg));
     if compiling && ex.name == "SyntaxError" {
         Error::Parse(Box::new(ex))
     } else {

@@ -489,6 +489,49 @@ fn promises_microtasks_and_timers() {
     assert!(matches!(c.eval("setTimeout(1)"), Err(Error::Js(e)) if e.name == "TypeError"));
 }
 
+/// A minimal executor: polls on this thread, parking until woken.
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    struct ThreadWaker(std::thread::Thread);
+    impl std::task::Wake for ThreadWaker {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = std::task::Waker::from(Arc::new(ThreadWaker(std::thread::current())));
+    let mut cx = std::task::Context::from_waker(&waker);
+    let mut f = std::pin::pin!(f);
+    loop {
+        if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+        std::thread::park();
+    }
+}
+
+#[test]
+fn async_awaits_for_async_hosts() {
+    let c = ctx();
+    let fut = c.eval_async("new Promise((r) => setTimeout(() => r('async done'), 20))", EvalOptions::default());
+    assert!(!fut.is_ready());
+    assert_eq!(block_on(fut).unwrap(), Value::from("async done"));
+    c.eval("globalThis.later = (x) => new Promise((r) => setTimeout(() => r(x * 2), 5))").unwrap();
+    assert_eq!(block_on(c.call_async("later", vec![21.into()], EvalOptions::default())).unwrap(), Value::Integer(42));
+    let p = c.eval("Promise.reject(new TypeError('async no'))").unwrap();
+    match block_on(p.as_handle().unwrap().await_async(None)) {
+        Err(Error::Js(e)) => assert_eq!(e.name, "TypeError"),
+        other => panic!("{other:?}"),
+    }
+    // Host functions called meanwhile run on the helper thread, not the owner thread.
+    c.expose("where_am_i", |_, _| Ok(Value::from(std::thread::current().name().unwrap_or("").to_string()))).unwrap();
+    assert_eq!(block_on(c.eval_async("where_am_i()", EvalOptions::default())).unwrap(), Value::from("polyracer-await"));
+    // Several awaits at once on one context.
+    let futs: Vec<_> = (0..4)
+        .map(|i| c.eval_async(&format!("new Promise((r) => setTimeout(() => r({i}), 10))"), EvalOptions::default()))
+        .collect();
+    let got: Vec<Value> = futs.into_iter().map(|f| block_on(f).unwrap()).collect();
+    assert_eq!(got, (0..4).map(Value::from).collect::<Vec<_>>());
+}
+
 #[test]
 fn no_ambient_globals() {
     let c = ctx();
