@@ -1,0 +1,279 @@
+from __future__ import annotations
+
+import asyncio
+import builtins
+import datetime
+import threading
+import time
+from pathlib import Path
+
+import polyracer
+import pytest
+
+
+def test_version_and_tag() -> None:
+    assert polyracer.V8_VERSION.startswith("14.")
+    assert isinstance(polyracer.CACHED_DATA_VERSION_TAG, int) and polyracer.CACHED_DATA_VERSION_TAG > 0
+
+
+def test_configure_after_start_is_an_error() -> None:
+    with polyracer.Context() as ctx:
+        ctx.eval("1")
+    with pytest.raises(polyracer.InvalidArgumentError, match="--expose-gc"):
+        polyracer.configure("--expose-gc")
+
+
+def test_values_js_to_python(ctx: polyracer.Context) -> None:
+    assert ctx.eval("1 + 1") == 2 and isinstance(ctx.eval("1 + 1"), int)
+    assert ctx.eval("0.5") == 0.5
+    assert ctx.eval("2 ** 53") == 2**53 and isinstance(ctx.eval("2 ** 53"), float)
+    assert ctx.eval("2n ** 100n") == 2**100
+    assert ctx.eval("null") is None
+    assert ctx.eval("undefined") is polyracer.undefined
+    assert not polyracer.undefined
+    assert ctx.eval("'héllo'") == "héllo"
+    assert ctx.eval("new Date(86400000)") == datetime.datetime(1970, 1, 2, tzinfo=datetime.timezone.utc)
+    assert ctx.eval("new Uint8Array([1, 2])") == b"\x01\x02"
+    assert ctx.eval("({b: 1, a: [true, null]})") == {"b": 1, "a": [True, None]}
+    assert ctx.eval("new Map([[1, 'x']])") == {1: "x"}
+    assert ctx.eval("new Set([1, 2])") == {1, 2}
+    err = ctx.eval("new TypeError('t')")
+    assert isinstance(err, polyracer.JSError) and err.name == "TypeError"
+
+
+def test_values_python_to_js(ctx: polyracer.Context) -> None:
+    typeof = ctx.eval("(x) => typeof x")
+    assert typeof(1) == "number"
+    assert typeof(2**60) == "bigint"
+    assert typeof(polyracer.undefined) == "undefined"
+    assert ctx.call("(x) => x === null", None) is True
+    assert ctx.call("(b) => b instanceof Uint8Array && b.length", bytearray(b"abc")) == 3
+    assert ctx.call("(b) => b.length", memoryview(b"abcd")) == 4
+    assert ctx.call("(t) => Array.isArray(t) && t.length", (1, 2)) == 2
+    assert ctx.call("(s) => s instanceof Set && s.size", frozenset({1, 2, 3})) == 3
+    naive = datetime.datetime(2020, 1, 1)
+    assert ctx.call("(d) => d.toISOString()", naive) == "2020-01-01T00:00:00.000Z"
+    assert ctx.call("(x) => x", {"k": [1, 2.5, "s"]}) == {"k": [1, 2.5, "s"]}
+
+
+def test_bad_values_are_conversion_errors(ctx: polyracer.Context) -> None:
+    cyclic: list[object] = []
+    cyclic.append(cyclic)
+    with pytest.raises(polyracer.ConversionError, match="cyclic"):
+        ctx.call("(x) => x", cyclic)
+    with pytest.raises(polyracer.ConversionError):
+        ctx.call("(x) => x", object())
+    with pytest.raises(TypeError):  # ConversionError is a TypeError
+        ctx.call("(x) => x", object())
+    with pytest.raises(polyracer.ConversionError, match="cyclic"):
+        ctx.eval("const o = {}; o.o = o; o")
+    deep: object = None
+    for _ in range(10_000):
+        deep = [deep]
+    with pytest.raises(polyracer.ConversionError, match="deeper"):
+        ctx.call("(x) => 1", deep)
+
+
+def test_errors(ctx: polyracer.Context) -> None:
+    with pytest.raises(polyracer.ParseError) as parse:
+        ctx.eval("let x = ;", filename="bad.js")
+    assert parse.value.line == 1 and parse.value.filename == "bad.js"
+    with pytest.raises(polyracer.JSError) as js:
+        ctx.eval("function f() { throw new RangeError('r') }\nf()", filename="app.js")
+    assert (js.value.name, js.value.message) == ("RangeError", "r")
+    assert "app.js:1" in js.value.stack
+    with pytest.raises(polyracer.JSError) as thrown:
+        ctx.eval("throw {code: 7}")
+    assert thrown.value.value == {"code": 7}
+    assert issubclass(polyracer.TimeoutError, builtins.TimeoutError)
+    assert issubclass(polyracer.OutOfMemoryError, MemoryError)
+    assert issubclass(polyracer.ParseError, polyracer.Error)
+
+
+def test_timeout_terminate_and_memory_limit() -> None:
+    with polyracer.Context(timeout=0.1) as ctx:
+        with pytest.raises(builtins.TimeoutError):
+            ctx.eval("while (true) {}")
+        assert ctx.eval("'alive'") == "alive"
+        with pytest.raises(polyracer.TimeoutError):
+            ctx.eval("for (;;) {}", timeout=0.02)
+    with polyracer.Context() as ctx:
+        threading.Timer(0.05, ctx.terminate).start()
+        with pytest.raises(polyracer.TerminatedError):
+            ctx.eval("while (true) {}")
+    with polyracer.Context(memory_limit=32 << 20) as ctx:
+        with pytest.raises(MemoryError):
+            ctx.eval("const a = []; while (true) a.push(new Array(1e5).fill(1))")
+        assert ctx.eval("1") == 1
+
+
+def test_expose_and_exception_cause(ctx: polyracer.Context) -> None:
+    ctx.expose("add", lambda a, b: a + b)
+    ctx.expose("ns.upper", str.upper)
+    assert ctx.eval("add(2, 3) + ns.upper('x')") == "5X"
+
+    class Boom(Exception):
+        pass
+
+    def boom() -> None:
+        raise Boom("py says no")
+
+    ctx.expose("boom", boom)
+    assert ctx.eval("try { boom() } catch (e) { e.name + ':' + e.message }") == "Boom:py says no"
+    with pytest.raises(polyracer.JSError) as info:
+        ctx.eval("boom()")
+    assert isinstance(info.value.__cause__, Boom)
+
+    # Nested Python -> JS -> Python -> JS.
+    def down(n: int) -> int:
+        return 0 if n == 0 else ctx.call("step", n - 1) + 1
+
+    ctx.expose("down", down)
+    ctx.eval("function step(n) { return down(n) }")
+    assert ctx.call("step", 120) == 120
+
+
+def test_callbacks_run_on_the_calling_thread(ctx: polyracer.Context) -> None:
+    seen: list[int] = []
+    ctx.expose("whoami", lambda: seen.append(threading.get_ident()))
+    threads = [threading.Thread(target=ctx.eval, args=("whoami()",)) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(seen) == sorted(t.ident for t in threads)
+
+
+def test_gil_is_released_while_js_runs(ctx: polyracer.Context) -> None:
+    ticks = 0
+    stop = False
+
+    def count() -> None:
+        nonlocal ticks
+        while not stop:
+            ticks += 1
+            time.sleep(0.001)
+
+    t = threading.Thread(target=count)
+    t.start()
+    ctx.eval("const end = Date.now() + 200; while (Date.now() < end) {}")
+    stop = True
+    t.join()
+    assert ticks > 20
+
+
+def test_async(ctx: polyracer.Context) -> None:
+    async def later(x: int) -> int:
+        await asyncio.sleep(0.01)
+        return x * 2
+
+    ctx.expose("later", later)
+    assert ctx.eval("later(21)", await_promise=True) == 42
+
+    async def main() -> tuple[object, object, object]:
+        a = await ctx.eval_async("new Promise((r) => setTimeout(() => r('a'), 10))")
+        b = await ctx.call_async("(x) => Promise.resolve(x + 1)", 1)
+        p = ctx.eval("new Promise((r) => setTimeout(() => r('p'), 5))")
+        c = await p
+        return a, b, c
+
+    assert asyncio.run(main()) == ("a", 2, "p")
+    promise = ctx.eval("Promise.reject(new Error('nope'))")
+    with pytest.raises(polyracer.JSError, match="nope"):
+        promise.result(timeout=1)
+
+
+def test_handles(ctx: polyracer.Context) -> None:
+    f = ctx.eval("(a, b) => a * b")
+    assert isinstance(f, polyracer.JSFunction) and f(6, 7) == 42
+    obj = ctx.eval("new Proxy({a: 1}, {})")
+    assert isinstance(obj, polyracer.JSObject)
+    obj["b"] = 2
+    assert obj["a"] == 1 and "b" in obj and len(obj) == 2 and list(obj) == ["a", "b"]
+    del obj["a"]
+    assert {k: obj[k] for k in obj} == {"b": 2}
+    with pytest.raises(KeyError):
+        obj["missing"]
+    sym = ctx.eval("Symbol('tag')")
+    assert isinstance(sym, polyracer.JSSymbol) and sym.description == "tag"
+    assert ctx.call("(o) => o.b", obj) == 2
+
+
+def test_compile_and_code_cache(ctx: polyracer.Context) -> None:
+    src = "globalThis.n = (globalThis.n || 0) + 1"
+    script = ctx.compile(src, filename="count.js", produce_cache=True)
+    assert script.run() == 1 and script.run() == 2
+    cache = script.cached_data
+    assert isinstance(cache, bytes) and cache
+    with polyracer.Context() as other:
+        again = other.compile(src, cached_data=cache)
+        assert not again.cache_rejected and again.run() == 1
+        bad = other.compile(src, cached_data=b"garbage", produce_cache=True)
+        assert bad.cache_rejected and bad.cached_data
+    script.dispose()
+    with pytest.raises(polyracer.DisposedError):
+        script.run()
+
+
+def test_snapshot() -> None:
+    snap = polyracer.Snapshot.create("var base = 40; function add(a, b) { return a + b }")
+    data = snap.dump()
+    loaded = polyracer.Snapshot.load(data)
+    with polyracer.Context(snapshot=loaded) as ctx:
+        assert ctx.call("add", 2, ctx.eval("base")) == 42
+    warm = snap.warmup("add(1, 2)")
+    with polyracer.Context(snapshot=warm) as ctx:
+        assert ctx.eval("add(base, 1)") == 41
+    with pytest.raises(polyracer.InvalidArgumentError, match="snapshot"):
+        polyracer.Snapshot.load(data[:-10])
+
+
+def test_modules(ctx: polyracer.Context) -> None:
+    files = {"/app/lib.mjs": "export const twice = (x) => x * 2;"}
+
+    def resolver(specifier: str, referrer: str) -> str:
+        name = "/app/" + specifier.removeprefix("./")
+        return files[name]
+
+    ns = ctx.eval_module(
+        "import {twice} from './lib.mjs'; export const v = twice(21); export const url = import.meta.url;",
+        filename="/app/main.mjs",
+        resolver=resolver,
+    )
+    assert isinstance(ns, polyracer.JSObject)
+    assert ns["v"] == 42 and ns["url"] == "/app/main.mjs"
+    with pytest.raises(polyracer.JSError, match="missing"):
+        ctx.eval_module("import './missing.mjs'", filename="/app/x.mjs", resolver=resolver)
+
+
+def test_heap_stats_snapshot_file(ctx: polyracer.Context, tmp_path: Path) -> None:
+    stats = ctx.heap_stats()
+    assert stats["used_heap_size"] > 0 and stats["heap_size_limit"] > 0
+    ctx.low_memory_notification()
+    path = tmp_path / "h.heapsnapshot"
+    ctx.write_heap_snapshot(str(path))
+    assert path.read_text().startswith('{"snapshot"')
+
+
+def test_dispose_and_threads() -> None:
+    ctx = polyracer.Context()
+    ctx.eval("globalThis.count = 0")
+
+    def work() -> None:
+        for _ in range(100):
+            ctx.eval("count++")
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert ctx.eval("count") == 800
+    f = ctx.eval("() => 1")
+    ctx.dispose()
+    ctx.dispose()
+    assert ctx.disposed
+    with pytest.raises(polyracer.DisposedError):
+        ctx.eval("1")
+    with pytest.raises(polyracer.DisposedError):
+        f()

@@ -1,0 +1,18 @@
+import runpy
+from pathlib import Path
+
+import pytest
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "python" / "quickstart.py"
+
+
+def test_quickstart(capsys: pytest.CaptureFixture[str]) -> None:
+    runpy.run_path(str(EXAMPLE), run_name="__main__")
+    assert capsys.readouterr().out.splitlines() == [
+        "[2, 4, 6]",
+        "hello, polyracer",
+        "42",
+        "TypeError - Cannot read properties of null (reading 'x')",
+        "timed out, still usable: yes",
+        "awaited",
+    ]
