@@ -1,0 +1,1 @@
+"""Drop-in compatibility layers for users of other JS-embedding libraries."""

@@ -1,0 +1,278 @@
+"""The PyMiniRacer API on top of polyracer.
+
+Switch with one line::
+
+    from polyracer.compat.py_mini_racer import MiniRacer   # was: from py_mini_racer import MiniRacer
+
+Written from PyMiniRacer's public documentation. Differences:
+
+- ``timeout`` arguments are milliseconds and ``timeout_sec`` seconds, as in
+  PyMiniRacer; ``max_memory`` and the hard memory limit become the V8 heap
+  limit, fixed when the underlying context is created (at the first call):
+  setting a hard limit later raises ``JSValueError``. The soft limit is
+  checked after each call (``was_soft_memory_limit_reached``).
+- Exceptions keep PyMiniRacer's names and are also polyracer's (for
+  example ``JSTimeoutException`` is a ``polyracer.TimeoutError``).
+- ``JSFunction``, ``JSPromise``, ``JSObject``, ``JSArray`` are polyracer's
+  handle types; ``JSPromise.get(timeout=)`` is provided.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import polyracer
+from polyracer import JSArray, JSFunction, JSObject, JSPromise, JSSymbol
+
+__all__ = [
+    "JSArray",
+    "JSEvalException",
+    "JSFunction",
+    "JSKeyError",
+    "JSOOMException",
+    "JSObject",
+    "JSParseException",
+    "JSPromise",
+    "JSPromiseError",
+    "JSSymbol",
+    "JSTimeoutException",
+    "JSUndefined",
+    "JSUndefinedType",
+    "JSValueError",
+    "LibAlreadyInitializedError",
+    "MiniRacer",
+    "MiniRacerBaseException",
+    "mini_racer",
+]
+
+JSUndefinedType = polyracer.Undefined
+JSUndefined = polyracer.undefined
+
+
+class MiniRacerBaseException(Exception):  # noqa: N818 - PyMiniRacer's name
+    """Base of PyMiniRacer's exceptions."""
+
+
+class JSEvalException(MiniRacerBaseException, polyracer.JSError):
+    """JavaScript threw."""
+
+
+class JSParseException(JSEvalException, polyracer.ParseError):
+    """The source failed to compile."""
+
+
+class JSTimeoutException(JSEvalException, polyracer.TimeoutError):
+    """The call timed out."""
+
+
+class JSOOMException(JSEvalException, polyracer.OutOfMemoryError):
+    """The memory limit was reached."""
+
+
+class JSTerminatedException(JSEvalException, polyracer.TerminatedError):
+    """Execution was terminated."""
+
+
+class JSPromiseError(JSEvalException):
+    """A promise was rejected."""
+
+
+class JSValueError(MiniRacerBaseException, ValueError):
+    """A value could not be used."""
+
+
+class JSKeyError(JSValueError, KeyError):
+    """A key is missing."""
+
+
+class LibAlreadyInitializedError(MiniRacerBaseException):
+    """V8 flags were given after V8 started."""
+
+
+def _translate(error: polyracer.Error) -> MiniRacerBaseException:
+    mapping: list[tuple[type[polyracer.Error], type[MiniRacerBaseException]]] = [
+        (polyracer.ParseError, JSParseException),
+        (polyracer.TimeoutError, JSTimeoutException),
+        (polyracer.OutOfMemoryError, JSOOMException),
+        (polyracer.TerminatedError, JSTerminatedException),
+        (polyracer.JSError, JSEvalException),
+    ]
+    for src, dst in mapping:
+        if isinstance(error, src):
+            new = dst(str(error))
+            for attr in ("name", "message", "stack", "value", "filename", "line", "column"):
+                if hasattr(error, attr):
+                    setattr(new, attr, getattr(error, attr))
+            return new
+    if isinstance(error, polyracer.InvalidArgumentError) and "already initialised" in str(error):
+        return LibAlreadyInitializedError(str(error))
+    return JSValueError(str(error))
+
+
+def _timeout(timeout: float | None, timeout_sec: float | None) -> float | None:
+    if timeout_sec is not None:
+        return timeout_sec
+    if timeout is not None:
+        return timeout / 1000.0
+    return None
+
+
+class MiniRacer:
+    """A JavaScript context with PyMiniRacer's interface."""
+
+    json_impl = json
+
+    def __init__(self) -> None:
+        self._ctx: polyracer.Context | None = None
+        self._hard_limit: int | None = None
+        self._soft_limit: int | None = None
+        self._soft_reached = False
+        self._hard_reached = False
+
+    # -- lifecycle
+    def _context(self, max_memory: int | None = None) -> polyracer.Context:
+        if self._ctx is None:
+            limit = max_memory or self._hard_limit
+            self._ctx = polyracer.Context(memory_limit=limit)
+        return self._ctx
+
+    def close(self) -> None:
+        if self._ctx is not None:
+            self._ctx.dispose()
+
+    def __enter__(self) -> MiniRacer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        ctx = getattr(self, "_ctx", None)
+        if ctx is not None:
+            ctx.dispose()
+
+    # -- evaluation
+    def _guard(self, fn: Callable[[], Any]) -> Any:
+        try:
+            return fn()
+        except polyracer.OutOfMemoryError as e:
+            self._hard_reached = True
+            raise _translate(e) from e
+        except polyracer.Error as e:
+            raise _translate(e) from e
+        finally:
+            self._check_soft_limit()
+
+    def _check_soft_limit(self) -> None:
+        if self._soft_limit is not None and self._ctx is not None and not self._ctx.disposed:
+            if self._ctx.heap_stats()["used_heap_size"] > self._soft_limit:
+                self._soft_reached = True
+
+    def eval(
+        self,
+        code: str,
+        timeout: float | None = None,
+        timeout_sec: float | None = None,
+        max_memory: int | None = None,
+    ) -> Any:
+        """Evaluates ``code``; ``timeout`` in milliseconds, ``timeout_sec`` in seconds."""
+        ctx = self._context(max_memory)
+        return self._guard(lambda: ctx.eval(code, timeout=_timeout(timeout, timeout_sec)))
+
+    def execute(
+        self,
+        expr: str,
+        timeout: float | None = None,
+        timeout_sec: float | None = None,
+        max_memory: int | None = None,
+    ) -> Any:
+        """Evaluates ``expr`` and returns its JSON round trip."""
+        wrapped = f"JSON.stringify(({expr}))"
+        result = self.eval(wrapped, timeout=timeout, timeout_sec=timeout_sec, max_memory=max_memory)
+        return None if result is JSUndefined else self.json_impl.loads(result)
+
+    def call(
+        self,
+        expr: str,
+        *args: Any,
+        encoder: type[json.JSONEncoder] | None = None,
+        timeout: float | None = None,
+        timeout_sec: float | None = None,
+        max_memory: int | None = None,
+    ) -> Any:
+        """Calls the function ``expr`` with JSON-encoded ``args``; returns the JSON result."""
+        js_args = self.json_impl.dumps(list(args), separators=(",", ":"), cls=encoder)
+        return self.execute(
+            f"({expr}).apply(this, {js_args})",
+            timeout=timeout,
+            timeout_sec=timeout_sec,
+            max_memory=max_memory,
+        )
+
+    @contextmanager
+    def wrap_py_function(self, func: Callable[..., Any]) -> Iterator[JSFunction]:
+        """Yields a JSFunction that calls the ``async def`` function ``func`` (JS gets a promise)."""
+        ctx = self._context()
+        name = f"__polyracer_wrapped_{id(func):x}"
+        if asyncio.iscoroutinefunction(func):
+            ctx.expose(name, func)
+        else:
+
+            async def as_async(*args: Any) -> Any:
+                return func(*args)
+
+            ctx.expose(name, as_async)
+        try:
+            yield ctx.eval(name)
+        finally:
+            ctx.eval(f"delete globalThis[{json.dumps(name)}]")
+
+    # -- memory
+    def set_hard_memory_limit(self, limit: int) -> None:
+        if self._ctx is not None:
+            raise JSValueError(
+                "polyracer fixes the heap limit when the context starts: set it before the first call"
+            )
+        self._hard_limit = limit
+
+    def set_soft_memory_limit(self, limit: int) -> None:
+        self._soft_limit = limit
+
+    def was_hard_memory_limit_reached(self) -> bool:
+        return self._hard_reached
+
+    def was_soft_memory_limit_reached(self) -> bool:
+        return self._soft_reached
+
+    def low_memory_notification(self) -> None:
+        self._context().low_memory_notification()
+
+    def heap_stats(self) -> dict[str, int]:
+        return self._context().heap_stats()
+
+    def v8_version(self) -> str:
+        return polyracer.V8_VERSION
+
+
+def _promise_get(self: JSPromise, timeout: float | None = None) -> Any:
+    try:
+        return self.result(timeout)
+    except polyracer.JSError as e:
+        raise JSPromiseError(str(e)) from e
+
+
+JSPromise.get = _promise_get  # type: ignore[attr-defined]
+
+
+@contextmanager
+def mini_racer() -> Iterator[MiniRacer]:
+    """A MiniRacer that is closed on exit."""
+    mr = MiniRacer()
+    try:
+        yield mr
+    finally:
+        mr.close()
