@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
-
 import polyracer
+import pytest
 from polyracer.compat.py_mini_racer import (
     JSEvalException,
     JSFunction,
