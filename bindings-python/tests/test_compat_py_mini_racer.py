@@ -7,8 +7,10 @@ import asyncio
 import polyracer
 import pytest
 from polyracer.compat.py_mini_racer import (
+    JSArrayIndexError,
     JSEvalException,
     JSFunction,
+    JSKeyError,
     JSOOMException,
     JSParseException,
     JSPromise,
@@ -17,6 +19,7 @@ from polyracer.compat.py_mini_racer import (
     JSUndefined,
     JSValueError,
     MiniRacer,
+    StrictMiniRacer,
     mini_racer,
 )
 
@@ -77,6 +80,23 @@ def test_functions_promises_and_wrapped_python() -> None:
             await asyncio.sleep(0.01)
             return x + 1
 
-        with ctx.wrap_py_function(fetch) as js_fetch:
-            ctx.eval("globalThis.results = []")
-            assert ctx.eval("(f) => f(41)")(js_fetch).get(timeout=1) == 42
+        async def use() -> int:
+            async with ctx.wrap_py_function(fetch) as js_fetch:
+                return await ctx.eval("(f) => f(41)")(js_fetch)
+
+        assert asyncio.run(use()) == 42
+        assert asyncio.run(ctx.eval_cancelable("Promise.resolve(3)")) == 3
+        assert "snapshot" in ctx.heap_snapshot()
+
+
+def test_class_hierarchy_matches_pyminiracer() -> None:
+    assert issubclass(JSTimeoutException, TimeoutError)
+    assert issubclass(JSKeyError, KeyError) and issubclass(JSKeyError, JSEvalException)
+    assert issubclass(JSArrayIndexError, IndexError)
+    assert issubclass(JSValueError, ValueError) and issubclass(JSValueError, JSEvalException)
+    assert not issubclass(JSPromiseError, JSEvalException)
+
+
+def test_strict_returns_json_values() -> None:
+    with StrictMiniRacer() as ctx:
+        assert ctx.eval("({a: [1, 2]})") == {"a": [1, 2]}

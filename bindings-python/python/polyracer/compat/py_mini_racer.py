@@ -21,15 +21,23 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+import os
+import tempfile
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import polyracer
 from polyracer import JSArray, JSFunction, JSObject, JSPromise, JSSymbol
 
 __all__ = [
+    "DEFAULT_V8_FLAGS",
     "JSArray",
+    "JSArrayIndexError",
+    "JSMappedObject",
+    "LibNotFoundError",
+    "StrictMiniRacer",
+    "init_mini_racer",
     "JSEvalException",
     "JSFunction",
     "JSKeyError",
@@ -51,6 +59,8 @@ __all__ = [
 
 JSUndefinedType = polyracer.Undefined
 JSUndefined = polyracer.undefined
+JSMappedObject = JSObject
+DEFAULT_V8_FLAGS: tuple[str, ...] = ("--single-threaded",)
 
 
 class MiniRacerBaseException(Exception):  # noqa: N818 - PyMiniRacer's name
@@ -77,20 +87,40 @@ class JSTerminatedException(JSEvalException, polyracer.TerminatedError):
     """Execution was terminated."""
 
 
-class JSPromiseError(JSEvalException):
+class JSPromiseError(MiniRacerBaseException):
     """A promise was rejected."""
 
 
-class JSValueError(MiniRacerBaseException, ValueError):
+class JSValueError(JSEvalException, ValueError):
     """A value could not be used."""
 
 
-class JSKeyError(JSValueError, KeyError):
+class JSKeyError(JSEvalException, KeyError):
     """A key is missing."""
+
+
+class JSArrayIndexError(MiniRacerBaseException, IndexError):
+    """An array index is out of range."""
 
 
 class LibAlreadyInitializedError(MiniRacerBaseException):
     """V8 flags were given after V8 started."""
+
+
+class LibNotFoundError(MiniRacerBaseException):
+    """Kept for imports; polyracer's engine is built in and is always found."""
+
+
+def init_mini_racer(*, flags: Iterable[str] = DEFAULT_V8_FLAGS, ignore_duplicate_init: bool = False) -> None:
+    """Sets V8 flags before first use (``--single-threaded`` selects polyracer's single-threaded engine)."""
+    flags = list(flags)
+    single = "--single-threaded" in flags
+    rest = [f for f in flags if f != "--single-threaded"]
+    try:
+        polyracer.configure(*rest, single_threaded=single)
+    except polyracer.InvalidArgumentError as e:
+        if not ignore_duplicate_init:
+            raise LibAlreadyInitializedError(str(e)) from e
 
 
 def _translate(error: polyracer.Error) -> MiniRacerBaseException:
@@ -192,7 +222,9 @@ class MiniRacer:
     ) -> Any:
         """Evaluates ``expr`` and returns its JSON round trip."""
         wrapped = f"JSON.stringify(({expr}))"
-        result = self.eval(wrapped, timeout=timeout, timeout_sec=timeout_sec, max_memory=max_memory)
+        result = MiniRacer.eval(
+            self, wrapped, timeout=timeout, timeout_sec=timeout_sec, max_memory=max_memory
+        )
         return None if result is JSUndefined else self.json_impl.loads(result)
 
     def call(
@@ -213,8 +245,30 @@ class MiniRacer:
             max_memory=max_memory,
         )
 
-    @contextmanager
-    def wrap_py_function(self, func: Callable[..., Any]) -> Iterator[JSFunction]:
+    async def eval_cancelable(self, code: str) -> Any:
+        """Evaluates without blocking the event loop, awaiting a promise result."""
+        ctx = self._context()
+        try:
+            return await ctx.eval_async(code)
+        except asyncio.CancelledError:
+            ctx.terminate()
+            raise
+        except polyracer.Error as e:
+            raise _translate(e) from e
+
+    def heap_snapshot(self) -> Any:
+        """The V8 heap snapshot, parsed from its JSON."""
+        fd, path = tempfile.mkstemp(suffix=".heapsnapshot")
+        os.close(fd)
+        try:
+            self._context().write_heap_snapshot(path)
+            with open(path, encoding="utf-8") as f:
+                return json.load(f)
+        finally:
+            os.unlink(path)
+
+    @asynccontextmanager
+    async def wrap_py_function(self, func: Callable[..., Any]) -> AsyncIterator[JSFunction]:
         """Yields a JSFunction that calls the ``async def`` function ``func`` (JS gets a promise)."""
         ctx = self._context()
         name = f"__polyracer_wrapped_{id(func):x}"
@@ -256,6 +310,19 @@ class MiniRacer:
 
     def v8_version(self) -> str:
         return polyracer.V8_VERSION
+
+
+class StrictMiniRacer(MiniRacer):
+    """A MiniRacer whose ``eval``, ``execute`` and ``call`` return only JSON-like values."""
+
+    def eval(
+        self,
+        code: str,
+        timeout: float | None = None,
+        timeout_sec: float | None = None,
+        max_memory: int | None = None,
+    ) -> Any:
+        return self.execute(code, timeout=timeout, timeout_sec=timeout_sec, max_memory=max_memory)
 
 
 def _promise_get(self: JSPromise, timeout: float | None = None) -> Any:

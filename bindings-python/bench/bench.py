@@ -1,0 +1,262 @@
+"""polyracer vs other JS engines for Python, side by side in one run.
+
+    python bench/bench.py [--quick] [--png bench.png]
+
+Peers are used when installed (see requirements-bench.txt): mini-racer
+(PyMiniRacer), quickjs, stpyv8, v8-python. Each case reports the median
+time per operation; lower is better.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import statistics
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import polyracer
+
+
+def measure(fn: Callable[[], Any], budget: float) -> float:
+    """Median seconds per call over batches filling ~budget seconds."""
+    n = 1
+    while True:
+        t = time.perf_counter()
+        for _ in range(n):
+            fn()
+        if time.perf_counter() - t > budget / 20:
+            break
+        n *= 2
+    samples = []
+    end = time.perf_counter() + budget
+    while time.perf_counter() < end or len(samples) < 5:
+        t = time.perf_counter()
+        for _ in range(n):
+            fn()
+        samples.append((time.perf_counter() - t) / n)
+    return statistics.median(samples)
+
+
+def big_object() -> dict[str, Any]:
+    return {
+        "items": [
+            {"id": i, "name": f"item {i}", "tags": ["a", "b", "c"], "blob": "x" * 900} for i in range(1000)
+        ]
+    }
+
+
+class Engine:
+    name = ""
+
+    def available(self) -> bool:
+        return True
+
+
+class Polyracer(Engine):
+    name = "polyracer"
+
+    def new(self) -> Any:
+        return polyracer.Context()
+
+    def eval(self, ctx: Any, code: str) -> Any:
+        return ctx.eval(code)
+
+    def function(self, ctx: Any, code: str) -> Callable[..., Any]:
+        return ctx.eval(code)
+
+    def close(self, ctx: Any) -> None:
+        ctx.dispose()
+
+    def expose(self, ctx: Any, name: str, fn: Callable[..., Any]) -> bool:
+        ctx.expose(name, fn)
+        return True
+
+
+class MiniRacer(Engine):
+    name = "mini-racer"
+
+    def available(self) -> bool:
+        try:
+            importlib.import_module("py_mini_racer")
+            return True
+        except ImportError:
+            return False
+
+    def new(self) -> Any:
+        from py_mini_racer import MiniRacer as MR
+
+        return MR()
+
+    def eval(self, ctx: Any, code: str) -> Any:
+        return ctx.eval(code)
+
+    def function(self, ctx: Any, code: str) -> Callable[..., Any]:
+        return ctx.eval(code)
+
+    def close(self, ctx: Any) -> None:
+        ctx.close()
+
+    def expose(self, ctx: Any, name: str, fn: Callable[..., Any]) -> bool:
+        return False  # only async wrapped functions; not comparable
+
+
+class QuickJS(Engine):
+    name = "quickjs"
+
+    def available(self) -> bool:
+        try:
+            importlib.import_module("quickjs")
+            return True
+        except ImportError:
+            return False
+
+    def new(self) -> Any:
+        import quickjs
+
+        return quickjs.Context()
+
+    def eval(self, ctx: Any, code: str) -> Any:
+        return ctx.eval(code)
+
+    def function(self, ctx: Any, code: str) -> Callable[..., Any]:
+        ctx.eval(f"var __f = {code}")
+        return ctx.get("__f")
+
+    def close(self, ctx: Any) -> None:
+        pass
+
+    def expose(self, ctx: Any, name: str, fn: Callable[..., Any]) -> bool:
+        ctx.add_callable(name, fn)
+        return True
+
+
+ENGINES = [Polyracer(), MiniRacer(), QuickJS()]
+
+
+def run_engine(eng: Any, budget: float, obj: dict[str, Any]) -> dict[str, float]:
+    import json
+
+    r: dict[str, float] = {}
+    ctx = eng.new()
+    r["eval 1+1"] = measure(lambda: eng.eval(ctx, "1+1"), budget)
+    add = eng.function(ctx, "(a, b) => a + b")
+    r["call (a,b)=>a+b"] = measure(lambda: add(1, 2), budget)
+    r["context create+dispose"] = measure(lambda: eng.close(eng.new()), budget)
+    try:
+        eng.eval(ctx, f"var big = {json.dumps(obj)}")
+        r["1 MB object JS→Python"] = measure(lambda: eng.eval(ctx, "big"), budget)
+        ident = eng.function(ctx, "(x) => 0")
+        r["1 MB object Python→JS"] = measure(lambda: ident(obj), budget)
+    except Exception as e:  # peers that cannot convert objects
+        print(f"({eng.name}: object conversion unsupported: {type(e).__name__})", file=sys.stderr)
+    if eng.expose(ctx, "py_id", lambda x: x):
+        loop = eng.function(ctx, "(n) => { let s = 0; for (let i = 0; i < n; i++) s += py_id(i); return s }")
+        r["callback round trip"] = measure(lambda: loop(100), budget) / 100
+    if eng.name == "polyracer":
+        r.update(threads(eng, budget))
+    eng.close(ctx)
+    return r
+
+
+def run(quick: bool) -> dict[str, dict[str, float]]:
+    budget = 0.3 if quick else 1.0
+    obj = big_object()
+    results: dict[str, dict[str, float]] = {}
+    for eng in ENGINES:
+        if not eng.available():
+            print(f"({eng.name} not installed; skipped)", file=sys.stderr)
+            continue
+        results[eng.name] = run_engine(eng, budget, obj)
+    return results
+
+
+def threads(eng: Polyracer, budget: float) -> dict[str, float]:
+    """Ops/s with 1 thread on 1 context vs 2 threads on 2 contexts."""
+    code = "let s = 0; for (let i = 0; i < 20000; i++) s += i; s"
+
+    def rate(n_threads: int) -> float:
+        ctxs = [eng.new() for _ in range(n_threads)]
+        counts = [0] * n_threads
+        stop = time.perf_counter() + budget * 2
+
+        def work(i: int) -> None:
+            while time.perf_counter() < stop:
+                ctxs[i].eval(code)
+                counts[i] += 1
+
+        ts = [threading.Thread(target=work, args=(i,)) for i in range(n_threads)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        for c in ctxs:
+            c.dispose()
+        return sum(counts) / (budget * 2)
+
+    one, two = rate(1), rate(2)
+    return {"throughput 1 thread (ops/s)": one, "throughput 2 threads×2 contexts (ops/s)": two}
+
+
+def fmt(v: float, case: str) -> str:
+    if "ops/s" in case:
+        return f"{v:,.0f}"
+    if v < 1e-3:
+        return f"{v * 1e6:.2f} µs"
+    return f"{v * 1e3:.2f} ms"
+
+
+def table(results: dict[str, dict[str, float]]) -> str:
+    names = list(results)
+    cases = list(dict.fromkeys(c for r in results.values() for c in r))
+    lines = ["| case | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+    for c in cases:
+        lines.append(
+            f"| {c} | " + " | ".join(fmt(results[n][c], c) if c in results[n] else "—" for n in names) + " |"
+        )
+    return "\n".join(lines)
+
+
+def chart(results: dict[str, dict[str, float]], path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cases = [c for c in dict.fromkeys(c for r in results.values() for c in r) if "ops/s" not in c]
+    fig, ax = plt.subplots(figsize=(10, 5))
+    width = 0.8 / max(1, len(results))
+    for i, (name, r) in enumerate(results.items()):
+        xs = [j + i * width for j in range(len(cases))]
+        ax.bar(xs, [r.get(c, 0) * 1e6 for c in cases], width, label=name)
+    ax.set_xticks(
+        [j + width * (len(results) - 1) / 2 for j in range(len(cases))], cases, rotation=20, ha="right"
+    )
+    ax.set_yscale("log")
+    ax.set_ylabel("µs per operation (log, lower is better)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--png")
+    args = parser.parse_args()
+    results = run(args.quick)
+    print(table(results))
+    p = results.get("polyracer", {})
+    if "throughput 1 thread (ops/s)" in p:
+        ratio = p["throughput 2 threads×2 contexts (ops/s)"] / p["throughput 1 thread (ops/s)"]
+        print(f"\n2-thread scaling: {ratio:.2f}× (target ≥ 1.7×)")
+    if args.png:
+        chart(results, args.png)
+        print(f"chart: {args.png}")
+
+
+if __name__ == "__main__":
+    main()
