@@ -74,7 +74,29 @@ fn build_pyerr(py: Python<'_>, e: pr::Error) -> PyResult<PyErr> {
     Ok(PyErr::from_value(inst))
 }
 
+std::thread_local! {
+    /// A signal exception (KeyboardInterrupt) raised while this thread waited.
+    static PENDING_SIGNAL: std::cell::RefCell<Option<PyErr>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Core's wait hook: runs Python's signal handlers (they act only on the
+/// main thread) and stops the JS when one raised, e.g. on Ctrl-C.
+fn check_signals() -> bool {
+    Python::attach(|py| match py.check_signals() {
+        Ok(()) => false,
+        Err(e) => {
+            PENDING_SIGNAL.with(|p| *p.borrow_mut() = Some(e));
+            true
+        }
+    })
+}
+
 fn res<T>(py: Python<'_>, r: pr::Result<T>) -> PyResult<T> {
+    // A signal raised while waiting wins: the call was terminated for it
+    // (or finished just before the termination landed).
+    if let Some(sig) = PENDING_SIGNAL.with(|p| p.borrow_mut().take()) {
+        return Err(sig);
+    }
     r.map_err(|e| to_pyerr(py, e))
 }
 
@@ -771,8 +793,9 @@ fn cached_data_version_tag() -> u32 {
     pr::cached_data_version_tag()
 }
 
-#[pymodule]
+#[pymodule(gil_used = false)]
 fn _polyracer(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    pr::set_wait_hook(Some(check_signals));
     m.add_class::<Context>()?;
     m.add_class::<Script>()?;
     m.add_class::<Snapshot>()?;

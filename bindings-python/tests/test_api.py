@@ -277,3 +277,14 @@ def test_dispose_and_threads() -> None:
         ctx.eval("1")
     with pytest.raises(polyracer.DisposedError):
         f()
+
+
+def test_ctrl_c_interrupts_a_long_eval(ctx: polyracer.Context) -> None:
+    import _thread
+
+    threading.Timer(0.2, _thread.interrupt_main).start()
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        ctx.eval("while (true) {}")
+    assert time.monotonic() - started < 5
+    assert ctx.eval("'usable after Ctrl-C'") == "usable after Ctrl-C"

@@ -42,6 +42,27 @@ pub(crate) enum Release {
     Script(u32),
 }
 
+/// How often a waiting host thread runs the wait hook.
+const WAIT_HOOK_PERIOD: Duration = Duration::from_millis(50);
+static WAIT_HOOK: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Installs a process-wide hook that host threads run every 50 ms while
+/// they wait on a context; returning `true` terminates the running call
+/// ([`Error::Terminated`]). Bindings use it to deliver Ctrl-C (Python's
+/// `KeyboardInterrupt`) during long calls. `None` removes it.
+pub fn set_wait_hook(hook: Option<fn() -> bool>) {
+    WAIT_HOOK.store(hook.map_or(0, |f| f as usize), Ordering::SeqCst);
+}
+
+fn wait_hook() -> Option<fn() -> bool> {
+    match WAIT_HOOK.load(Ordering::Relaxed) {
+        0 => None,
+        // SAFETY: only `set_wait_hook` stores non-zero values, and they are
+        // `fn() -> bool` pointers.
+        p => Some(unsafe { std::mem::transmute::<usize, fn() -> bool>(p) }),
+    }
+}
+
 /// `Fn(specifier, referrer) -> source` for ES module imports.
 pub(crate) type ModuleResolver = Arc<dyn Fn(&str, &str) -> Result<String, HostError> + Send + Sync>;
 
@@ -230,18 +251,32 @@ impl Shared {
         let deadline = timeout.or(self.fixed.default_timeout).map(|t| Instant::now() + t);
         self.chan.send_a(ToIsolate::Request(req, deadline), &self.fixed.isolate_thread);
         let mut wait_until = deadline;
+        let hook = wait_hook();
         loop {
-            match self.chan.recv_b(wait_until, &|| false) {
+            // With a wait hook, wake up at least every WAIT_HOOK_PERIOD to run it.
+            let wake = match hook {
+                Some(_) => {
+                    let next = Instant::now() + WAIT_HOOK_PERIOD;
+                    Some(wait_until.map_or(next, |d| d.min(next)))
+                }
+                None => wait_until,
+            };
+            match self.chan.recv_b(wake, &|| false) {
                 Some(ToCaller::Reply(r)) => return r,
                 Some(ToCaller::Callback { fn_id, args, completion }) => {
                     let res = self.run_host_fn(fn_id, args, completion);
                     self.chan.send_a(ToIsolate::CallbackDone(res), &self.fixed.isolate_thread);
                 }
-                None => {
+                None if wait_until.is_some_and(|d| Instant::now() >= d) => {
                     // Deadline passed: stop the JS and keep waiting for the
                     // owner thread to report the termination.
                     self.interrupt(REASON_TIMEOUT);
                     wait_until = None;
+                }
+                None => {
+                    if hook.is_some_and(|h| h()) {
+                        self.interrupt(REASON_TERMINATED);
+                    }
                 }
             }
         }
