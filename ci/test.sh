@@ -13,10 +13,17 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "cargo test (core, cli, conformance)"
 cargo test --workspace
 
-step "Python binding: build (maturin develop) and pytest"
+step "Python binding: release wheel (maturin build), clean venv, pytest"
 bash "$POLYRACER_ROOT/ci/python-env.sh"
-py="$POLYRACER_ROOT/.venv/bin/python"
-(cd "$POLYRACER_ROOT/bindings-python" && "$POLYRACER_ROOT/.venv/bin/maturin" develop --quiet)
-"$POLYRACER_ROOT/.venv/bin/ruff" check bindings-python
-"$POLYRACER_ROOT/.venv/bin/ruff" format --check bindings-python
-"$py" -m pytest bindings-python/tests -q
+tools="$POLYRACER_ROOT/.venv/bin"
+"$tools/ruff" check bindings-python
+"$tools/ruff" format --check bindings-python
+rm -rf "$POLYRACER_ROOT/target/wheels-ci"
+"$tools/maturin" build --release --quiet -m bindings-python/Cargo.toml -o "$POLYRACER_ROOT/target/wheels-ci"
+clean=$(mktemp -d)
+trap 'rm -rf "$clean"' EXIT
+python3 -m venv "$clean/venv"
+"$clean/venv/bin/pip" install --quiet "$POLYRACER_ROOT"/target/wheels-ci/polyracer-*.whl -r bindings-python/requirements-test.txt
+# Run from the tests folder so `import polyracer` finds the installed wheel,
+# not the source tree.
+(cd bindings-python/tests && "$clean/venv/bin/python" -m pytest -q -p no:cacheprovider .)
