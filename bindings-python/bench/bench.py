@@ -75,6 +75,12 @@ class Polyracer(Engine):
         ctx.expose(name, fn)
         return True
 
+    def to_python(self, ctx: Any, expr: str) -> Any:
+        return ctx.eval(expr)
+
+    def from_python(self, ctx: Any, fn: Any, value: Any) -> Any:
+        return fn(value)
+
 
 class MiniRacer(Engine):
     name = "mini-racer"
@@ -102,6 +108,12 @@ class MiniRacer(Engine):
 
     def expose(self, ctx: Any, name: str, fn: Callable[..., Any]) -> bool:
         return False  # only async wrapped functions; not comparable
+
+    def to_python(self, ctx: Any, expr: str) -> Any:
+        return ctx.execute(expr)  # objects come back as handles; execute copies (via JSON)
+
+    def from_python(self, ctx: Any, fn: Any, value: Any) -> Any:
+        return ctx.call("(x) => 0", value)  # arguments travel as JSON
 
 
 class QuickJS(Engine):
@@ -133,6 +145,16 @@ class QuickJS(Engine):
         ctx.add_callable(name, fn)
         return True
 
+    def to_python(self, ctx: Any, expr: str) -> Any:
+        import json
+
+        return json.loads(ctx.eval(f"JSON.stringify({expr})"))
+
+    def from_python(self, ctx: Any, fn: Any, value: Any) -> Any:
+        import json
+
+        return ctx.eval(f"((x) => 0)({json.dumps(value)})")
+
 
 ENGINES = [Polyracer(), MiniRacer(), QuickJS()]
 
@@ -148,9 +170,10 @@ def run_engine(eng: Any, budget: float, obj: dict[str, Any]) -> dict[str, float]
     r["context create+dispose"] = measure(lambda: eng.close(eng.new()), budget)
     try:
         eng.eval(ctx, f"var big = {json.dumps(obj)}")
-        r["1 MB object JS→Python"] = measure(lambda: eng.eval(ctx, "big"), budget)
+        assert eng.to_python(ctx, "big") == obj
+        r["1 MB object JS→Python"] = measure(lambda: eng.to_python(ctx, "big"), budget)
         ident = eng.function(ctx, "(x) => 0")
-        r["1 MB object Python→JS"] = measure(lambda: ident(obj), budget)
+        r["1 MB object Python→JS"] = measure(lambda: eng.from_python(ctx, ident, obj), budget)
     except Exception as e:  # peers that cannot convert objects
         print(f"({eng.name}: object conversion unsupported: {type(e).__name__})", file=sys.stderr)
     if eng.expose(ctx, "py_id", lambda x: x):
@@ -176,7 +199,7 @@ def run(quick: bool) -> dict[str, dict[str, float]]:
 
 def threads(eng: Polyracer, budget: float) -> dict[str, float]:
     """Ops/s with 1 thread on 1 context vs 2 threads on 2 contexts."""
-    code = "let s = 0; for (let i = 0; i < 20000; i++) s += i; s"
+    code = "(() => { let s = 0; for (let i = 0; i < 20000; i++) s += i; return s })()"
 
     def rate(n_threads: int) -> float:
         ctxs = [eng.new() for _ in range(n_threads)]
