@@ -3,7 +3,8 @@
     python bench/bench.py [--quick] [--png bench.png]
 
 Peers are used when installed (see requirements-bench.txt): mini-racer
-(PyMiniRacer), quickjs, stpyv8, v8-python. Each case reports the median
+(PyMiniRacer), quickjs, stpyv8, v8-python. Peers whose objects come back as
+proxies are measured copying through JSON, as their users do. Each case reports the median
 time per operation; lower is better.
 """
 
@@ -156,29 +157,108 @@ class QuickJS(Engine):
         return ctx.eval(f"((x) => 0)({json.dumps(value)})")
 
 
-ENGINES = [Polyracer(), MiniRacer(), QuickJS()]
+class JSONCopies(Engine):
+    """Peers whose objects come back as proxies: copy through JSON, as users do."""
+
+    def to_python(self, ctx: Any, expr: str) -> Any:
+        import json
+
+        return json.loads(self.eval(ctx, f"JSON.stringify({expr})"))
+
+    def from_python(self, ctx: Any, fn: Any, value: Any) -> Any:
+        import json
+
+        return self.eval(ctx, f"((x) => 0)({json.dumps(value)})")
+
+    def expose(self, ctx: Any, name: str, fn: Callable[..., Any]) -> bool:
+        return False
+
+
+class STPyV8(JSONCopies):
+    name = "stpyv8"
+
+    def available(self) -> bool:
+        try:
+            importlib.import_module("STPyV8")
+            return True
+        except ImportError:
+            return False
+
+    def new(self) -> Any:
+        import STPyV8 as S
+
+        ctx = S.JSContext()
+        ctx.__enter__()
+        return ctx
+
+    def eval(self, ctx: Any, code: str) -> Any:
+        return ctx.eval(code)
+
+    def function(self, ctx: Any, code: str) -> Callable[..., Any]:
+        return ctx.eval(code)
+
+    def close(self, ctx: Any) -> None:
+        ctx.__exit__(None, None, None)
+
+
+class V8Python(JSONCopies):
+    name = "v8-python"
+
+    def available(self) -> bool:
+        try:
+            importlib.import_module("v8")
+            return True
+        except ImportError:
+            return False
+
+    def new(self) -> Any:
+        import v8
+
+        return v8.Isolate().create_context()
+
+    def eval(self, ctx: Any, code: str) -> Any:
+        return ctx.eval(code)
+
+    def function(self, ctx: Any, code: str) -> Callable[..., Any]:
+        return ctx.eval(code)
+
+    def close(self, ctx: Any) -> None:
+        del ctx
+
+
+ENGINES = [Polyracer(), MiniRacer(), QuickJS(), STPyV8(), V8Python()]
 
 
 def run_engine(eng: Any, budget: float, obj: dict[str, Any]) -> dict[str, float]:
     import json
 
     r: dict[str, float] = {}
+
+    def case(name: str, fn: Callable[[], float]) -> None:
+        try:
+            r[name] = fn()
+        except (Exception, BaseException) as e:  # peers may panic (BaseException)
+            if isinstance(e, KeyboardInterrupt):
+                raise
+            print(f"({eng.name}: {name}: {type(e).__name__}: {str(e)[:80]})", file=sys.stderr)
+
     ctx = eng.new()
-    r["eval 1+1"] = measure(lambda: eng.eval(ctx, "1+1"), budget)
+    case("eval 1+1", lambda: measure(lambda: eng.eval(ctx, "1+1"), budget))
     add = eng.function(ctx, "(a, b) => a + b")
-    r["call (a,b)=>a+b"] = measure(lambda: add(1, 2), budget)
-    r["context create+dispose"] = measure(lambda: eng.close(eng.new()), budget)
-    try:
+    case("call (a,b)=>a+b", lambda: measure(lambda: add(1, 2), budget))
+    case("context create+dispose", lambda: measure(lambda: eng.close(eng.new()), budget))
+
+    def to_python() -> float:
         eng.eval(ctx, f"var big = {json.dumps(obj)}")
         assert eng.to_python(ctx, "big") == obj
-        r["1 MB object JS→Python"] = measure(lambda: eng.to_python(ctx, "big"), budget)
-        ident = eng.function(ctx, "(x) => 0")
-        r["1 MB object Python→JS"] = measure(lambda: eng.from_python(ctx, ident, obj), budget)
-    except Exception as e:  # peers that cannot convert objects
-        print(f"({eng.name}: object conversion unsupported: {type(e).__name__})", file=sys.stderr)
+        return measure(lambda: eng.to_python(ctx, "big"), budget)
+
+    case("1 MB object JS→Python", to_python)
+    ident = eng.function(ctx, "(x) => 0")
+    case("1 MB object Python→JS", lambda: measure(lambda: eng.from_python(ctx, ident, obj), budget))
     if eng.expose(ctx, "py_id", lambda x: x):
         loop = eng.function(ctx, "(n) => { let s = 0; for (let i = 0; i < n; i++) s += py_id(i); return s }")
-        r["callback round trip"] = measure(lambda: loop(100), budget) / 100
+        case("callback round trip", lambda: measure(lambda: loop(100), budget) / 100)
     if eng.name == "polyracer":
         r.update(threads(eng, budget))
         r.update(threads_single_threaded_engine(budget))
@@ -194,7 +274,12 @@ def run(quick: bool) -> dict[str, dict[str, float]]:
         if not eng.available():
             print(f"({eng.name} not installed; skipped)", file=sys.stderr)
             continue
-        results[eng.name] = run_engine(eng, budget, obj)
+        try:
+            results[eng.name] = run_engine(eng, budget, obj)
+        except (Exception, BaseException) as e:  # a peer that cannot run at all
+            if isinstance(e, KeyboardInterrupt):
+                raise
+            print(f"({eng.name} failed: {type(e).__name__}: {str(e)[:80]})", file=sys.stderr)
     return results
 
 
