@@ -374,8 +374,13 @@ struct Context {
     inner: pr::Context,
 }
 
-fn eval_options(filename: Option<String>, timeout: Option<f64>, await_promise: bool) -> PyResult<pr::EvalOptions> {
-    Ok(pr::EvalOptions { filename, timeout: seconds(timeout)?, as_handle: false, await_promise })
+fn eval_options(
+    filename: Option<String>,
+    timeout: Option<f64>,
+    await_promise: bool,
+    as_handle: bool,
+) -> PyResult<pr::EvalOptions> {
+    Ok(pr::EvalOptions { filename, timeout: seconds(timeout)?, as_handle, await_promise })
 }
 
 #[pymethods]
@@ -394,7 +399,9 @@ impl Context {
         Ok(Context { inner })
     }
 
-    #[pyo3(signature = (code, *, filename=None, timeout=None, await_promise=false))]
+    /// `as_handle=True` returns objects and arrays as `JSObject`/`JSArray`
+    /// handles instead of copies.
+    #[pyo3(signature = (code, *, filename=None, timeout=None, await_promise=false, as_handle=false))]
     fn eval(
         &self,
         py: Python<'_>,
@@ -402,13 +409,14 @@ impl Context {
         filename: Option<String>,
         timeout: Option<f64>,
         await_promise: bool,
+        as_handle: bool,
     ) -> PyResult<Py<PyAny>> {
-        let opts = eval_options(filename, timeout, await_promise)?;
+        let opts = eval_options(filename, timeout, await_promise, as_handle)?;
         let v = res(py, py.detach(|| self.inner.eval_with(code, opts)))?;
         to_py(py, v)
     }
 
-    #[pyo3(signature = (target, *args, timeout=None, await_promise=false))]
+    #[pyo3(signature = (target, *args, timeout=None, await_promise=false, as_handle=false))]
     fn call(
         &self,
         py: Python<'_>,
@@ -416,9 +424,10 @@ impl Context {
         args: &Bound<'_, PyTuple>,
         timeout: Option<f64>,
         await_promise: bool,
+        as_handle: bool,
     ) -> PyResult<Py<PyAny>> {
         let argv = args_from_py(args)?;
-        let opts = eval_options(None, timeout, await_promise)?;
+        let opts = eval_options(None, timeout, await_promise, as_handle)?;
         let v = if let Ok(f) = target.cast::<JSFunction>() {
             let h = f.get().0.clone();
             res(py, py.detach(|| self.inner.call_with(&h, &argv, opts)))?
@@ -559,7 +568,7 @@ struct Script(pr::Script);
 impl Script {
     #[pyo3(signature = (*, timeout=None))]
     fn run(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Py<PyAny>> {
-        let opts = eval_options(None, timeout, false)?;
+        let opts = eval_options(None, timeout, false, false)?;
         let v = res(py, py.detach(|| self.0.run_with(opts)))?;
         to_py(py, v)
     }

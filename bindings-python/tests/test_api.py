@@ -288,3 +288,21 @@ def test_ctrl_c_interrupts_a_long_eval(ctx: polyracer.Context) -> None:
         ctx.eval("while (true) {}")
     assert time.monotonic() - started < 5
     assert ctx.eval("'usable after Ctrl-C'") == "usable after Ctrl-C"
+
+
+def test_as_handle_returns_live_objects_and_arrays(ctx: polyracer.Context) -> None:
+    obj = ctx.eval("globalThis.o = {a: 1}; o", as_handle=True)
+    assert isinstance(obj, polyracer.JSObject)
+    obj["b"] = 2
+    assert ctx.eval("o.b") == 2
+    arr = ctx.eval("globalThis.xs = [1, 2, 3]; xs", as_handle=True)
+    assert isinstance(arr, polyracer.JSArray) and len(arr) == 3 and arr[-1] == 3
+    arr[0] = 10
+    arr.insert(1, 5)
+    del arr[-1]
+    assert ctx.eval("xs") == [10, 5, 2]
+    assert arr.to_py() == [10, 5, 2]
+    with pytest.raises(IndexError):
+        arr[10]
+    made = ctx.call("() => [1]", as_handle=True)
+    assert isinstance(made, polyracer.JSArray)

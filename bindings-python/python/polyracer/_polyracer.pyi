@@ -28,6 +28,7 @@ class Context:
         filename: str | None = None,
         timeout: float | None = None,
         await_promise: bool = False,
+        as_handle: bool = False,
     ) -> Any: ...
     def call(
         self,
@@ -35,6 +36,7 @@ class Context:
         *args: Any,
         timeout: float | None = None,
         await_promise: bool = False,
+        as_handle: bool = False,
     ) -> Any: ...
     def set_global(self, name: str, value: Any) -> None: ...
     def _expose(self, name: str, function: Callable[..., Any], *, is_async: bool = False) -> None: ...
