@@ -518,22 +518,20 @@ pub(crate) fn new_source<'s>(scope: &mut v8::PinScope<'s, '_>, source: &str) -> 
     v8::String::new(scope, source).ok_or_else(|| Error::InvalidArgument("source too long".into()))
 }
 
-/// `eval` through the per-context script cache.
+/// `eval`: compiles (through the per-context script cache for small
+/// sources) and runs.
 fn eval_cached<'s>(
     scope: &mut v8::PinScope<'s, '_>,
     st: &State,
     source: &str,
     filename: Option<&str>,
 ) -> Result<v8::Local<'s, v8::Value>> {
-    if source.len() > SCRIPT_CACHE_MAX_SOURCE {
-        return eval_script(scope, st, source, filename.unwrap_or("<eval>"));
-    }
-    let cached = st
-        .scripts
-        .borrow()
-        .get(source)
-        .filter(|(f, _)| f.as_deref() == filename)
-        .map(|(_, g)| v8::Local::new(scope, g));
+    let cacheable = source.len() <= SCRIPT_CACHE_MAX_SOURCE;
+    let cached = if cacheable {
+        st.scripts.borrow().get(source).filter(|(f, _)| f.as_deref() == filename).map(|(_, g)| v8::Local::new(scope, g))
+    } else {
+        None
+    };
     let unbound = match cached {
         Some(u) => u,
         None => {
@@ -547,34 +545,18 @@ fn eval_cached<'s>(
                 }
             };
             let unbound = script.get_unbound_script(scope);
-            let mut scripts = st.scripts.borrow_mut();
-            if scripts.len() >= SCRIPT_CACHE_MAX_ENTRIES {
-                scripts.clear();
+            if cacheable {
+                let mut scripts = st.scripts.borrow_mut();
+                if scripts.len() >= SCRIPT_CACHE_MAX_ENTRIES {
+                    scripts.clear();
+                }
+                scripts.insert(source.to_owned(), (filename.map(str::to_owned), v8::Global::new(scope, unbound)));
             }
-            scripts.insert(source.to_owned(), (filename.map(str::to_owned), v8::Global::new(scope, unbound)));
             unbound
         }
     };
     let script = unbound.bind_to_current_context(scope);
     v8::tc_scope!(let tc, scope);
-    match script.run(tc) {
-        Some(v) => Ok(v),
-        None => Err(caught(tc, st, false)),
-    }
-}
-
-fn eval_script<'s>(
-    scope: &mut v8::PinScope<'s, '_>,
-    st: &State,
-    source: &str,
-    filename: &str,
-) -> Result<v8::Local<'s, v8::Value>> {
-    let code = new_source(scope, source)?;
-    let origin = origin(scope, filename, false);
-    v8::tc_scope!(let tc, scope);
-    let Some(script) = v8::Script::compile(tc, code, Some(&origin)) else {
-        return Err(caught(tc, st, true));
-    };
     match script.run(tc) {
         Some(v) => Ok(v),
         None => Err(caught(tc, st, false)),
