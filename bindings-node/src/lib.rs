@@ -1,0 +1,1 @@
+// Node binding: see bindings-node/README.md

@@ -1,0 +1,1 @@
+// Ruby binding: see bindings-ruby/README.md

@@ -1,0 +1,1 @@
+// Swift binding: see bindings-swift/README.md
