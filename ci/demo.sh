@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The main job: builds polyracer and runs JS through the CLI and every binding
-# built so far (Python).
+# (ci/demo-<binding>.sh).
 set -euo pipefail
 . "$(dirname "$0")/env.sh"
 bash "$POLYRACER_ROOT/ci/setup.sh"
@@ -25,8 +25,7 @@ echo "(exit code $?: timeout)"
 "$bin" --memory-limit 32M eval 'const a = []; while (true) a.push(new Array(1e5).fill(0))'
 echo "(exit code $?: out of memory, and the process is fine)"
 set -e
-step "Python: docs/examples/python/quickstart.py"
-bash "$POLYRACER_ROOT/ci/python-env.sh"
-(cd "$POLYRACER_ROOT/bindings-python" && "$POLYRACER_ROOT/.venv/bin/maturin" develop --quiet)
-"$POLYRACER_ROOT/.venv/bin/python" docs/examples/python/quickstart.py
+for binding in python; do
+  bash "$POLYRACER_ROOT/ci/demo-$binding.sh"
+done
 step "demo complete"

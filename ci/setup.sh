@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the build and tests need and is missing. Idempotent: a
 # second run checks and does nothing.
-#   - Debian packages: lld (fast linker for the ~100 MB static V8), clang
+#   - Debian packages: lld (fast linker for the ~100 MB static V8), clang;
+#     for the Ruby binding: ruby, ruby-dev, libclang-dev (rb-sys generates
+#     its bindings with libclang), ruby-minitest, rake
 #   - Rust components: rustfmt, clippy
 #   - npm packages for the benchmark fixtures (core/benches/fixtures,
 #     typescript: a real 9 MB bundle), from its package-lock.json
@@ -11,6 +13,11 @@ set -euo pipefail
 need_apt=()
 command -v ld.lld >/dev/null || need_apt+=(lld)
 command -v clang >/dev/null || need_apt+=(clang)
+command -v ruby >/dev/null || need_apt+=(ruby)
+command -v rake >/dev/null || need_apt+=(rake)
+for pkg in ruby-dev libclang-dev ruby-minitest; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || need_apt+=("$pkg")
+done
 if [ ${#need_apt[@]} -gt 0 ]; then
   step "installing Debian packages: ${need_apt[*]}"
   SUDO=""

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The Python binding's suite, as users get it: a release abi3 wheel built by
+# maturin, installed into a clean venv, tested there (plus ruff).
+set -euo pipefail
+. "$(dirname "$0")/env.sh"
+cd "$POLYRACER_ROOT"
+
+step "Python binding: ruff, release wheel (maturin build), clean venv, pytest"
+bash "$POLYRACER_ROOT/ci/python-env.sh"
+tools="$POLYRACER_ROOT/.venv/bin"
+"$tools/ruff" check bindings-python
+"$tools/ruff" format --check bindings-python
+rm -rf "$POLYRACER_ROOT/target/wheels-ci"
+"$tools/maturin" build --release --quiet -m bindings-python/Cargo.toml -o "$POLYRACER_ROOT/target/wheels-ci"
+clean=$(mktemp -d)
+trap 'rm -rf "$clean"' EXIT
+python3 -m venv "$clean/venv"
+"$clean/venv/bin/pip" install --quiet "$POLYRACER_ROOT"/target/wheels-ci/polyracer-*.whl -r bindings-python/requirements-test.txt
+# Run from the tests folder so `import polyracer` finds the installed wheel,
+# not the source tree.
+(cd bindings-python/tests && "$clean/venv/bin/python" -m pytest -q -p no:cacheprovider .)
