@@ -1,0 +1,187 @@
+//! `JsValue`: the uniffi enum every value crosses as, and its conversion
+//! to and from the core's `Value`.
+
+use std::sync::Arc;
+
+use polyracer as pr;
+
+use crate::error::PolyRacerError;
+
+/// A JS value copied to the host, or a handle to one that stays in its
+/// context. Integral numbers within ±(2^53 − 1) arrive as `Integer`, others
+/// as `Number`; BigInts travel as decimal digits so no precision is lost.
+#[derive(Clone, Debug, uniffi::Enum)]
+#[uniffi::export(Eq)]
+pub enum JsValue {
+    Undefined,
+    Null,
+    Bool(bool),
+    Integer(i64),
+    Number(f64),
+    /// Decimal digits with an optional leading `-`.
+    Bigint(String),
+    String(String),
+    /// Milliseconds since the Unix epoch (UTC); NaN for an invalid `Date`.
+    Date(f64),
+    Bytes(Vec<u8>),
+    Array(Vec<JsValue>),
+    /// Own enumerable string keys, in JS order.
+    Object(Vec<JsProperty>),
+    Map(Vec<JsMapEntry>),
+    Set(Vec<JsValue>),
+    /// A JS `Error` object returned (not thrown) as a value.
+    Error {
+        name: String,
+        message: String,
+        stack: String,
+    },
+    Function(Arc<JsHandle>),
+    Promise(Arc<JsHandle>),
+    Symbol(Arc<JsHandle>),
+    /// An object kept in the context (`as_handle`, or a proxy).
+    ObjectHandle(Arc<JsHandle>),
+    /// An array kept in the context (`as_handle`).
+    ArrayHandle(Arc<JsHandle>),
+}
+
+/// One property of a copied object.
+#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+pub struct JsProperty {
+    pub key: String,
+    pub value: JsValue,
+}
+
+/// One entry of a copied `Map`.
+#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+pub struct JsMapEntry {
+    pub key: JsValue,
+    pub value: JsValue,
+}
+
+/// Structural equality; numbers compare by value across `Integer` and
+/// `Number`, handles by the JS reference they hold.
+impl PartialEq for JsValue {
+    fn eq(&self, other: &Self) -> bool {
+        use JsValue::*;
+        match (self, other) {
+            (Undefined, Undefined) | (Null, Null) => true,
+            (Bool(a), Bool(b)) => a == b,
+            (Integer(a), Integer(b)) => a == b,
+            (Integer(a), Number(b)) | (Number(b), Integer(a)) => (*a as f64) == *b,
+            (Number(a), Number(b)) => a == b,
+            (Bigint(a), Bigint(b)) => a == b,
+            (String(a), String(b)) => a == b,
+            (Date(a), Date(b)) => a == b,
+            (Bytes(a), Bytes(b)) => a == b,
+            (Array(a), Array(b)) | (Set(a), Set(b)) => a == b,
+            (Object(a), Object(b)) => a == b,
+            (Map(a), Map(b)) => a == b,
+            (Error { name: n1, message: m1, .. }, Error { name: n2, message: m2, .. }) => n1 == n2 && m1 == m2,
+            (Function(a), Function(b))
+            | (Promise(a), Promise(b))
+            | (Symbol(a), Symbol(b))
+            | (ObjectHandle(a), ObjectHandle(b))
+            | (ArrayHandle(a), ArrayHandle(b)) => a.0.same_handle(&b.0),
+            _ => false,
+        }
+    }
+}
+
+impl Eq for JsValue {}
+
+/// What a [`JsHandle`] refers to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, uniffi::Enum)]
+pub enum HandleKind {
+    Object,
+    Array,
+    Function,
+    Promise,
+    Symbol,
+}
+
+/// A reference to a JS object, array, function, promise or symbol that
+/// stays in its context; released when the host drops its last reference.
+#[derive(uniffi::Object)]
+pub struct JsHandle(pub(crate) pr::JsHandle);
+
+impl std::fmt::Debug for JsHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// JS → host.
+pub(crate) fn to_js(v: pr::Value) -> JsValue {
+    match v {
+        pr::Value::Undefined => JsValue::Undefined,
+        pr::Value::Null => JsValue::Null,
+        pr::Value::Bool(b) => JsValue::Bool(b),
+        pr::Value::Integer(i) => JsValue::Integer(i),
+        pr::Value::Number(n) => JsValue::Number(n),
+        pr::Value::BigInt(b) => JsValue::Bigint(b.to_string()),
+        pr::Value::String(s) => JsValue::String(s),
+        pr::Value::Date(ms) => JsValue::Date(ms),
+        pr::Value::Bytes(b) => JsValue::Bytes(b),
+        pr::Value::Array(items) => JsValue::Array(items.into_iter().map(to_js).collect()),
+        pr::Value::Object(props) => {
+            JsValue::Object(props.into_iter().map(|(key, value)| JsProperty { key, value: to_js(value) }).collect())
+        }
+        pr::Value::Map(entries) => {
+            JsValue::Map(entries.into_iter().map(|(k, v)| JsMapEntry { key: to_js(k), value: to_js(v) }).collect())
+        }
+        pr::Value::Set(items) => JsValue::Set(items.into_iter().map(to_js).collect()),
+        pr::Value::Error(e) => JsValue::Error { name: e.name, message: e.message, stack: e.stack },
+        pr::Value::Handle(h) => handle_to_js(h),
+    }
+}
+
+pub(crate) fn handle_to_js(h: pr::JsHandle) -> JsValue {
+    let kind = h.kind();
+    let h = Arc::new(JsHandle(h));
+    match kind {
+        pr::HandleKind::Function => JsValue::Function(h),
+        pr::HandleKind::Promise => JsValue::Promise(h),
+        pr::HandleKind::Symbol => JsValue::Symbol(h),
+        pr::HandleKind::Object => JsValue::ObjectHandle(h),
+        pr::HandleKind::Array => JsValue::ArrayHandle(h),
+    }
+}
+
+/// Host → JS.
+pub(crate) fn from_js(v: JsValue) -> Result<pr::Value, PolyRacerError> {
+    Ok(match v {
+        JsValue::Undefined => pr::Value::Undefined,
+        JsValue::Null => pr::Value::Null,
+        JsValue::Bool(b) => pr::Value::Bool(b),
+        // Beyond ±(2^53 − 1) the core sends a BigInt rather than a rounded number.
+        JsValue::Integer(i) => pr::Value::from(i),
+        JsValue::Number(n) => pr::Value::Number(n),
+        JsValue::Bigint(digits) => pr::Value::BigInt(digits.trim().parse::<pr::BigInt>().map_err(|_| {
+            PolyRacerError::Conversion { message: format!("{digits:?} is not a BigInt (decimal digits expected)") }
+        })?),
+        JsValue::String(s) => pr::Value::String(s),
+        JsValue::Date(ms) => pr::Value::Date(ms),
+        JsValue::Bytes(b) => pr::Value::Bytes(b),
+        JsValue::Array(items) => pr::Value::Array(from_js_all(items)?),
+        JsValue::Object(props) => pr::Value::Object(
+            props.into_iter().map(|p| Ok((p.key, from_js(p.value)?))).collect::<Result<_, PolyRacerError>>()?,
+        ),
+        JsValue::Map(entries) => pr::Value::Map(
+            entries
+                .into_iter()
+                .map(|e| Ok((from_js(e.key)?, from_js(e.value)?)))
+                .collect::<Result<_, PolyRacerError>>()?,
+        ),
+        JsValue::Set(items) => pr::Value::Set(from_js_all(items)?),
+        JsValue::Error { name, message, stack } => pr::Value::Error(Box::new(pr::ErrorValue { name, message, stack })),
+        JsValue::Function(h)
+        | JsValue::Promise(h)
+        | JsValue::Symbol(h)
+        | JsValue::ObjectHandle(h)
+        | JsValue::ArrayHandle(h) => pr::Value::Handle(h.0.clone()),
+    })
+}
+
+pub(crate) fn from_js_all(items: Vec<JsValue>) -> Result<Vec<pr::Value>, PolyRacerError> {
+    items.into_iter().map(from_js).collect()
+}
