@@ -1,0 +1,354 @@
+# frozen_string_literal: true
+
+require "set"
+require_relative "polyracer/version"
+require_relative "polyracer/errors"
+
+module Polyracer
+  # Passed to JS, becomes `undefined` (JS `undefined` comes back as nil).
+  UNDEFINED = Object.new
+  def UNDEFINED.inspect
+    "Polyracer::UNDEFINED"
+  end
+  UNDEFINED.freeze
+end
+
+require "polyracer/polyracer"
+
+# polyracer: a V8 JavaScript engine embedded in Ruby.
+#
+# Each {Context} owns its own V8 isolate and heap, running on its own native
+# thread. Calls release the GVL while JavaScript runs, so other Ruby threads
+# proceed; Ruby callables attached with {Context#attach} run on the calling
+# Ruby thread with the GVL held.
+#
+# @example
+#   require "polyracer"
+#   ctx = Polyracer::Context.new(timeout: 1.0)
+#   ctx.eval("1 + 1")                           # => 2
+#   ctx.attach("greet", ->(name) { "hi #{name}" })
+#   ctx.eval("greet('Ruby')")                   # => "hi Ruby"
+#
+# Values (Ruby ⇄ JS): nil ⇄ null (undefined also becomes nil), true/false,
+# Integer ⇄ number (BigInt beyond ±2^53), Float, String (UTF-8; binary
+# Strings ⇄ Uint8Array), Symbol → string, Time ⇄ Date, Array, Hash (String
+# or Symbol keys → object; other keys → Map; JS Map → Hash), Set ⇄ Set.
+# Functions and promises come back as {JSFunction} and {JSPromise} handles.
+module Polyracer
+  # @!parse
+  #   # The embedded V8's version, e.g. `"14.2.231.17"`.
+  #   V8_VERSION = "14.2.231.17"
+  #   # V8's code-cache version tag (computed on first access).
+  #   CACHED_DATA_VERSION_TAG = 0
+
+  class << self
+    # Engine options, allowed only before the first context is created (V8
+    # starts once per process).
+    #
+    # @param single_threaded [Boolean] run V8 without worker threads; needed
+    #   to create contexts in a child process after `fork`
+    # @param flags [Array<String>] V8 command-line flags (`"--harmony"`, ...)
+    # @return [void]
+    # @raise [InvalidArgumentError] when the engine already started
+    def configure(single_threaded: false, flags: [])
+      __configure(Array(flags).map(&:to_s), single_threaded ? true : false)
+    end
+
+    # Sets V8 flags before first use; see {configure}.
+    # @param flags [Array<String>]
+    # @return [void]
+    def set_flags(*flags)
+      configure(flags: flags.flatten)
+    end
+
+    # Exception classes that, raised in an attached callable, are not handed
+    # to JS as catchable errors but stop the JS and propagate unchanged
+    # (`Timeout::Error` by default, so `Timeout.timeout` stays clean).
+    # Exceptions that are not `StandardError` (Interrupt, SystemExit...) always
+    # do.
+    # @return [Array<Class>]
+    def escaping_exceptions
+      @escaping_exceptions ||= defined?(::Timeout::Error) ? [::Timeout::Error] : []
+    end
+
+    # @return [Array<Class>]
+    attr_writer :escaping_exceptions
+
+    # @!method resolve_specifier(specifier, referrer)
+    #   Resolves an import specifier against the importing module's name the
+    #   way polyracer names modules: `("./b.js", "lib/a.js")` → `"lib/b.js"`;
+    #   bare specifiers stay as they are.
+    #   @param specifier [String]
+    #   @param referrer [String]
+    #   @return [String]
+
+    # @!visibility private
+    # `CACHED_DATA_VERSION_TAG` is computed on first access: it starts V8,
+    # which must not happen at require time (see {configure}).
+    def const_missing(name)
+      return super unless name == :CACHED_DATA_VERSION_TAG
+
+      const_set(:CACHED_DATA_VERSION_TAG, __cached_data_version_tag)
+    end
+  end
+
+  # A JavaScript context: its own V8 isolate and heap, on its own thread.
+  #
+  # Thread-safe: calls from several Ruby threads are serialised. Dispose it
+  # with {#dispose} (or let the GC do it).
+  class Context
+    # @param timeout [Float, nil] default timeout in seconds for every call
+    # @param memory_limit [Integer, nil] heap limit in bytes; reaching it
+    #   raises {OutOfMemoryError}
+    # @param snapshot [Snapshot, nil] start from this snapshot's heap
+    # @return [Context]
+    def self.new(timeout: nil, memory_limit: nil, snapshot: nil)
+      __new(timeout, memory_limit, snapshot)
+    end
+
+    # Evaluates a script and returns its completion value.
+    # @param code [String] JavaScript source
+    # @param filename [String, nil] script name for stack traces
+    # @param timeout [Float, nil] seconds; overrides the context's default
+    # @return [Object] the result converted to Ruby
+    # @raise [ParseError, JSError, TimeoutError, TerminatedError,
+    #   OutOfMemoryError, ConversionError, DisposedError]
+    def eval(code, filename: nil, timeout: nil)
+      __eval(code, filename, timeout, false)
+    end
+
+    # Like {#eval}, and if the result is a promise waits for it (running
+    # timers and microtasks); a rejection raises {JSError}.
+    # @param code [String]
+    # @param filename [String, nil]
+    # @param timeout [Float, nil] seconds
+    # @return [Object]
+    def eval_await(code, filename: nil, timeout: nil)
+      __eval(code, filename, timeout, true)
+    end
+
+    # @!method call(function, *args)
+    #   Calls a JS function.
+    #   @param function [String, Symbol, JSFunction] a dotted global path
+    #     (`"JSON.stringify"`), any expression evaluating to a function
+    #     (`"(a, b) => a + b"`) or a {JSFunction}
+    #   @param args [Array<Object>] converted to JS
+    #   @return [Object]
+
+    # @!method call_await(function, *args)
+    #   Like {#call}, waiting for the result if it is a promise.
+    #   @return [Object]
+
+    # Sets `globalThis[name] = value`.
+    # @param name [String, Symbol]
+    # @param value [Object]
+    # @return [Object] value
+    def set_global(name, value)
+      __set_global(name.to_s, value)
+      value
+    end
+
+    # Makes a Ruby callable available to JS as `name` (a global name or a
+    # dotted path like `"app.log"`, whose intermediate objects are created).
+    # It runs on the Ruby thread that called into JS, with the GVL. Its
+    # exceptions become JS errors; uncaught, they come back as the
+    # {JSError#cause}. Nested JS → Ruby → JS calls work.
+    # @param name [String, Symbol]
+    # @param callable [#call, nil] a Proc, Method or object with `#call`
+    # @yield the block, when no callable is given
+    # @return [void]
+    def attach(name, callable = nil, &block)
+      callable ||= block
+      raise ArgumentError, "attach needs a callable or a block" unless callable
+
+      __attach(name.to_s, callable)
+    end
+
+    # @!method terminate
+    #   Stops the JS running in this context (from any thread); that call
+    #   raises {TerminatedError}. Does nothing when no JS runs.
+    #   @return [void]
+
+    # @!method heap_stats
+    #   V8 heap statistics, in bytes unless named otherwise.
+    #   @return [Hash{Symbol => Integer}]
+
+    # @!method low_memory_notification
+    #   Asks V8 to free as much memory as it can (a full GC).
+    #   @return [void]
+
+    # Writes a heap snapshot (Chrome DevTools `.heapsnapshot` JSON).
+    # @param path [String, #to_path]
+    # @return [void]
+    def write_heap_snapshot(path)
+      __write_heap_snapshot(path.respond_to?(:to_path) ? path.to_path : path.to_s)
+    end
+
+    # @!method dispose
+    #   Frees the isolate and its thread. Idempotent; later calls raise
+    #   {DisposedError}.
+    #   @return [void]
+
+    # @!method disposed?
+    #   @return [Boolean]
+
+    # Compiles a script to run many times, optionally with V8's code cache.
+    # @param source [String]
+    # @param filename [String] script name for stack traces
+    # @param cached_data [String, nil] bytes from an earlier {Script#cached_data}
+    # @param produce_cache [Boolean] produce {Script#cached_data}
+    # @return [Script]
+    def compile(source, filename:, cached_data: nil, produce_cache: false)
+      __compile(source, filename.to_s, cached_data, produce_cache ? true : false)
+    end
+
+    # Evaluates an ES module. Imports (static, and dynamic `import()` later)
+    # are loaded through the block, which gets `(specifier, referrer)` and
+    # returns the module's source. Top-level await is awaited.
+    # @param source [String]
+    # @param filename [String] the module's name (its `import.meta.url`)
+    # @param timeout [Float, nil] seconds
+    # @yieldparam specifier [String] as written in the import (`"./b.js"`);
+    #   {Polyracer.resolve_specifier} joins it with the referrer
+    # @yieldparam referrer [String] the importing module's name
+    # @yieldreturn [String] the module source
+    # @return [JSObject] the module namespace
+    def eval_module(source, filename:, timeout: nil, &resolver)
+      __eval_module(source, filename.to_s, resolver, timeout)
+    end
+
+    # @return [String]
+    def inspect
+      "#<#{self.class.name}#{disposed? ? " disposed" : ""}>"
+    end
+  end
+
+  # A compiled script (see {Context#compile}).
+  class Script
+    # Runs the script.
+    # @param timeout [Float, nil] seconds
+    # @return [Object]
+    def run(timeout: nil)
+      __run(timeout)
+    end
+
+    # @!method cached_data
+    #   The produced code cache (a binary String) or nil.
+    #   @return [String, nil]
+
+    # @!method cache_rejected?
+    #   True when the given cached data was refused (the script compiled
+    #   normally).
+    #   @return [Boolean]
+
+    # @!method dispose
+    #   Frees the compiled script; later runs raise {DisposedError}.
+    #   @return [void]
+  end
+
+  # A V8 startup snapshot: the heap after running some source. Contexts
+  # created from it start with that state.
+  class Snapshot
+    # Runs `source` in a fresh isolate and captures the heap.
+    # @param source [String]
+    # @return [Snapshot]
+    def self.new(source = "")
+      __new(source)
+    end
+
+    # @!method warmup!(source)
+    #   Recompiles the snapshot after running `source` in a throwaway context,
+    #   so contexts from it start with compiled functions.
+    #   @param source [String]
+    #   @return [self]
+
+    # @!method dump
+    #   @return [String] binary bytes for {Snapshot.load}
+
+    # @!method self.load(bytes)
+    #   Loads {#dump} bytes; bytes from another V8 version or flags are
+    #   refused with {InvalidArgumentError}.
+    #   @param bytes [String]
+    #   @return [Snapshot]
+  end
+
+  # A JS object or array held in its context (not copied). Arrays and other
+  # objects come back as handles only when asked (module namespaces,
+  # symbols); functions and promises always do, as {JSFunction} and
+  # {JSPromise}.
+  class JSObject
+    # @!method [](key)
+    #   @param key [String, Symbol, Integer]
+    #   @return [Object] `obj[key]`
+    # @!method []=(key, value)
+    #   @return [Object] value
+    # @!method delete(key)
+    #   @return [Boolean] whether the property is gone
+    # @!method keys
+    #   @return [Array<String>] own enumerable keys, in JS order
+    # @!method length
+    #   @return [Integer] the `length` property
+    # @!method call_method(name, *args)
+    #   Calls `obj[name](...args)` with `this` = the object.
+    #   @return [Object]
+    # @!method to_ruby
+    #   @return [Object] a Ruby copy of the value
+    # @!method kind
+    #   @return [Symbol] `:object`, `:array`, `:function`, `:promise` or `:symbol`
+    # @!method context
+    #   @return [Context]
+
+    # @param key [String, Symbol]
+    # @return [Boolean]
+    def key?(key)
+      keys.include?(key.to_s)
+    end
+
+    # @return [Hash, Array, Object] a Ruby copy
+    def to_h
+      to_ruby
+    end
+
+    # @return [String]
+    def inspect
+      "#<#{self.class.name} #{kind}>"
+    end
+  end
+
+  # A JS function.
+  class JSFunction < JSObject
+    # @!method call(*args)
+    #   Calls the function with `this` = undefined.
+    #   @return [Object]
+    # @!method new(*args)
+    #   `new F(...args)`.
+    #   @return [Object]
+
+    # Calls with a timeout in seconds.
+    # @param timeout [Float, nil]
+    # @return [Object]
+    def call_with_timeout(timeout, *args)
+      __call_timeout(timeout, args)
+    end
+
+    # @return [Proc] a lambda calling the function
+    def to_proc
+      method(:call).to_proc
+    end
+  end
+
+  # A JS promise.
+  class JSPromise < JSObject
+    # Waits for the promise to settle, running its context's event loop
+    # (timers, microtasks); a rejection raises {JSError}.
+    # @param timeout [Float, nil] seconds
+    # @return [Object] the fulfilled value
+    def value(timeout: nil)
+      __await(timeout)
+    end
+    alias await value
+
+    # @!method state
+    #   @return [Symbol] `:pending`, `:fulfilled` or `:rejected`
+  end
+end

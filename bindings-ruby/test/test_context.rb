@@ -1,0 +1,333 @@
+# frozen_string_literal: true
+
+require_relative "test_helper"
+require "tmpdir"
+require "json"
+
+class TestContext < Minitest::Test
+  include PolyracerTestHelper
+
+  def test_version_constants
+    assert_match(/\A\d+\.\d+\.\d+/, Polyracer::V8_VERSION)
+    assert_kind_of Integer, Polyracer::CACHED_DATA_VERSION_TAG
+    assert_equal "0.1.0", Polyracer::VERSION
+  end
+
+  def test_eval_keeps_state_and_filename
+    c = ctx
+    c.eval("var adder = (a, b) => a + b")
+    assert_equal 42, c.eval("adder(20, 22)")
+    err = assert_raises(Polyracer::JSError) { c.eval("(function boom() { throw new Error('x') })()", filename: "app.js") }
+    assert_equal "app.js:1:in `boom'", err.backtrace.first
+    assert_equal "app.js", err.filename
+    assert_equal 1, err.line
+  end
+
+  def test_values_from_js
+    c = ctx
+    assert_nil c.eval("undefined")
+    assert_nil c.eval("null")
+    assert_equal true, c.eval("true")
+    assert_equal 2**70, c.eval("2n ** 70n")
+    assert_equal(-5, c.eval("-5n"))
+    assert_equal 9_007_199_254_740_992.0, c.eval("2 ** 53")
+    assert_equal "héllo 🌍", c.eval("'héllo 🌍'")
+    assert_equal Encoding::UTF_8, c.eval("'x'").encoding
+    bytes = c.eval("new Uint8Array([0, 255, 7])")
+    assert_equal Encoding::BINARY, bytes.encoding
+    assert_equal "\x00\xFF\x07".b, bytes
+    t = c.eval("new Date(Date.UTC(2020, 0, 2, 3, 4, 5, 678))")
+    assert_kind_of Time, t
+    assert t.utc?
+    assert_equal Time.utc(2020, 1, 2, 3, 4, 5.678r), t
+    assert_equal({ 1 => "a", "k" => [1] }, c.eval("new Map([[1, 'a'], ['k', [1]]])"))
+    assert_equal Set[1, "x"], c.eval("new Set([1, 'x'])")
+    assert_equal({ "b" => 1, "a" => { "c" => [nil] } }, c.eval("({b: 1, a: {c: [null]}})"))
+    assert_equal %w[b a], c.eval("({b: 1, a: 2})").keys
+    err = c.eval("new RangeError('r')")
+    assert_instance_of Polyracer::JSError, err
+    assert_equal "RangeError", err.js_name
+    assert_equal "r", err.message
+  end
+
+  def test_values_to_js_round_trip
+    c = ctx
+    echo = ->(v) { c.call("(v) => v", v) }
+    assert_nil echo.call(nil)
+    [true, false, 0, -1, 2**53 - 1, 1.5, "héllo", [1, [2, [3]]], { "a" => { "b" => [1, "x"] } }].each do |v|
+      assert_equal v, echo.call(v), v.inspect
+    end
+    assert_equal 2**64, echo.call(2**64)
+    assert_equal "bigint", c.call("(v) => typeof v", 2**53)
+    assert_equal "number", c.call("(v) => typeof v", 2**53 - 1)
+    assert_equal "bigint", c.call("(v) => typeof v", -(2**100))
+    assert_equal(-(2**100), echo.call(-(2**100)))
+    assert_equal "string", c.call("(v) => typeof v", :sym)
+    assert_equal({ "a" => 1, "b" => 2 }, echo.call({ a: 1, "b" => 2 }))
+    assert_equal true, c.call("(v) => v instanceof Uint8Array && v.length === 3", "\x01\x02\x03".b)
+    assert_equal true, c.call("(v) => typeof v === 'string'", "abc")
+    t = Time.at(1_600_000_000, 123, :millisecond)
+    assert_equal true, c.call("(d) => d instanceof Date && d.getTime() === 1600000000123", t)
+    assert_equal t, echo.call(t)
+    assert_equal true, c.call("(s) => s instanceof Set && s.has(2)", Set[1, 2])
+    assert_equal true, c.call("(m) => m instanceof Map && m.get(1) === 'x'", { 1 => "x" })
+    assert_equal "é", c.call("(s) => s", "\xE9".encode(Encoding::ISO_8859_1, Encoding::ISO_8859_1).force_encoding(Encoding::ISO_8859_1))
+  end
+
+  def test_call_targets
+    c = ctx
+    assert_equal "[1,2]", c.call("JSON.stringify", [1, 2])
+    assert_equal 5, c.call("(a, b) => a + b", 2, 3)
+    c.eval("var math = { sq: (x) => x * x }")
+    assert_equal 9, c.call(:"math.sq", 3)
+    f = c.eval("(x) => x + 1")
+    assert_instance_of Polyracer::JSFunction, f
+    assert_equal 2, c.call(f, 1)
+    assert_equal 2, f.call(1)
+    assert_equal [1, 2], [0, 1].map(&f)
+    assert_raises(TypeError) { c.call(42) }
+    assert_raises(ArgumentError) { c.call }
+  end
+
+  def test_set_global
+    c = ctx
+    assert_equal({ x: 1 }, c.set_global("config", { x: 1 }))
+    assert_equal 1, c.eval("config.x")
+    c.set_global(:"odd name", 2)
+    assert_equal 2, c.eval("globalThis['odd name']")
+  end
+
+  def test_attach_proc_method_block_and_nesting
+    c = ctx
+    c.attach("add", ->(a, b) { a + b })
+    assert_equal 5, c.eval("add(2, 3)")
+    c.attach("math.up", "x".method(:upcase).unbind.bind("abc"))
+    assert_equal "ABC", c.eval("math.up()")
+    c.attach("twice") { |x| x * 2 }
+    assert_equal 8, c.eval("twice(4)")
+    c.attach("rb_fib", lambda { |n|
+      n < 2 ? n : c.eval("js_fib(#{n - 1})") + c.eval("js_fib(#{n - 2})")
+    })
+    c.eval("function js_fib(n) { return n < 2 ? n : rb_fib(n - 1) + rb_fib(n - 2) }")
+    assert_equal 55, c.eval("js_fib(10)")
+    # A callback gets JS values converted, functions as handles it can call.
+    c.attach("apply", ->(f, x) { f.call(x) })
+    assert_equal 10, c.eval("apply((v) => v * 10, 1)")
+    seen = nil
+    c.attach("probe", ->(*args) { seen = Thread.current; args.size })
+    assert_equal 3, c.eval("probe(1, 2, 3)")
+    assert_same Thread.current, seen
+    assert_raises(TypeError) { c.attach("x", 42) }
+    assert_raises(ArgumentError) { c.attach("x") }
+  end
+
+  def test_callback_exceptions_become_js_errors_and_the_cause
+    c = ctx
+    c.attach("fail", ->(msg) { raise KeyError, msg })
+    assert_equal "caught: nope", c.eval("try { fail('nope') } catch (e) { 'caught: ' + e.message }")
+    err = assert_raises(Polyracer::JSError) { c.eval("fail('uncaught')") }
+    assert_equal "uncaught", err.message
+    assert_instance_of KeyError, err.cause
+    assert_equal "uncaught", err.cause.message
+    c.attach("typed", ->(_) { raise ArgumentError, "bad arg" })
+    assert_equal "TypeError", c.eval("try { typed(1) } catch (e) { e.name }")
+    c.attach("unconvertible", -> { Object.new })
+    err = assert_raises(Polyracer::JSError) { c.eval("unconvertible()") }
+    assert_instance_of Polyracer::ConversionError, err.cause
+  end
+
+  def test_eval_await_and_promises
+    c = ctx
+    assert_equal 3, c.eval_await("new Promise((r) => setTimeout(() => r(3), 10))")
+    assert_equal 7, c.eval_await("7")
+    c.eval("async function later(x) { await null; return x * 2 }")
+    assert_equal 8, c.call_await("later", 4)
+    p = c.eval("Promise.resolve(5)")
+    assert_instance_of Polyracer::JSPromise, p
+    assert_equal :fulfilled, p.state
+    assert_equal 5, p.value
+    pending = c.eval("new Promise(() => {})")
+    assert_equal :pending, pending.state
+    err = assert_raises(Polyracer::JSError) { c.eval_await("Promise.reject(new TypeError('no'))") }
+    assert_equal "TypeError", err.js_name
+    assert_raises(Polyracer::TimeoutError) do
+      c.eval_await("new Promise((r) => setTimeout(r, 5000))", timeout: 0.1)
+    end
+  end
+
+  def test_handles
+    c = ctx
+    ns = c.eval_module("export const a = 1; export function f(x) { return x + 1 }", filename: "m.js") { raise "no imports" }
+    assert_instance_of Polyracer::JSObject, ns
+    assert_equal :object, ns.kind
+    assert_equal %w[a f], ns.keys.sort
+    assert ns.key?(:a)
+    assert_equal 1, ns[:a]
+    assert_equal 3, ns["f"].call(2)
+    f = c.eval("(function F(x) { this.x = x })")
+    assert_equal :function, f.kind
+    made = f.new(4)
+    assert_instance_of Polyracer::JSObject, made
+    assert_equal 4, made["x"]
+    made["y"] = [1]
+    assert_equal({ "x" => 4, "y" => [1] }, made.to_ruby)
+    assert made.delete(:y)
+    assert_equal ["x"], made.keys
+    assert_equal 1, f.length
+    assert_same c, f.context
+    obj = c.eval("globalThis.o = { n: 1, inc() { return ++this.n } }; o")
+    assert_kind_of Hash, obj # plain objects are copied
+    p = c.eval("Promise.resolve({ k: 1 })")
+    assert_equal({ "k" => 1 }, p.await)
+    assert p.same?(p)
+    refute p.same?(c.eval("Promise.resolve(1)"))
+    sym = c.eval("Symbol('tag')")
+    assert_equal :symbol, sym.kind
+    assert_equal "tag", sym.to_js_string
+  end
+
+  def test_handle_object_access
+    c = ctx
+    counter_class = c.eval("(class Counter { constructor(n) { this.n = n } inc(by) { return this.n += by } })")
+    counter = counter_class.new(1)
+    assert_instance_of Polyracer::JSObject, counter
+    assert_equal 3, counter.call_method(:inc, 2), "runs in JS with this = the object"
+    assert_equal 3, counter[:n]
+    counter[:n] = 10
+    assert_equal 11, counter.call_method("inc", 1)
+    assert_equal({ "n" => 11 }, counter.to_ruby)
+    assert_equal 11, c.call("(o) => o.n", counter), "a handle passed back is the same JS object"
+    list = c.eval("Array").new(1, 2, 3)
+    assert_equal :array, list.kind
+    assert_equal 3, list.length
+    assert_equal 2, list[1]
+    assert_equal [1, 2, 3], list.to_ruby
+    assert_raises(Polyracer::InvalidArgumentError) { counter.call_method(:missing) }
+  end
+
+  def test_eval_module_with_resolver
+    c = ctx
+    sources = {
+      "lib/b.js" => "export const b = 'B'",
+      "lib/c.js" => "export default 'C'"
+    }
+    seen = []
+    ns = c.eval_module(<<~JS, filename: "lib/a.js") { |spec, ref| seen << [spec, ref]; sources.fetch(Polyracer.resolve_specifier(spec, ref)) }
+      import { b } from './b.js';
+      const c = (await import('./c.js')).default;
+      export const out = b + c + import.meta.url;
+    JS
+    assert_equal "BClib/a.js", ns[:out]
+    assert_includes seen, ["./b.js", "lib/a.js"]
+    assert_equal "lib/x/y.js", Polyracer.resolve_specifier("../x/y.js", "lib/z/a.js")
+    err = assert_raises(Polyracer::JSError) do
+      c.eval_module("import './missing.js'", filename: "x.js") { |spec, _| raise KeyError, spec }
+    end
+    assert_instance_of KeyError, err.cause
+  end
+
+  def test_terminate_from_another_thread
+    c = ctx
+    t = Thread.new { sleep 0.2; c.terminate }
+    assert_raises(Polyracer::TerminatedError) { c.eval("while (true) {}") }
+    t.join
+    assert_equal 2, c.eval("1 + 1"), "usable after terminate"
+    c.terminate # nothing running: no effect
+    assert_equal 3, c.eval("1 + 2")
+  end
+
+  def test_timeouts
+    c = ctx(timeout: 0.2)
+    started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+    assert_raises(Polyracer::TimeoutError) { c.eval("for (;;) {}") }
+    assert_operator Process.clock_gettime(Process::CLOCK_MONOTONIC) - started, :<, 5
+    assert_equal 1, c.eval("1")
+    assert_raises(Polyracer::TimeoutError) { c.eval("for (;;) {}", timeout: 0.05) }
+    assert_raises(ArgumentError) { c.eval("1", timeout: -1) }
+    assert_raises(ArgumentError) { Polyracer::Context.new(timeout: "soon") }
+  end
+
+  def test_heap_and_memory
+    c = ctx
+    stats = c.heap_stats
+    %i[total_heap_size used_heap_size heap_size_limit number_of_native_contexts].each do |k|
+      assert_kind_of Integer, stats.fetch(k)
+    end
+    assert_operator stats[:used_heap_size], :>, 0
+    c.eval("globalThis.junk = new Array(1e6).fill(0).map((_, i) => ({ i }))")
+    before = c.heap_stats[:used_heap_size]
+    c.eval("delete globalThis.junk")
+    c.low_memory_notification
+    assert_operator c.heap_stats[:used_heap_size], :<, before
+    Dir.mktmpdir do |dir|
+      path = File.join(dir, "h.heapsnapshot")
+      c.write_heap_snapshot(path)
+      assert JSON.parse(File.read(path)).key?("snapshot")
+    end
+  end
+
+  def test_compile_and_code_cache
+    c = ctx
+    src = "function sq(x) { return x * x }; sq(7)"
+    s = c.compile(src, filename: "sq.js", produce_cache: true)
+    assert_instance_of Polyracer::Script, s
+    assert_equal 49, s.run
+    assert_equal 49, s.run
+    cache = s.cached_data
+    assert_equal Encoding::BINARY, cache.encoding
+    refute s.cache_rejected?
+    c2 = ctx
+    s2 = c2.compile(src, filename: "sq.js", cached_data: cache)
+    refute s2.cache_rejected?
+    assert_equal 49, s2.run
+    bad = c2.compile(src, filename: "sq.js", cached_data: "garbage".b)
+    assert bad.cache_rejected?
+    assert_equal 49, bad.run
+    assert_raises(Polyracer::TimeoutError) { c.compile("for(;;){}", filename: "l.js").run(timeout: 0.05) }
+    s.dispose
+    assert_raises(Polyracer::DisposedError) { s.run }
+    assert_raises(Polyracer::ParseError) { c.compile("function (", filename: "bad.js") }
+  end
+
+  def test_snapshots
+    snap = Polyracer::Snapshot.new("var greeting = 'hi'; function hello(n) { return greeting + ' ' + n }")
+    assert_same snap, snap.warmup!("hello('warm')")
+    c = ctx(snapshot: snap)
+    assert_equal "hi you", c.eval("hello('you')")
+    bytes = snap.dump
+    assert_equal Encoding::BINARY, bytes.encoding
+    loaded = Polyracer::Snapshot.load(bytes)
+    assert_equal "hi again", ctx(snapshot: loaded).call("hello", "again")
+    assert_raises(Polyracer::InvalidArgumentError) { Polyracer::Snapshot.load("not a snapshot".b) }
+    assert_raises(Polyracer::JSError) { Polyracer::Snapshot.new("throw new Error('no')") }
+  end
+
+  def test_dispose
+    c = Polyracer::Context.new
+    refute c.disposed?
+    f = c.eval("() => 1")
+    c.dispose
+    c.dispose
+    assert c.disposed?
+    assert_raises(Polyracer::DisposedError) { c.eval("1") }
+    assert_raises(Polyracer::DisposedError) { f.call }
+    assert_match(/disposed/, c.inspect)
+  end
+
+  def test_configure_after_start_is_refused
+    ctx.eval("1")
+    err = assert_raises(Polyracer::InvalidArgumentError) { Polyracer.configure(flags: ["--harmony"]) }
+    assert_match(/--harmony/, err.message)
+    assert Polyracer.engine_started?
+  end
+
+  def test_js_frames_in_backtrace
+    c = ctx
+    err = assert_raises(Polyracer::JSError) do
+      c.eval("function inner() { throw new Error('deep') }\nfunction outer() { inner() }\nouter()", filename: "lib.js")
+    end
+    assert_equal ["lib.js:1:in `inner'", "lib.js:2:in `outer'", "lib.js:3:in `<js>'"], err.backtrace.first(3)
+    assert(err.backtrace.any? { |l| l.include?("test_context.rb") }, "Ruby frames follow")
+    assert_match(/at inner/, err.js_stack)
+  end
+end

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# The Ruby binding's suite: installs what is missing (Debian packages), builds
+# the extension with cargo (release; rubygems.org is not used), runs every
+# minitest file (API, bad input, threads, fork, conformance cases, MiniRacer
+# compat, docs example, RBS signatures), then checks that `gem build` makes a
+# valid package with a standalone Cargo manifest.
+set -euo pipefail
+. "$(dirname "$0")/env.sh"
+cd "$POLYRACER_ROOT"
+
+step "Ruby binding: prerequisites"
+need_apt=()
+command -v ruby >/dev/null || need_apt+=(ruby)
+command -v rake >/dev/null || need_apt+=(rake)
+for pkg in ruby-dev libclang-dev ruby-minitest; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || need_apt+=("$pkg")
+done
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "installing Debian packages: ${need_apt[*]}"
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+ruby --version
+
+step "Ruby binding: build (cargo build --release -p polyracer-ruby)"
+cargo build --release -p polyracer-ruby
+install -m 0755 target/release/libpolyracer_ruby.so bindings-ruby/lib/polyracer/polyracer.so
+
+step "Ruby binding: minitest (rake test)"
+(cd bindings-ruby && rake test)
+
+step "Ruby binding: gem build"
+(cd bindings-ruby && rake source_gem >/dev/null)
+gem_file="bindings-ruby/pkg/polyracer-$(ruby -Ibindings-ruby/lib -rpolyracer/version -e 'print Polyracer::VERSION').gem"
+unpacked=$(mktemp -d)
+trap 'rm -rf "$unpacked"' EXIT
+gem unpack "$gem_file" --target "$unpacked" >/dev/null
+pkg="$unpacked/$(basename "$gem_file" .gem)"
+[ "$(gem spec "$gem_file" extensions | grep -c 'ext/polyracer/extconf.rb')" = 1 ]
+for f in lib/polyracer.rb lib/polyracer/mini_racer.rb sig/polyracer.rbs ext/polyracer/src/lib.rs \
+  ext/polyracer/Cargo.lock LICENSE; do
+  [ -f "$pkg/$f" ] || { echo "missing from the gem: $f" >&2; exit 1; }
+done
+if grep -Eq 'workspace *= *true|path *=' "$pkg/ext/polyracer/Cargo.toml"; then
+  echo "the gem's Cargo.toml depends on the workspace" >&2
+  exit 1
+fi
+# The standalone manifest parses on its own (no workspace around it).
+cargo read-manifest --manifest-path "$pkg/ext/polyracer/Cargo.toml" >/dev/null 2>&1 ||
+  cargo metadata --no-deps --offline --format-version 1 --manifest-path "$pkg/ext/polyracer/Cargo.toml" >/dev/null
+[ ! -e "$pkg/lib/polyracer/polyracer.so" ] || { echo "the gem ships a prebuilt .so" >&2; exit 1; }
+echo "gem ok: $gem_file"
