@@ -230,20 +230,24 @@ class TestBadInput < Minitest::Test
     skip "fork is not available" unless Process.respond_to?(:fork)
     out, err, status = run_ruby(<<~RUBY)
       require "polyracer"
-      # A preforking server: configure in the parent, create contexts in
-      # the workers. (A parent that already ran contexts crashes V8 in the
-      # child; see docs/ruby.md.)
+      # A preforking server: configure in the parent, which also uses V8
+      # while it boots, then create contexts in the workers.
       Polyracer.configure(single_threaded: true)
-      pid = fork do
-        child = Polyracer::Context.new
-        puts child.eval("'child ' + (20 + 22)")
-        $stdout.flush
-        exit! 0
+      boot = Polyracer::Context.new
+      boot.eval("1 + 1")
+      pids = 2.times.map do |i|
+        fork do
+          child = Polyracer::Context.new
+          puts child.eval("'child #{i}: ' + (20 + 22)")
+          $stdout.flush
+          exit! 0
+        end
       end
-      Process.wait(pid)
-      exit! $?.exitstatus
+      codes = pids.map { |pid| Process.wait(pid); $?.exitstatus }
+      puts "parent: #{boot.eval('40 + 2')}"
+      exit!(codes.all?(&:zero?) ? 0 : 1)
     RUBY
     assert status.success?, "child exit #{status.exitstatus}: #{out}#{err}"
-    assert_equal "child 42\n", out
+    assert_equal ["child 0: 42", "child 1: 42", "parent: 42"], out.lines.map(&:chomp).sort
   end
 end

@@ -112,4 +112,38 @@ fn main() {
         black_box(loop_fn.call(&[Value::Integer(per_batch)]).unwrap());
     });
     println!("\n(the callback row is per {per_batch} callbacks; divide by {per_batch} for one)");
+    println!("\nthroughput: N threads, each with its own context (target: 2 threads ≥ 1.7× one)");
+    for (label, code) in [
+        ("eval `1+1`", "1+1"),
+        ("eval a 20k-iteration loop", "(() => { let s = 0; for (let i = 0; i < 20000; i++) s += i; return s })()"),
+    ] {
+        let one = throughput(1, code);
+        let two = throughput(2, code);
+        println!("| {label:<26} | 1 thread {one:>10.0}/s | 2 threads {two:>10.0}/s | {:.2}× |", two / one);
+    }
+}
+
+/// Evaluations per second with `threads` threads, each on its own context.
+fn throughput(threads: usize, code: &'static str) -> f64 {
+    let run_for = Duration::from_millis(1500);
+    let counts: Vec<u64> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(move || {
+                    let ctx = Context::new(ContextOptions::default()).unwrap();
+                    ctx.eval(code).unwrap();
+                    let start = Instant::now();
+                    let mut n = 0u64;
+                    while start.elapsed() < run_for {
+                        black_box(ctx.eval(code).unwrap());
+                        n += 1;
+                    }
+                    ctx.dispose();
+                    n
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap()).collect()
+    });
+    counts.iter().sum::<u64>() as f64 / run_for.as_secs_f64()
 }

@@ -34,6 +34,37 @@ extern "C" fn after_fork_in_child() {
     FORK_GENERATION.fetch_add(1, Ordering::SeqCst);
 }
 
+/// Single-threaded engines only, just before `fork()`: lets the child
+/// inherit V8's memory. rusty_v8 builds V8 with
+/// `v8_enable_private_mapping_fork_optimization`, which marks every mapping
+/// V8 allocates `MADV_DONTFORK`; the child then lacks the process-wide
+/// read-only heap and pointer cage that a new isolate reuses, and the first
+/// context it creates segfaults. Undoing the mark on exactly the mappings
+/// that carry it (`dc` in /proc/self/smaps) restores ordinary fork
+/// semantics: the child gets copy-on-write pages, like any other memory.
+#[cfg(target_os = "linux")]
+extern "C" fn before_fork() {
+    let Ok(smaps) = std::fs::read_to_string("/proc/self/smaps") else { return };
+    let mut range: Option<(usize, usize)> = None;
+    for line in smaps.lines() {
+        if let Some(flags) = line.strip_prefix("VmFlags:") {
+            if let Some((start, end)) = range.take() {
+                if flags.split_whitespace().any(|f| f == "dc") {
+                    // SAFETY: advisory call on a range the kernel just listed
+                    // as mapped; it changes only fork inheritance.
+                    unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DOFORK) };
+                }
+            }
+        } else if let Some((start, end)) = line.split_whitespace().next().and_then(|r| r.split_once('-')) {
+            // A mapping's header line ("start-end perms ..."); attribute
+            // lines ("Size: 4 kB") do not parse as a hex range.
+            if let (Ok(start), Ok(end)) = (usize::from_str_radix(start, 16), usize::from_str_radix(end, 16)) {
+                range = Some((start, end));
+            }
+        }
+    }
+}
+
 /// Sets engine options. Allowed only before the first context is created:
 /// afterwards V8 is running and its flags are frozen, so this returns
 /// [`Error::InvalidArgument`] naming the flags that could not be applied.
@@ -123,7 +154,12 @@ pub(crate) fn engine() -> &'static Engine {
         v8::V8::initialize();
         // SAFETY: registering a plain extern "C" fn that only touches an atomic.
         unsafe {
-            libc::pthread_atfork(None, None, Some(after_fork_in_child));
+            #[cfg(target_os = "linux")]
+            let prepare: Option<unsafe extern "C" fn()> =
+                if options.single_threaded { Some(before_fork) } else { None };
+            #[cfg(not(target_os = "linux"))]
+            let prepare: Option<unsafe extern "C" fn()> = None;
+            libc::pthread_atfork(prepare, None, Some(after_fork_in_child));
         }
         Engine { platform, options, start_generation: FORK_GENERATION.load(Ordering::SeqCst) }
     });

@@ -84,16 +84,21 @@ struct Timers {
 }
 
 /// Sources up to this size are kept compiled for repeated `eval`s: a
-/// compile that hits V8's own compilation cache still costs ~0.9 µs here,
-/// binding a kept script ~0.05 µs.
+/// compile that hits V8's own compilation cache still costs ~0.9 µs here.
+/// The script is kept bound to the context, not just compiled: rebinding
+/// creates a new top-level function with fresh feedback each time, so a hot
+/// loop evaluated repeatedly was interpreted on every run and kept
+/// requesting background (OSR) compilations that were thrown away — one
+/// context then used both cores and two contexts could not scale.
 const SCRIPT_CACHE_MAX_SOURCE: usize = 4096;
 const SCRIPT_CACHE_MAX_ENTRIES: usize = 256;
 
 /// A module and its name, listed under its identity hash.
 type NamedModule = (v8::Global<v8::Module>, String);
 
-/// A compiled eval source and the filename it was compiled with.
-type CachedScript = (Option<String>, v8::Global<v8::UnboundScript>);
+/// A compiled eval source, bound to the context, and the filename it was
+/// compiled with.
+type CachedScript = (Option<String>, v8::Global<v8::Script>);
 
 /// Per-isolate state, reachable from V8 callbacks through an isolate slot.
 pub(crate) struct State {
@@ -114,7 +119,7 @@ pub(crate) struct State {
     /// The current top-level request already ran its microtask checkpoint.
     checkpointed: Cell<bool>,
     /// Scripts from `Context::compile`, by id.
-    compiled: RefCell<Vec<Option<v8::Global<v8::UnboundScript>>>>,
+    compiled: RefCell<Vec<Option<v8::Global<v8::Script>>>>,
     free_compiled: RefCell<Vec<u32>>,
     /// ES modules by name, and names by module identity hash.
     modules: RefCell<HashMap<String, v8::Global<v8::Module>>>,
@@ -178,7 +183,7 @@ impl State {
         }
     }
 
-    pub(crate) fn add_script(&self, g: v8::Global<v8::UnboundScript>) -> u32 {
+    pub(crate) fn add_script(&self, g: v8::Global<v8::Script>) -> u32 {
         match self.free_compiled.borrow_mut().pop() {
             Some(id) => {
                 self.compiled.borrow_mut()[id as usize] = Some(g);
@@ -196,7 +201,7 @@ impl State {
         &self,
         scope: &mut v8::PinScope<'s, '_>,
         id: u32,
-    ) -> Option<v8::Local<'s, v8::UnboundScript>> {
+    ) -> Option<v8::Local<'s, v8::Script>> {
         let c = self.compiled.borrow();
         c.get(id as usize).and_then(|g| g.as_ref()).map(|g| v8::Local::new(scope, g))
     }
@@ -532,8 +537,8 @@ fn eval_cached<'s>(
     } else {
         None
     };
-    let unbound = match cached {
-        Some(u) => u,
+    let script = match cached {
+        Some(s) => s,
         None => {
             let code = new_source(scope, source)?;
             let origin = origin(scope, filename.unwrap_or("<eval>"), false);
@@ -544,18 +549,16 @@ fn eval_cached<'s>(
                     None => return Err(caught(tc, st, true)),
                 }
             };
-            let unbound = script.get_unbound_script(scope);
             if cacheable {
                 let mut scripts = st.scripts.borrow_mut();
                 if scripts.len() >= SCRIPT_CACHE_MAX_ENTRIES {
                     scripts.clear();
                 }
-                scripts.insert(source.to_owned(), (filename.map(str::to_owned), v8::Global::new(scope, unbound)));
+                scripts.insert(source.to_owned(), (filename.map(str::to_owned), v8::Global::new(scope, script)));
             }
-            unbound
+            script
         }
     };
-    let script = unbound.bind_to_current_context(scope);
     v8::tc_scope!(let tc, scope);
     match script.run(tc) {
         Some(v) => Ok(v),

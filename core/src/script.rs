@@ -170,7 +170,10 @@ pub(crate) fn compile(
     } else {
         None
     };
-    let id = st.add_script(v8::Global::new(scope, unbound));
+    // Bound once and kept: each bind makes a new top-level function with
+    // fresh feedback, so a hot script would never tier up across runs.
+    let script = unbound.bind_to_current_context(scope);
+    let id = st.add_script(v8::Global::new(scope, script));
     Ok(Out::Script(ScriptInfo { id, cache_rejected: rejected, cached_data: produced }))
 }
 
@@ -205,8 +208,7 @@ pub(crate) fn run(
     await_promise: bool,
     deadline: Option<std::time::Instant>,
 ) -> Result<Out> {
-    let unbound = st.script_local(scope, id).ok_or_else(|| Error::Disposed("the script is disposed".into()))?;
-    let script = unbound.bind_to_current_context(scope);
+    let script = st.script_local(scope, id).ok_or_else(|| Error::Disposed("the script is disposed".into()))?;
     let v = {
         v8::tc_scope!(let tc, scope);
         match script.run(tc) {

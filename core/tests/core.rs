@@ -778,6 +778,32 @@ fn fork_helper() {
     assert_eq!(c.eval("2").unwrap(), Value::Integer(2));
 }
 
+#[test]
+fn single_threaded_engine_creates_contexts_after_fork() {
+    run_isolated("fork_single_threaded_helper");
+}
+
+#[test]
+#[ignore = "run by single_threaded_engine_creates_contexts_after_fork in its own process"]
+fn fork_single_threaded_helper() {
+    polyracer::configure(polyracer::EngineOptions { single_threaded: true, ..Default::default() }).unwrap();
+    // The parent has used V8 before it forks, as a preforking server does.
+    let c = ctx();
+    assert_eq!(c.eval("1").unwrap(), Value::Integer(1));
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        let stale = matches!(c.eval("1"), Err(Error::Disposed(ref m)) if m.contains("fork"));
+        std::mem::forget(c);
+        let fresh = Context::new(ContextOptions::default()).and_then(|n| n.eval("[1, 2].map((x) => x * 21)[1]"));
+        let ok = stale && matches!(fresh, Ok(Value::Integer(42)));
+        unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+    }
+    let mut status = 0;
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "child failed: {status}");
+    assert_eq!(c.eval("2").unwrap(), Value::Integer(2));
+}
+
 // ---------------------------------------------------------------- code cache
 
 use polyracer::{CompileOptions, ModuleOptions, Snapshot};
