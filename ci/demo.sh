@@ -25,7 +25,7 @@ echo "(exit code $?: timeout)"
 "$bin" --memory-limit 32M eval 'const a = []; while (true) a.push(new Array(1e5).fill(0))'
 echo "(exit code $?: out of memory, and the process is fine)"
 set -e
-for binding in python ruby swift; do
+for binding in python ruby node swift; do
   bash "$POLYRACER_ROOT/ci/demo-$binding.sh"
 done
 step "demo complete"

@@ -17,7 +17,7 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "cargo test (core, cli, conformance)"
 cargo test
 
-for binding in python ruby swift; do
+for binding in python ruby node swift; do
   bash "$POLYRACER_ROOT/ci/test-$binding.sh"
 done
 step "all suites passed in $((SECONDS - start)) s"

@@ -1,0 +1,206 @@
+//! The hot calls (`evalSync`, `callSync`, calling a `JSFunction`) as raw
+//! N-API functions. napi-rs's generated glue for class methods tracks
+//! native borrows in a global map and cost ~1 µs per call here, as much as
+//! the whole round trip to the isolate thread; these functions carry their
+//! context (or handle) in the callback's data pointer instead.
+
+use std::cell::RefCell;
+use std::ffi::c_void;
+use std::mem::ManuallyDrop;
+use std::ptr;
+use std::sync::Arc;
+
+use napi::sys;
+use polyracer as pr;
+
+use crate::convert;
+use crate::envdata::{self, EnvData};
+use crate::host::{throw_kind, throw_pr, CtxState, Gate, HandleWrap};
+use crate::raw::{self, napi_call, Env, Val};
+
+thread_local! {
+    /// Reused for sources, so a call allocates nothing for its code.
+    static SOURCE_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Reads a JS string into the reusable buffer and runs `f` on it.
+fn with_source<R>(env: Env, v: Val, f: impl FnOnce(&str) -> napi::Result<R>) -> napi::Result<R> {
+    let mut buf = SOURCE_BUF.with(|b| std::mem::take(&mut *b.borrow_mut()));
+    if buf.capacity() < 256 {
+        buf = Vec::with_capacity(256);
+    }
+    let mut written = 0usize;
+    unsafe { buf.set_len(buf.capacity()) };
+    napi_call!(napi_get_value_string_utf8(env, v, buf.as_mut_ptr().cast(), buf.len(), &mut written))?;
+    if written + 1 >= buf.len() {
+        // Possibly truncated: ask for the length and read again.
+        let mut len = 0usize;
+        napi_call!(napi_get_value_string_utf8(env, v, ptr::null_mut(), 0, &mut len))?;
+        buf = vec![0u8; len + 1];
+        napi_call!(napi_get_value_string_utf8(env, v, buf.as_mut_ptr().cast(), buf.len(), &mut written))?;
+    }
+    // SAFETY: N-API wrote `written` bytes of UTF-8.
+    let s = unsafe { std::str::from_utf8_unchecked(&buf[..written]) };
+    let r = f(s);
+    buf.clear();
+    SOURCE_BUF.with(|b| *b.borrow_mut() = buf);
+    r
+}
+
+fn eval_options(data: &EnvData, v: Option<Val>, await_promise: bool) -> napi::Result<pr::EvalOptions> {
+    let e = data.env;
+    let mut o = pr::EvalOptions { await_promise, ..Default::default() };
+    let Some(v) = v else { return Ok(o) };
+    match raw::type_of(e, v)? {
+        sys::ValueType::napi_undefined | sys::ValueType::napi_null => return Ok(o),
+        sys::ValueType::napi_object => {}
+        _ => return Err(throw_kind(data, "InvalidArgument", "options must be an object")),
+    }
+    let filename = raw::get_named(e, v, c"filename")?;
+    match raw::type_of(e, filename)? {
+        sys::ValueType::napi_string => o.filename = Some(raw::get_string(e, filename)?),
+        sys::ValueType::napi_undefined | sys::ValueType::napi_null => {}
+        _ => return Err(throw_kind(data, "InvalidArgument", "filename must be a string")),
+    }
+    let timeout = raw::get_named(e, v, c"timeout")?;
+    match raw::type_of(e, timeout)? {
+        sys::ValueType::napi_number => {
+            let ms = raw::get_f64(e, timeout)?;
+            if !(ms.is_finite() && ms >= 0.0) {
+                return Err(throw_kind(
+                    data,
+                    "InvalidArgument",
+                    &format!("timeout must be a non-negative number of milliseconds, not {ms}"),
+                ));
+            }
+            o.timeout = Some(std::time::Duration::from_secs_f64(ms / 1000.0));
+        }
+        sys::ValueType::napi_undefined | sys::ValueType::napi_null => {}
+        _ => return Err(throw_kind(data, "InvalidArgument", "timeout must be a number of milliseconds")),
+    }
+    let as_handle = raw::get_named(e, v, c"asHandle")?;
+    if raw::type_of(e, as_handle)? == sys::ValueType::napi_boolean {
+        o.as_handle = raw::get_bool(e, as_handle)?;
+    }
+    Ok(o)
+}
+
+fn out(data: &EnvData, state: &Arc<CtxState>, r: pr::Result<pr::Value>) -> napi::Result<Val> {
+    match r {
+        Ok(v) => convert::to_node(data, v, Some(state)),
+        Err(e) => Err(throw_pr(data, Some(state), e)),
+    }
+}
+
+/// The context behind a fast method's data pointer (an `Arc` leaked for the
+/// function's lifetime).
+unsafe fn state_of(p: *mut c_void) -> ManuallyDrop<Arc<CtxState>> {
+    ManuallyDrop::new(unsafe { Arc::from_raw(p as *const CtxState) })
+}
+
+unsafe extern "C" fn eval_sync(env: Env, info: sys::napi_callback_info) -> Val {
+    raw::guard(env, || {
+        let a = raw::cb_args(env, info)?;
+        let data = envdata::current()?;
+        let state = unsafe { state_of(a.data) };
+        let code = *a.argv.first().ok_or_else(|| napi::Error::from_reason("evalSync needs code"))?;
+        if raw::type_of(env, code)? != sys::ValueType::napi_string {
+            return Err(throw_kind(&data, "InvalidArgument", "code must be a string"));
+        }
+        let o = eval_options(&data, a.argv.get(1).copied(), false)?;
+        let r = match state.gate(&data)? {
+            Gate::Here => with_source(env, code, |src| Ok(state.ctx.eval_with(src, o)))?,
+            Gate::Forward => {
+                let src = raw::get_string(env, code)?;
+                state.run_sync(&data, move |ctx| ctx.eval_with(&src, o))?
+            }
+        };
+        out(&data, &state, r)
+    })
+}
+
+unsafe extern "C" fn call_sync(env: Env, info: sys::napi_callback_info) -> Val {
+    raw::guard(env, || {
+        let a = raw::cb_args(env, info)?;
+        let data = envdata::current()?;
+        let state = unsafe { state_of(a.data) };
+        let Some((&target, rest)) = a.argv.split_first() else {
+            return Err(throw_kind(&data, "InvalidArgument", "callSync needs a target"));
+        };
+        let mut args = Vec::with_capacity(rest.len());
+        for (i, v) in rest.iter().enumerate() {
+            args.push(convert::from_node_arg(&data, *v, i as u32)?);
+        }
+        let o = pr::EvalOptions::default();
+        let r = if raw::type_of(env, target)? == sys::ValueType::napi_string {
+            match state.gate(&data)? {
+                Gate::Here => with_source(env, target, |t| Ok(state.ctx.call_with(t, &args, o)))?,
+                Gate::Forward => {
+                    let t = raw::get_string(env, target)?;
+                    state.run_sync(&data, move |ctx| ctx.call_with(t.as_str(), &args, o))?
+                }
+            }
+        } else {
+            let h = match convert::handle_of(env, target)? {
+                Some(w) if w.h.kind() == pr::HandleKind::Function => w.h.clone(),
+                _ => {
+                    return Err(throw_kind(
+                        &data,
+                        "InvalidArgument",
+                        "call target must be a JSFunction, a global path or a function expression",
+                    ))
+                }
+            };
+            state.run_sync(&data, move |ctx| ctx.call_with(&h, &args, o))?
+        };
+        out(&data, &state, r)
+    })
+}
+
+unsafe extern "C" fn drop_state(_env: Env, data: *mut c_void, _hint: *mut c_void) {
+    drop(unsafe { Arc::from_raw(data as *const CtxState) });
+}
+
+/// `{ evalSync, callSync }` bound to one context.
+pub fn methods(data: &EnvData, state: &Arc<CtxState>) -> napi::Result<Val> {
+    let e = data.env;
+    let obj = raw::object(e)?;
+    let cbs: [(&str, &std::ffi::CStr, unsafe extern "C" fn(Env, sys::napi_callback_info) -> Val); 2] =
+        [("evalSync", c"evalSync", eval_sync), ("callSync", c"callSync", call_sync)];
+    for (name, cname, cb) in cbs {
+        let p = Arc::into_raw(state.clone()) as *mut c_void;
+        let f = match raw::function(e, name, cb, p) {
+            Ok(f) => f,
+            Err(err) => {
+                drop(unsafe { Arc::from_raw(p as *const CtxState) });
+                return Err(err);
+            }
+        };
+        napi_call!(napi_add_finalizer(e, f, p, Some(drop_state), ptr::null_mut(), ptr::null_mut()))?;
+        raw::set_named(e, obj, cname, f)?;
+    }
+    Ok(obj)
+}
+
+/// Calling a `JSFunction`: the function object is native, its data pointer
+/// is the `HandleWrap` its wrap owns.
+pub unsafe extern "C" fn call_handle(env: Env, info: sys::napi_callback_info) -> Val {
+    raw::guard(env, || {
+        let a = raw::cb_args(env, info)?;
+        let data = envdata::current()?;
+        // SAFETY: the wrap that owns it is freed only once the function is garbage.
+        let w = unsafe { &*(a.data as *const HandleWrap) };
+        let mut args = Vec::with_capacity(a.argv.len());
+        for (i, v) in a.argv.iter().enumerate() {
+            args.push(convert::from_node_arg(&data, *v, i as u32)?);
+        }
+        let r = match w.state.gate(&data)? {
+            Gate::Here => w.h.call(&args),
+            Gate::Forward => {
+                let h = w.h.clone();
+                w.state.run_sync(&data, move |_| h.call(&args))?
+            }
+        };
+        out(&data, &w.state, r)
+    })
+}

@@ -1,0 +1,412 @@
+'use strict'
+const test = require('node:test')
+const assert = require('node:assert/strict')
+const fs = require('node:fs')
+const os = require('node:os')
+const path = require('node:path')
+const pr = require('polyracer')
+
+function withContext(options, fn) {
+  const ctx = new pr.Context(options)
+  try {
+    return fn(ctx)
+  } finally {
+    ctx.dispose()
+  }
+}
+
+test('values: sandbox → Node', () =>
+  withContext({}, (ctx) => {
+    const v = ctx.evalSync(`({
+      u: undefined, n: null, b: true, i: 7, f: 2.5, big: 2n ** 70n, s: 'hé🌍',
+      d: new Date(86400000), bytes: new Uint8Array([1, 2, 255]), ab: new Uint8Array([9]).buffer,
+      arr: [1, [2]], m: new Map([[1, 'one'], ['k', [2]]]), set: new Set([1, 'x']),
+      e: new RangeError('far'), custom: Object.assign(new Error('c'), { name: 'MyError' }),
+    })`)
+    assert.equal(v.u, undefined)
+    assert.ok('u' in v)
+    assert.equal(v.n, null)
+    assert.equal(v.b, true)
+    assert.equal(v.i, 7)
+    assert.equal(v.f, 2.5)
+    assert.equal(v.big, 2n ** 70n)
+    assert.equal(v.s, 'hé🌍')
+    assert.ok(v.d instanceof Date)
+    assert.equal(v.d.getTime(), 86400000)
+    assert.ok(v.bytes instanceof Uint8Array)
+    assert.deepEqual([...v.bytes], [1, 2, 255])
+    assert.deepEqual([...v.ab], [9])
+    assert.deepEqual(v.arr, [1, [2]])
+    assert.ok(v.m instanceof Map)
+    assert.deepEqual([...v.m], [[1, 'one'], ['k', [2]]])
+    assert.deepEqual([...v.set], [1, 'x'])
+    assert.ok(v.e instanceof RangeError)
+    assert.equal(v.e.message, 'far')
+    assert.match(v.e.stack, /RangeError: far/)
+    assert.equal(v.custom.name, 'MyError')
+    assert.equal(ctx.evalSync('-0'), -0)
+    assert.ok(Number.isNaN(ctx.evalSync('NaN')))
+    const big = ctx.evalSync('new Uint8Array(1 << 20).fill(7)')
+    assert.equal(big.length, 1 << 20)
+    assert.equal(big[12345], 7)
+  }))
+
+test('values: Node → sandbox', () =>
+  withContext({}, (ctx) => {
+    const check = ctx.evalSync(`(v) => [
+      v.u === undefined, v.n === null, v.b === true, v.i === 7, v.f === 2.5, v.big === 2n ** 70n, v.s,
+      v.d instanceof Date && v.d.getTime(), v.bytes instanceof Uint8Array && Array.from(v.bytes).join(),
+      v.buf instanceof Uint8Array && v.buf.length, v.ab instanceof Uint8Array && v.ab.length,
+      v.arr[1][0], v.m instanceof Map && v.m.get('k'), v.set instanceof Set && v.set.has(3),
+      v.e instanceof TypeError && v.e.message, Object.getPrototypeOf(v.nullProto) === Object.prototype && v.nullProto.z,
+    ]`)
+    const nullProto = Object.create(null)
+    nullProto.z = 1
+    const got = check({
+      u: undefined, n: null, b: true, i: 7, f: 2.5, big: 2n ** 70n, s: 'hé🌍', d: new Date(5),
+      bytes: new Uint8Array([1, 2]), buf: Buffer.from('abc'), ab: new ArrayBuffer(4), arr: [1, [2]],
+      m: new Map([['k', 'v']]), set: new Set([3]), e: new TypeError('bad'), nullProto,
+    })
+    assert.deepEqual(got, [true, true, true, true, true, true, 'hé🌍', 5, '1,2', 3, 4, 2, 'v', true, 'bad', 1])
+    ctx.setGlobal('cfg', { level: 3, tags: ['a'] })
+    assert.equal(ctx.evalSync('cfg.level + cfg.tags[0]'), '3a')
+  }))
+
+test('values: uncopyable Node values are a TypeError (ConversionError)', () =>
+  withContext({}, (ctx) => {
+    class Point {
+      constructor() {
+        this.x = 1
+      }
+      norm() {
+        return 1
+      }
+    }
+    for (const bad of [new Point(), new Proxy({}, {}), () => 1, Symbol('s'), Promise.resolve(1), new WeakMap()]) {
+      assert.throws(() => ctx.callSync('(x) => x', bad), (e) => e instanceof TypeError && e instanceof pr.ConversionError)
+    }
+    assert.throws(() => ctx.callSync('(x) => x', new Point()), /Point instance cannot be copied/)
+    const cyclic = { a: {} }
+    cyclic.a.back = cyclic
+    assert.throws(() => ctx.callSync('(x) => x', cyclic), /cyclic reference at \$\[0\]\.a\.back/)
+    let deep = []
+    for (let i = 0; i < 5000; i++) deep = [deep]
+    assert.throws(() => ctx.callSync('(x) => x', deep), /deeper than/)
+    // Sharing a value twice is not a cycle.
+    const shared = { k: 1 }
+    assert.deepEqual(ctx.callSync('(x) => x', { a: shared, b: shared }), { a: { k: 1 }, b: { k: 1 } })
+  }))
+
+test('values: cyclic and too deep sandbox values', () =>
+  withContext({}, (ctx) => {
+    assert.throws(() => ctx.evalSync('const o = {}; o.self = o; o'), (e) => e instanceof pr.ConversionError && /cyclic/.test(e.message))
+    assert.throws(() => ctx.evalSync('let d = []; for (let i = 0; i < 5000; i++) d = [d]; d'), /deeper than/)
+  }))
+
+test('handles: JSFunction, JSPromise, JSSymbol, JSObject, JSArray', async () => {
+  const ctx = new pr.Context()
+  try {
+    const add = ctx.evalSync('(a, b) => a + b')
+    assert.ok(add instanceof pr.JSFunction)
+    assert.equal(typeof add, 'function')
+    assert.equal(add(2, 40), 42)
+    assert.equal(ctx.callSync(add, 1, 2), 3)
+    assert.equal(await add.callAsync(5, 5), 10)
+    // A function handle goes back into the sandbox as the same function.
+    assert.equal(ctx.callSync('(f) => f(20, 22)', add), 42)
+
+    const p = ctx.evalSync('new Promise((r) => setTimeout(() => r({ ok: 1 }), 5))')
+    assert.ok(p instanceof pr.JSPromise)
+    assert.equal(p.state, 'pending')
+    assert.deepEqual(await p, { ok: 1 })
+    assert.equal(ctx.evalSync('Promise.resolve(3)').wait(1000), 3)
+    await assert.rejects(ctx.evalSync('Promise.reject(new TypeError("no"))'), (e) => e instanceof pr.JSError && e.name === 'TypeError')
+
+    const sym = ctx.evalSync('Symbol("tag")')
+    assert.ok(sym instanceof pr.JSSymbol)
+    assert.equal(sym.description, 'tag')
+
+    const proxy = ctx.evalSync('new Proxy({ a: 1 }, {})')
+    assert.ok(proxy instanceof pr.JSObject)
+    assert.equal(proxy.get('a'), 1)
+
+    const obj = ctx.evalSync('globalThis.state = { a: 1, b: [1, 2] }', { asHandle: true })
+    assert.ok(obj instanceof pr.JSObject)
+    obj.set('c', 3)
+    assert.deepEqual(obj.keys(), ['a', 'b', 'c'])
+    assert.equal(obj.delete('a'), true)
+    assert.deepEqual(ctx.evalSync('state'), { b: [1, 2], c: 3 })
+    assert.deepEqual(obj.copy(), { b: [1, 2], c: 3 })
+
+    const arr = ctx.evalSync('globalThis.list = [1, 2, 3]', { asHandle: true })
+    assert.ok(arr instanceof pr.JSArray)
+    assert.equal(arr.length, 3)
+    arr.set(0, 'x')
+    assert.equal(arr.get(0), 'x')
+    assert.deepEqual(ctx.evalSync('list'), ['x', 2, 3])
+
+    const other = new pr.Context()
+    assert.throws(() => other.callSync(add, 1, 2), pr.InvalidArgumentError)
+    other.dispose()
+    assert.throws(() => new pr.JSObject(), TypeError)
+  } finally {
+    ctx.dispose()
+  }
+})
+
+test('errors: classes, names, stacks, positions', () =>
+  withContext({}, (ctx) => {
+    assert.throws(
+      () => ctx.evalSync('let x = ;', { filename: 'bad.js' }),
+      (e) =>
+        e instanceof pr.ParseError &&
+        e instanceof pr.PolyracerError &&
+        e.name === 'SyntaxError' &&
+        e.message === "Unexpected token ';'" &&
+        e.filename === 'bad.js' &&
+        e.line === 1 &&
+        e.column === 9,
+    )
+    assert.throws(
+      () => ctx.evalSync('function f() { null.x }\nf()', { filename: 'oops.js' }),
+      (e) =>
+        e instanceof pr.JSError &&
+        e.name === 'TypeError' &&
+        /Cannot read properties of null/.test(e.message) &&
+        /at f \(oops\.js:1:/.test(e.stack) &&
+        /api\.test\.js/.test(e.stack),
+    )
+    assert.throws(() => ctx.evalSync("throw 'plain'"), (e) => e instanceof pr.JSError && e.message === 'plain' && e.value === 'plain')
+    assert.throws(() => ctx.evalSync('throw 42'), (e) => e instanceof pr.JSError && e.value === 42)
+    assert.throws(() => ctx.evalSync('throw { code: 7 }'), (e) => e instanceof pr.JSError && e.value.code === 7)
+    assert.throws(() => ctx.callSync('no.such.fn'), pr.InvalidArgumentError)
+    assert.throws(() => ctx.evalSync('1', { timeout: -1 }), pr.InvalidArgumentError)
+    assert.throws(() => new pr.Context({ memoryLimit: -5 }), pr.InvalidArgumentError)
+    assert.throws(() => ctx.expose('not a path!', () => 1), pr.InvalidArgumentError)
+    assert.throws(() => ctx.expose('f', 42), pr.InvalidArgumentError)
+    assert.ok(!(new Error('x') instanceof pr.PolyracerError))
+  }))
+
+test('limits: timeout, terminate, memory bomb; the context stays usable', async () => {
+  const ctx = new pr.Context({ timeout: 2000, memoryLimit: 32 << 20 })
+  try {
+    assert.throws(() => ctx.evalSync('while (true) {}', { timeout: 50 }), pr.TimeoutError)
+    assert.throws(() => ctx.evalSync('try { for (;;) {} } catch (e) {}', { timeout: 50 }), pr.TimeoutError)
+    assert.equal(ctx.evalSync('"still usable"'), 'still usable')
+    assert.throws(() => ctx.evalSync('const a = []; while (true) a.push(new Array(1e5).fill({x: 1}))'), pr.OutOfMemoryError)
+    assert.equal(ctx.evalSync('1 + 1'), 2)
+    const running = ctx.eval('while (true) {}')
+    setTimeout(() => ctx.terminate(), 30)
+    await assert.rejects(running, pr.TerminatedError)
+    ctx.expose('stop', () => ctx.terminate())
+    assert.throws(() => ctx.evalSync('stop(); while (true) {}'), pr.TerminatedError)
+    assert.equal(ctx.evalSync('2 + 2'), 4)
+    const t0 = Date.now()
+    await assert.rejects(new pr.Context({ timeout: 50 }).eval('while (true) {}'), pr.TimeoutError)
+    assert.ok(Date.now() - t0 < 1500)
+  } finally {
+    ctx.dispose()
+  }
+})
+
+test('expose: sync, dotted path, async, errors with cause', async () => {
+  const ctx = new pr.Context()
+  try {
+    const seen = []
+    ctx.expose('console.log', (...args) => {
+      seen.push(args)
+    })
+    ctx.evalSync('console.log("a", 1, { k: [true] })')
+    assert.deepEqual(seen, [['a', 1, { k: [true] }]])
+
+    ctx.expose('fetchLater', async (x) => {
+      await new Promise((r) => setTimeout(r, 5))
+      return { got: x }
+    })
+    ctx.expose('later', (x) => Promise.resolve(x + 1), { async: true })
+    assert.deepEqual(await ctx.eval('fetchLater(1)'), { got: 1 })
+    assert.equal(await ctx.eval('later(1).then((v) => v * 10)'), 20)
+    assert.ok(ctx.evalSync('fetchLater(2)') instanceof pr.JSPromise)
+
+    const original = new TypeError('from node')
+    ctx.expose('boom', () => {
+      throw original
+    })
+    assert.throws(
+      () => ctx.evalSync('boom()'),
+      (e) => e instanceof pr.JSError && e.name === 'TypeError' && e.message === 'from node' && e.cause === original,
+    )
+    assert.equal(ctx.evalSync('try { boom() } catch (e) { e instanceof TypeError && e.message }'), 'from node')
+    await assert.rejects(ctx.eval('boom()'), (e) => e.cause === original)
+    ctx.expose('throwsString', () => {
+      throw 'just a string'
+    })
+    assert.throws(() => ctx.evalSync('throwsString()'), (e) => e.message === 'just a string' && e.cause === 'just a string')
+    ctx.expose('asyncBoom', async () => {
+      throw new RangeError('async no')
+    })
+    await assert.rejects(ctx.eval('asyncBoom()'), (e) => e instanceof pr.JSError && e.name === 'RangeError' && e.message === 'async no')
+    ctx.expose('badReturn', () => new (class X {})())
+    assert.throws(() => ctx.evalSync('badReturn()'), (e) => e instanceof pr.JSError && /cannot be copied/.test(e.message))
+    ctx.expose('promiseSync', () => Promise.resolve(1), { async: false })
+    assert.throws(() => ctx.evalSync('promiseSync()'), /expose it with \{ async: true \}/)
+    // Nesting: sandbox → Node → sandbox → Node, sync and async.
+    ctx.expose('depth', (n) => (n === 0 ? 0 : 1 + ctx.evalSync(`depth(${n - 1})`)))
+    assert.equal(ctx.evalSync('depth(20)'), 20)
+    assert.equal(await ctx.eval('depth(20)'), 20)
+  } finally {
+    ctx.dispose()
+  }
+})
+
+test('async API runs off the main thread; sync calls while it runs are refused, not deadlocked', async () => {
+  const ctx = new pr.Context()
+  try {
+    ctx.expose('mainThreadValue', () => 'main')
+    let ticks = 0
+    const timer = setInterval(() => ticks++, 1)
+    const r = await ctx.eval('const t = Date.now(); while (Date.now() - t < 100) {} mainThreadValue()')
+    clearInterval(timer)
+    assert.equal(r, 'main')
+    assert.ok(ticks > 5, `the event loop kept running (${ticks} ticks)`)
+    assert.equal(await ctx.call('(a, b) => Promise.resolve(a * b)', 6, 7), 42)
+
+    const pending = ctx.eval('new Promise((r) => setTimeout(() => r("late"), 50))')
+    assert.throws(() => ctx.evalSync('1'), (e) => e instanceof pr.PolyracerError && /busy with an async call/.test(e.message))
+    assert.equal(await pending, 'late')
+    assert.equal(ctx.evalSync('1'), 1)
+    // Several async calls on one context run one after the other.
+    const results = await Promise.all([1, 2, 3].map((i) => ctx.eval(`new Promise((r) => setTimeout(() => r(${i}), 5))`)))
+    assert.deepEqual(results, [1, 2, 3])
+  } finally {
+    ctx.dispose()
+  }
+})
+
+test('dispose: idempotent, Symbol.dispose, use after dispose, during an async call', async () => {
+  const ctx = new pr.Context()
+  const f = ctx.evalSync('() => 1')
+  ctx.dispose()
+  ctx.dispose()
+  assert.equal(ctx.disposed, true)
+  assert.throws(() => ctx.evalSync('1'), pr.DisposedError)
+  assert.throws(() => f(), pr.DisposedError)
+  await assert.rejects(ctx.eval('1'), pr.DisposedError)
+
+  const c2 = new pr.Context()
+  c2[Symbol.dispose]()
+  assert.equal(c2.disposed, true)
+
+  const c3 = new pr.Context()
+  c3.expose('wait', async () => new Promise((r) => setTimeout(r, 20)))
+  const running = c3.eval('wait().then(() => { while (true) {} })')
+  setTimeout(() => c3.dispose(), 40)
+  await assert.rejects(running, pr.DisposedError)
+  assert.throws(() => c3.evalSync('1'), pr.DisposedError)
+})
+
+test('heapStats, lowMemoryNotification, writeHeapSnapshot', () =>
+  withContext({ memoryLimit: 64 << 20 }, (ctx) => {
+    const s = ctx.heapStats()
+    assert.ok(s.usedHeapSize > 0)
+    assert.ok(s.heapSizeLimit >= 64 << 20)
+    ctx.lowMemoryNotification()
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'polyracer-')), 'h.heapsnapshot')
+    ctx.writeHeapSnapshot(file)
+    assert.ok(JSON.parse(fs.readFileSync(file, 'utf8')).snapshot)
+  }))
+
+test('compile, code cache, CACHED_DATA_VERSION_TAG', () =>
+  withContext({}, (ctx) => {
+    const src = 'globalThis.n = (globalThis.n || 0) + 1; n'
+    const s = ctx.compile(src, { filename: 'count.js', produceCache: true })
+    assert.equal(s.run(), 1)
+    assert.equal(s.run(), 2)
+    assert.ok(Buffer.isBuffer(s.cachedData) && s.cachedData.length > 0)
+    const s2 = ctx.compile(src, { filename: 'count.js', cachedData: s.cachedData })
+    assert.equal(s2.cacheRejected, false)
+    assert.equal(s2.run(), 3)
+    const bad = Buffer.from(s.cachedData)
+    bad[bad.length - 1] ^= 0xff
+    const s3 = ctx.compile(src, { cachedData: bad })
+    assert.equal(s3.cacheRejected, true)
+    assert.equal(s3.run(), 4)
+    s.dispose()
+    assert.throws(() => s.run(), pr.DisposedError)
+    assert.throws(() => ctx.compile('let = ;'), pr.ParseError)
+    assert.equal(typeof pr.CACHED_DATA_VERSION_TAG, 'number')
+    assert.throws(() => pr.configure({ flags: ['--no-lazy'] }), pr.InvalidArgumentError)
+  }))
+
+test('snapshots: create, warmup, dump, load, contexts from them', () => {
+  const snap = pr.Snapshot.create('globalThis.greet = (n) => "hello " + n; globalThis.data = [1, 2]')
+  const warm = snap.warmup('greet("x")')
+  const bytes = warm.dump()
+  assert.ok(Buffer.isBuffer(bytes))
+  const loaded = pr.Snapshot.load(bytes)
+  withContext({ snapshot: loaded }, (ctx) => {
+    assert.equal(ctx.evalSync('greet("snapshot")'), 'hello snapshot')
+    assert.deepEqual(ctx.evalSync('data'), [1, 2])
+  })
+  assert.throws(() => pr.Snapshot.load(Buffer.from('not a snapshot')), pr.InvalidArgumentError)
+  assert.throws(() => pr.Snapshot.create('new Promise(() => {})'), pr.PolyracerError)
+  assert.throws(() => new pr.Context({ snapshot: {} }), pr.InvalidArgumentError)
+})
+
+test('ES modules: resolve, imports, top-level await, import.meta', () =>
+  withContext({}, (ctx) => {
+    const files = {
+      '/lib/math.mjs': 'export const add = (a, b) => a + b',
+      '/lib/util.mjs': "import { add } from './math.mjs'; export const inc = (x) => add(x, 1)",
+    }
+    const asked = []
+    const ns = ctx.evalModule(
+      "import { inc } from './lib/util.mjs'; export const v = inc(41); export const url = import.meta.url; export const later = await Promise.resolve('tla')",
+      {
+        filename: '/main.mjs',
+        resolve(spec, referrer) {
+          asked.push([spec, referrer])
+          return files[path.posix.resolve(path.posix.dirname(referrer), spec)]
+        },
+      },
+    )
+    assert.equal(ns.v, 42)
+    assert.equal(ns.url, '/main.mjs')
+    assert.equal(ns.later, 'tla')
+    assert.deepEqual(asked, [
+      ['./lib/util.mjs', '/main.mjs'],
+      ['./math.mjs', '/lib/util.mjs'],
+    ])
+    assert.throws(
+      () => ctx.evalModule("import './missing.mjs'", { filename: '/m2.mjs', resolve: () => { throw new Error('no such module') } }),
+      pr.JSError,
+    )
+    assert.throws(() => ctx.evalModule('export const = 1', { filename: '/bad.mjs' }), pr.ParseError)
+  }))
+
+test('Context can be subclassed', () => {
+  class Logged extends pr.Context {
+    constructor() {
+      super({ timeout: 500 })
+      this.log = []
+    }
+    evalSync(code, options) {
+      this.log.push(code)
+      return super.evalSync(code, options)
+    }
+  }
+  const ctx = new Logged()
+  try {
+    assert.equal(ctx.evalSync('6 * 7'), 42)
+    assert.equal(ctx.callSync('Math.max', 1, 5, 3), 5)
+    assert.deepEqual(ctx.log, ['6 * 7'])
+    assert.ok(ctx instanceof pr.Context)
+  } finally {
+    ctx.dispose()
+  }
+})
+
+test('V8_VERSION is the sandbox V8', () => {
+  assert.match(pr.V8_VERSION, /^\d+\.\d+\.\d+/)
+  assert.notEqual(pr.V8_VERSION, process.versions.v8)
+})

@@ -1,0 +1,75 @@
+'use strict'
+// Step one of the Node binding: a second V8 inside Node's process. Load the
+// addon, create a context, evaluate, dispose, on the main thread and inside
+// a worker_threads Worker; and check that the addon exports nothing but the
+// N-API entry point, so neither V8 can interpose on the other's symbols.
+const test = require('node:test')
+const assert = require('node:assert/strict')
+const { Worker } = require('node:worker_threads')
+const { execFileSync } = require('node:child_process')
+const fs = require('node:fs')
+const path = require('node:path')
+const pr = require('polyracer')
+
+test('main thread: create, evaluate, dispose', () => {
+  const ctx = new pr.Context()
+  assert.equal(ctx.evalSync('1 + 1'), 2)
+  assert.notEqual(pr.V8_VERSION, process.versions.v8, 'the sandbox runs its own V8')
+  ctx.dispose()
+  assert.equal(ctx.disposed, true)
+})
+
+function inWorker(code) {
+  return new Promise((resolve, reject) => {
+    const w = new Worker(code, { eval: true })
+    let msg
+    w.on('message', (m) => (msg = m))
+    w.on('error', reject)
+    w.on('exit', (c) => (c === 0 ? resolve(msg) : reject(new Error(`worker exited with ${c}`))))
+  })
+}
+
+test('worker thread: create, evaluate, host function, async call, dispose', async () => {
+  const got = await inWorker(`
+    const { parentPort } = require('node:worker_threads')
+    const pr = require(${JSON.stringify(require.resolve('polyracer'))})
+    const ctx = new pr.Context()
+    ctx.expose('twice', (x) => x * 2)
+    const a = ctx.evalSync('twice(21)')
+    ctx.eval('new Promise((r) => setTimeout(() => r(twice(4)), 5))').then((b) => {
+      ctx.dispose()
+      parentPort.postMessage([a, b])
+    })
+  `)
+  assert.deepEqual(got, [42, 8])
+})
+
+test('several workers at once, and contexts left for the worker teardown', async () => {
+  const code = `
+    const { parentPort } = require('node:worker_threads')
+    const pr = require(${JSON.stringify(require.resolve('polyracer'))})
+    const kept = new pr.Context()
+    kept.evalSync('globalThis.x = 1')
+    const ctx = new pr.Context()
+    parentPort.postMessage(ctx.evalSync('[1, 2, 3].map((x) => x * 10)'))
+  `
+  const all = await Promise.all([inWorker(code), inWorker(code), inWorker(code)])
+  for (const r of all) assert.deepEqual(r, [10, 20, 30])
+})
+
+test('the addon exports only the N-API entry point (nm -D)', (t) => {
+  const dir = path.dirname(require.resolve('polyracer/package.json'))
+  const addon = fs.readdirSync(dir).find((f) => f.endsWith('.node'))
+  if (process.platform !== 'linux' || !addon) return t.skip('Linux build only')
+  let out
+  try {
+    out = execFileSync('nm', ['-D', '--defined-only', path.join(dir, addon)], { encoding: 'utf8' })
+  } catch {
+    return t.skip('nm not available')
+  }
+  const names = out
+    .split('\n')
+    .map((l) => l.trim().split(/\s+/)[2])
+    .filter(Boolean)
+  assert.deepEqual(names, ['napi_register_module_v1'])
+})

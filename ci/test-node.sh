@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The Node binding's suite: build the addon, type-check the shipped
+# declarations, `npm pack`, install the tarball into a clean directory and
+# run the node:test suite there (spike, API, conformance cases, docs example).
+set -euo pipefail
+. "$(dirname "$0")/env.sh"
+bash "$POLYRACER_ROOT/ci/node-build.sh"
+pkg="$POLYRACER_ROOT/bindings-node"
+
+step "Node: tsc --noEmit on the typed usage file"
+(cd "$pkg" && node_modules/.bin/tsc -p test/types/tsconfig.json)
+
+step "Node: npm pack, install into a clean directory, node --test"
+clean=$(mktemp -d)
+trap 'rm -rf "$clean"' EXIT
+(cd "$pkg" && npm pack --silent --pack-destination "$clean" >/dev/null)
+mkdir -p "$clean/app/test"
+cp "$pkg"/test/*.test.js "$clean/app/test/"
+(
+  cd "$clean/app"
+  echo '{"name": "polyracer-clean-install", "private": true}' >package.json
+  npm install --no-audit --no-fund --loglevel=error "$clean"/polyracer-*.tgz
+  POLYRACER_CONFORMANCE="$POLYRACER_ROOT/conformance/cases" \
+    POLYRACER_EXAMPLE="$POLYRACER_ROOT/docs/examples/node/quickstart.js" \
+    node --test --test-concurrency=1 --test-reporter=dot --test-reporter-destination=stdout \
+    --test-reporter=tap --test-reporter-destination="$clean/results.tap" test/
+)
+grep -E '^# (tests|pass|fail|cancelled|skipped)' "$clean/results.tap"
