@@ -238,13 +238,14 @@ class TestBadInput < Minitest::Test
       pids = 2.times.map do |i|
         fork do
           child = Polyracer::Context.new
-          puts child.eval("'child #{i}: ' + (20 + 22)")
+          puts child.eval("'child \#{i}: ' + (20 + 22)")
           $stdout.flush
           exit! 0
         end
       end
       codes = pids.map { |pid| Process.wait(pid); $?.exitstatus }
-      puts "parent: #{boot.eval('40 + 2')}"
+      puts "parent: \#{boot.eval('40 + 2')}"
+      $stdout.flush
       exit!(codes.all?(&:zero?) ? 0 : 1)
     RUBY
     assert status.success?, "child exit #{status.exitstatus}: #{out}#{err}"
