@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the Node binding in place (release): installs the package's pinned
-# dev tools (npm ci, from bindings-node/package-lock.json) when missing, builds
+# dev tools (from bindings-node/package-lock.json) when missing, builds
 # the addon with cargo in the shared target dir and copies it where the
 # generated loader (bindings-node/index.js) looks for it.
 #
@@ -19,8 +19,17 @@ if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nodejs npm >/dev/null
 fi
 if [ ! -x "$pkg/node_modules/.bin/napi" ] || [ ! -x "$pkg/node_modules/.bin/tsc" ]; then
-  step "installing the Node binding's dev tools (npm ci)"
-  (cd "$pkg" && npm ci --no-audit --no-fund --loglevel=error)
+  step "installing the Node binding's dev tools (npm install from the lock file)"
+  # Not `npm ci`: @napi-rs/cli's own optional dependencies (per-platform
+  # builds of @napi-rs/lzma and tar) come out of npm's resolver without
+  # lock entries, and `npm ci` then refuses the lock as out of sync.
+  # `npm install` installs exactly the locked versions and leaves the lock
+  # unchanged (checked below).
+  (cd "$pkg" && npm install --no-audit --no-fund --loglevel=error)
+  if git -C "$POLYRACER_ROOT" rev-parse --git-dir >/dev/null 2>&1; then
+    git -C "$POLYRACER_ROOT" diff --exit-code --stat -- bindings-node/package-lock.json ||
+      { echo "npm install changed bindings-node/package-lock.json" >&2; exit 1; }
+  fi
 fi
 
 step "building the Node addon (cargo build --release -p polyracer-node)"
