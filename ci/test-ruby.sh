@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The Ruby binding's suite: installs what is missing (Debian packages), builds
+# The Ruby binding's suite: runs the shared setup (ci/setup.sh), builds
 # the extension with cargo (release; rubygems.org is not used), runs every
 # minitest file (API, bad input, threads, fork, conformance cases, MiniRacer
 # compat, docs example, RBS signatures), then checks that `gem build` makes a
@@ -8,20 +8,9 @@ set -euo pipefail
 . "$(dirname "$0")/env.sh"
 cd "$POLYRACER_ROOT"
 
-step "Ruby binding: prerequisites"
-need_apt=()
-command -v ruby >/dev/null || need_apt+=(ruby)
-command -v rake >/dev/null || need_apt+=(rake)
-for pkg in ruby-dev libclang-dev ruby-minitest; do
-  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || need_apt+=("$pkg")
-done
-if [ ${#need_apt[@]} -gt 0 ]; then
-  echo "installing Debian packages: ${need_apt[*]}"
-  SUDO=""
-  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
-fi
+# Ruby's toolchain (ruby, ruby-dev, libclang-dev, ruby-minitest, rake) is
+# installed by the shared setup; a no-op when ci/test.sh already ran it.
+bash "$POLYRACER_ROOT/ci/setup.sh"
 ruby --version
 
 step "Ruby binding: build (cargo build --release -p polyracer-ruby)"

@@ -1,5 +1,5 @@
-// The Swift quickstart (docs/examples/swift/main.swift is a copy; ci/test-swift.sh
-// checks they match). Run on macOS: `swift run PolyRacerQuickstart`.
+// The Swift quickstart (docs/examples/swift/main.swift links here).
+// Run on macOS: `swift run PolyRacerQuickstart`.
 import Foundation
 import PolyRacer
 
