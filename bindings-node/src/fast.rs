@@ -64,17 +64,7 @@ fn eval_options(data: &EnvData, v: Option<Val>, await_promise: bool) -> napi::Re
     }
     let timeout = raw::get_named(e, v, c"timeout")?;
     match raw::type_of(e, timeout)? {
-        sys::ValueType::napi_number => {
-            let ms = raw::get_f64(e, timeout)?;
-            if !(ms.is_finite() && ms >= 0.0) {
-                return Err(throw_kind(
-                    data,
-                    "InvalidArgument",
-                    &format!("timeout must be a non-negative number of milliseconds, not {ms}"),
-                ));
-            }
-            o.timeout = Some(std::time::Duration::from_secs_f64(ms / 1000.0));
-        }
+        sys::ValueType::napi_number => o.timeout = crate::millis(data, Some(raw::get_f64(e, timeout)?))?,
         sys::ValueType::napi_undefined | sys::ValueType::napi_null => {}
         _ => return Err(throw_kind(data, "InvalidArgument", "timeout must be a number of milliseconds")),
     }
