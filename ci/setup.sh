@@ -4,7 +4,9 @@
 #   - Debian packages: lld (fast linker for the ~100 MB static V8), clang;
 #     for the Ruby binding: ruby, ruby-dev, libclang-dev (rb-sys generates
 #     its bindings with libclang), ruby-minitest, rake
-#   - Rust components: rustfmt, clippy
+#   - Rust components: rustfmt, clippy; cargo-nextest (the core and CLI
+#     tests run under it for per-test time limits)
+#   - binutils (nm: the Node suite checks the addon's exported symbols)
 #   - npm packages for the benchmark fixtures (core/benches/fixtures,
 #     typescript: a real 9 MB bundle), from its package-lock.json
 set -euo pipefail
@@ -13,6 +15,7 @@ set -euo pipefail
 need_apt=()
 command -v ld.lld >/dev/null || need_apt+=(lld)
 command -v clang >/dev/null || need_apt+=(clang)
+command -v nm >/dev/null || need_apt+=(binutils)
 command -v ruby >/dev/null || need_apt+=(ruby)
 command -v rake >/dev/null || need_apt+=(rake)
 for pkg in ruby-dev libclang-dev ruby-minitest; do
@@ -30,6 +33,10 @@ if command -v rustup >/dev/null; then
   for c in rustfmt clippy; do
     rustup component list --installed 2>/dev/null | grep -q "^$c" || rustup component add "$c"
   done
+fi
+if ! cargo nextest --version >/dev/null 2>&1; then
+  step "installing cargo-nextest (cargo install --locked)"
+  cargo install --locked cargo-nextest
 fi
 fixtures="$POLYRACER_ROOT/core/benches/fixtures"
 if [ ! -f "$fixtures/node_modules/typescript/lib/typescript.js" ]; then

@@ -1,11 +1,56 @@
 //! Runs the `polyracer` binary as a user would. This test binary does not
 //! link V8 itself; only the CLI does.
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::io::{Read, Write};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long one CLI run may take: generous for a loaded 2-core machine,
+/// short enough that a hung CLI fails its test (killed, with its output so
+/// far) instead of hanging the suite.
+const DEADLINE: Duration = Duration::from_secs(60);
 
 fn polyracer(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_polyracer")).args(args).output().unwrap()
+    let child = Command::new(env!("CARGO_BIN_EXE_polyracer"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    output_within(child, DEADLINE)
+}
+
+/// `Child::wait_with_output` with a deadline: past it the child is killed
+/// and the test fails.
+fn output_within(mut child: Child, limit: Duration) -> Output {
+    // Drain both pipes while waiting, or a chatty child blocks on a full pipe.
+    fn drain(p: Option<impl Read + Send + 'static>) -> std::thread::JoinHandle<Vec<u8>> {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut p) = p {
+                p.read_to_end(&mut buf).ok();
+            }
+            buf
+        })
+    }
+    let out = drain(child.stdout.take());
+    let err = drain(child.stderr.take());
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > limit {
+            child.kill().ok();
+            child.wait().ok();
+            let text = String::from_utf8_lossy(&out.join().unwrap()).to_string()
+                + &String::from_utf8_lossy(&err.join().unwrap());
+            panic!("polyracer still running after {limit:?}; killed it. Output so far:\n{text}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Output { status, stdout: out.join().unwrap(), stderr: err.join().unwrap() }
 }
 
 fn stdout(o: &Output) -> String {
@@ -105,7 +150,7 @@ fn repl_reads_multi_line_input() {
             b"let a = 1 +\n2\na * 10\nfunction f() {\n  return a + 1\n}\nf()\nthrow new Error('oops')\n'after'\n",
         )
         .unwrap();
-    let o = child.wait_with_output().unwrap();
+    let o = output_within(child, DEADLINE);
     assert!(o.status.success());
     let out = stdout(&o);
     let lines: Vec<&str> = out.lines().skip(1).collect();

@@ -1,7 +1,7 @@
 //! Integration tests for the core runtime. One test binary: each binary that
 //! links V8 costs tens of seconds to link.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -566,16 +566,38 @@ fn timeouts_terminate_and_context_survives() {
     assert!(matches!(c.eval("try { while(true){} } catch (e) { 'caught' }"), Err(Error::Timeout)));
 }
 
+/// Calls `terminate()` on a clone of `c` every 10 ms until `run` returns.
+/// terminate() stops only the JS running at that moment (it is not
+/// remembered for the next call), so a single call made before the eval
+/// starts would be lost on a loaded machine; repeating it cannot miss.
+fn terminating<T>(c: &Context, run: impl FnOnce() -> T) -> T {
+    let done = Arc::new(AtomicBool::new(false));
+    let t = std::thread::spawn({
+        let (c, done) = (c.clone(), done.clone());
+        move || {
+            while !done.load(Ordering::SeqCst) {
+                c.terminate();
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    });
+    let out = run();
+    done.store(true, Ordering::SeqCst);
+    t.join().unwrap();
+    out
+}
+
+/// A bound for evals that only terminate() should stop: a regression then
+/// fails as `Timeout` instead of hanging the suite.
+fn bounded() -> EvalOptions {
+    EvalOptions { timeout: Some(Duration::from_secs(30)), ..Default::default() }
+}
+
 #[test]
 fn terminate_from_another_thread() {
     let c = ctx();
-    let c2 = c.clone();
-    let t = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(50));
-        c2.terminate();
-    });
-    assert!(matches!(c.eval("while (true) {}"), Err(Error::Terminated)));
-    t.join().unwrap();
+    let r = terminating(&c, || c.eval_with("while (true) {}", bounded()));
+    assert!(matches!(r, Err(Error::Terminated)), "{r:?}");
     assert_eq!(c.eval("2").unwrap(), Value::Integer(2));
     // terminate() with nothing running does not affect the next call.
     c.terminate();
@@ -659,7 +681,10 @@ fn dispose_from_inside_a_callback() {
         Ok(Value::Null)
     })
     .unwrap();
-    assert!(c.eval("selfdestruct(); 1").is_err());
+    match c.eval("selfdestruct(); 1") {
+        Err(Error::Disposed(m)) => assert!(m.contains("disposed"), "{m}"),
+        other => panic!("expected Disposed, got {other:?}"),
+    }
     assert!(matches!(c.eval("1"), Err(Error::Disposed(_))));
 }
 
@@ -708,6 +733,70 @@ fn rss_kib() -> usize {
     line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
+/// How long a child process of a test may run: generous for a loaded
+/// 2-core machine, short enough that a hung child fails the test (and says
+/// so) instead of hanging the suite.
+const CHILD_DEADLINE: Duration = Duration::from_secs(120);
+
+/// `Command::output` with a deadline: past it the child is killed and the
+/// test fails.
+fn output_within(cmd: &mut std::process::Command, limit: Duration) -> std::process::Output {
+    use std::io::Read;
+    use std::process::Stdio;
+    let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    // Drain both pipes while waiting, or a chatty child blocks on a full pipe.
+    fn drain(p: Option<impl Read + Send + 'static>) -> std::thread::JoinHandle<Vec<u8>> {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut p) = p {
+                p.read_to_end(&mut buf).ok();
+            }
+            buf
+        })
+    }
+    let out = drain(child.stdout.take());
+    let err = drain(child.stderr.take());
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > limit {
+            child.kill().ok();
+            child.wait().ok();
+            let text = String::from_utf8_lossy(&out.join().unwrap()).to_string()
+                + &String::from_utf8_lossy(&err.join().unwrap());
+            panic!("child process still running after {limit:?}; killed it. Output so far:\n{text}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    std::process::Output { status, stdout: out.join().unwrap(), stderr: err.join().unwrap() }
+}
+
+/// `waitpid` with a deadline, for forked children: past it the child is
+/// killed and the test fails.
+fn waitpid_within(pid: libc::pid_t, limit: Duration) -> libc::c_int {
+    let start = Instant::now();
+    let mut status = 0;
+    loop {
+        // SAFETY: pid is our own child; status is a valid out-pointer.
+        let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+        if r == pid {
+            return status;
+        }
+        assert_eq!(r, 0, "waitpid({pid}) failed: {}", std::io::Error::last_os_error());
+        if start.elapsed() > limit {
+            // SAFETY: as above; the blocking wait reaps the killed child.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+                libc::waitpid(pid, &mut status, 0);
+            }
+            panic!("forked child {pid} still running after {limit:?}; killed it");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// Runs `name` (an `#[ignore]`d test) alone in a fresh copy of this binary,
 /// for tests that need a quiet process: fork, RSS measurements.
 fn run_isolated(name: &str) {
@@ -715,11 +804,12 @@ fn run_isolated(name: &str) {
         return;
     }
     let exe = std::env::current_exe().unwrap();
-    let out = std::process::Command::new(exe)
-        .args(["--exact", name, "--ignored", "--test-threads=1", "--nocapture"])
-        .env("POLYRACER_ISOLATED", "1")
-        .output()
-        .unwrap();
+    let out = output_within(
+        std::process::Command::new(exe)
+            .args(["--exact", name, "--ignored", "--test-threads=1", "--nocapture"])
+            .env("POLYRACER_ISOLATED", "1"),
+        CHILD_DEADLINE,
+    );
     let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{text}");
     assert!(text.contains("1 passed"), "{text}");
@@ -772,8 +862,7 @@ fn fork_helper() {
         std::mem::forget(c);
         unsafe { libc::_exit(if ok && ok2 { 0 } else { 1 }) };
     }
-    let mut status = 0;
-    unsafe { libc::waitpid(pid, &mut status, 0) };
+    let status = waitpid_within(pid, CHILD_DEADLINE);
     assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "child failed: {status}");
     assert_eq!(c.eval("2").unwrap(), Value::Integer(2));
 }
@@ -798,8 +887,7 @@ fn fork_single_threaded_helper() {
         let ok = stale && matches!(fresh, Ok(Value::Integer(42)));
         unsafe { libc::_exit(if ok { 0 } else { 1 }) };
     }
-    let mut status = 0;
-    unsafe { libc::waitpid(pid, &mut status, 0) };
+    let status = waitpid_within(pid, CHILD_DEADLINE);
     assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "child failed: {status}");
     assert_eq!(c.eval("2").unwrap(), Value::Integer(2));
 }
@@ -1242,17 +1330,23 @@ mod conformance {
             memory_limit: case.get("memory_limit").and_then(J::as_u64).map(|m| m as usize),
             ..Default::default()
         };
-        let c = Context::new(opts).map_err(|e| e.to_string())?;
-        if let Some(setup) = case.get("setup").and_then(J::as_str) {
-            c.eval(setup).map_err(|e| format!("setup failed: {e}"))?;
-        }
-        let await_promise = case.get("await").and_then(J::as_bool).unwrap_or(false);
-        let eo = EvalOptions { await_promise, ..Default::default() };
-        let result = if let Some(target) = case.get("call").and_then(J::as_str) {
-            let args: Vec<Value> = case["args"].as_array().unwrap().iter().map(decode).collect();
-            c.call_with(target, &args, eo)
-        } else {
-            c.eval_with(case["source"].as_str().unwrap(), eo)
+        // A context that cannot be created (bad `memory_limit`, `timeout_ms`)
+        // is the case's outcome, checked like any other error.
+        let result = match Context::new(opts) {
+            Err(e) => Err(e),
+            Ok(c) => {
+                if let Some(setup) = case.get("setup").and_then(J::as_str) {
+                    c.eval(setup).map_err(|e| format!("setup failed: {e}"))?;
+                }
+                let await_promise = case.get("await").and_then(J::as_bool).unwrap_or(false);
+                let eo = EvalOptions { await_promise, ..Default::default() };
+                if let Some(target) = case.get("call").and_then(J::as_str) {
+                    let args: Vec<Value> = case["args"].as_array().unwrap().iter().map(decode).collect();
+                    c.call_with(target, &args, eo)
+                } else {
+                    c.eval_with(case["source"].as_str().unwrap(), eo)
+                }
+            }
         };
         let expect = &case["expect"];
         match (result, expect.get("error").and_then(J::as_str)) {
@@ -1295,8 +1389,13 @@ mod conformance {
 
     #[test]
     fn conformance_cases() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../conformance/cases");
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../conformance");
+        let dir = root.join("cases");
+        // The one pinned case count every runner checks (conformance/README.md).
+        let pinned: J = serde_json::from_str(&std::fs::read_to_string(root.join("count.json")).unwrap()).unwrap();
+        let pinned = pinned["count"].as_u64().expect("conformance/count.json has a numeric \"count\"") as usize;
         let mut failures = Vec::new();
+        let mut names = std::collections::HashSet::new();
         let mut count = 0;
         let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
         files.sort();
@@ -1304,12 +1403,14 @@ mod conformance {
             let cases: Vec<J> = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
             for case in &cases {
                 count += 1;
+                let name = case["name"].as_str().expect("every case has a name");
+                assert!(names.insert(name.to_string()), "two cases are named {name:?}");
                 if let Err(e) = run_case(case) {
                     failures.push(format!("{}: {}: {e}", file.file_name().unwrap().to_string_lossy(), case["name"]));
                 }
             }
         }
-        assert!(count >= 70, "only {count} cases found in {}", dir.display());
+        assert_eq!(count, pinned, "{} holds {count} cases; conformance/count.json says {pinned}", dir.display());
         assert!(
             failures.is_empty(),
             "{} of {count} conformance cases failed:\n{}",
