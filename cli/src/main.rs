@@ -30,8 +30,8 @@ struct Cli {
 #[derive(clap::Args, Clone, Default)]
 struct Limits {
     /// Stop execution after this many milliseconds.
-    #[arg(long, global = true, value_name = "MS")]
-    timeout: Option<u64>,
+    #[arg(long, global = true, value_name = "MS", value_parser = parse_timeout)]
+    timeout: Option<Duration>,
     /// Heap limit, in bytes; suffixes K, M, G accepted (e.g. 64M).
     #[arg(long, global = true, value_name = "BYTES", value_parser = parse_size)]
     memory_limit: Option<usize>,
@@ -84,26 +84,16 @@ enum Command {
     Repl,
 }
 
+/// `--memory-limit`: core parses and checks it, so the CLI accepts exactly
+/// what every binding accepts.
 fn parse_size(s: &str) -> Result<usize, String> {
-    let s = s.trim();
-    let (digits, mult) = match s.char_indices().last() {
-        Some((i, c)) if c.is_ascii_alphabetic() => {
-            let mult: usize = match c.to_ascii_uppercase() {
-                'K' => 1 << 10,
-                'M' => 1 << 20,
-                'G' => 1 << 30,
-                'B' => 1,
-                _ => return Err(format!("unknown size suffix {c:?}: use K, M or G")),
-            };
-            (&s[..i], mult)
-        }
-        _ => (s, 1),
-    };
-    let n: f64 = digits.trim().parse().map_err(|_| format!("{s:?} is not a size like 64M or 1048576"))?;
-    if !(n.is_finite() && n > 0.0) {
-        return Err(format!("{s:?} must be positive"));
-    }
-    Ok((n * mult as f64) as usize)
+    polyracer::limits::parse_byte_size(s).and_then(polyracer::limits::memory_limit).map_err(|e| e.to_string())
+}
+
+/// `--timeout` in milliseconds, checked by core like every binding's.
+fn parse_timeout(s: &str) -> Result<Duration, String> {
+    let ms: f64 = s.trim().parse().map_err(|_| format!("{s:?} is not a number of milliseconds"))?;
+    polyracer::limits::timeout(ms, polyracer::limits::TimeUnit::Milliseconds).map_err(|e| e.to_string())
 }
 
 fn main() -> ExitCode {
@@ -134,7 +124,7 @@ fn main() -> ExitCode {
         None => None,
     };
     let ctx = match Context::new(ContextOptions {
-        timeout: cli.limits.timeout.map(Duration::from_millis),
+        timeout: cli.limits.timeout,
         memory_limit: cli.limits.memory_limit,
         snapshot,
     }) {

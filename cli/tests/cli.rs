@@ -119,9 +119,54 @@ fn exit_codes_distinguish_failures() {
     assert_eq!(o.status.code(), Some(2));
     let o = polyracer(&["--memory-limit", "12Q", "eval", "1"]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("suffix"));
-    let o = polyracer(&["--memory-limit", "-5M", "eval", "1"]);
+    assert!(stderr(&o).contains("\"12Q\" is not a size like 64M"), "{}", stderr(&o));
+    let o = polyracer(&["--memory-limit=-5M", "eval", "1"]);
     assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("is not a size"), "{}", stderr(&o));
+}
+
+/// Sizes and durations users type: unaligned limits used to abort the
+/// process (a V8 CHECK, SIGTRAP); out-of-range ones are usage errors with
+/// the accepted range, the same message every binding gives.
+#[test]
+fn unaligned_limits_work_and_out_of_range_limits_are_usage_errors() {
+    for size in ["100000000", "200000000", "123456789", "95.5M", "1.5G"] {
+        let o = polyracer(&["--memory-limit", size, "eval", "'ok'"]);
+        assert_eq!(o.status.code(), Some(0), "{size}: {}", stderr(&o));
+        assert_eq!(stdout(&o), "\"ok\"\n");
+    }
+    for size in ["1000", "3M", "2T"] {
+        let o = polyracer(&["--memory-limit", size, "eval", "1"]);
+        assert_eq!(o.status.code(), Some(2), "{size}");
+        assert!(
+            stderr(&o).contains("memory limit must be a whole number of bytes from 4194304 (4 MiB)"),
+            "{}",
+            stderr(&o)
+        );
+    }
+    for ms in ["1e20", "-1", "NaN", "inf"] {
+        let o = polyracer(&[&format!("--timeout={ms}"), "eval", "1"]);
+        assert_eq!(o.status.code(), Some(2), "{ms}");
+        assert!(
+            stderr(&o).contains("timeout must be a number of milliseconds from 0 to 31536000000"),
+            "{}",
+            stderr(&o)
+        );
+    }
+    let o = polyracer(&["--timeout", "0.5", "eval", "for (;;) {}"]);
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    // Typed arrays count against the limit: the reproducer no
+    // longer grows past it (it reached 2.3 GB RSS).
+    let o = polyracer(&[
+        "--memory-limit",
+        "64M",
+        "--timeout",
+        "10000",
+        "eval",
+        "let a = []; for (let i = 0; i < 60; i++) a.push(new Uint8Array(64 * 1024 * 1024).fill(1)); a.length",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("RangeError: Array buffer allocation failed"), "{}", stderr(&o));
 }
 
 #[test]

@@ -2,7 +2,7 @@
 
 use std::cell::{RefCell, UnsafeCell};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::thread::{JoinHandle, Thread};
 use std::time::{Duration, Instant};
@@ -111,6 +111,10 @@ pub(crate) struct Exec {
     /// A request is executing on the owner thread.
     pub(crate) busy: AtomicBool,
     pub(crate) reason: AtomicU8,
+    /// Counts top-level requests, so a memory check requested during one
+    /// request is ignored if it lands in a later one (which may be the
+    /// call that frees the memory).
+    pub(crate) request_seq: AtomicUsize,
     /// Held while `terminate_execution` is requested, so the owner thread's
     /// end-of-request `cancel_terminate_execution` never misses one that
     /// would then leak into the next request.
@@ -125,6 +129,9 @@ pub(crate) struct Fixed {
     pub(crate) disposed: AtomicBool,
     fork_generation: u64,
     default_timeout: Option<Duration>,
+    /// The context has a memory limit: waiting threads poll its total
+    /// memory (`memory::CHECK_PERIOD`).
+    memory_limited: bool,
 }
 
 /// State shared between the host-side handles and the owner thread.
@@ -177,10 +184,19 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Shared {
     #[allow(clippy::too_many_arguments)]
-    pub(crate) fn new(isolate_handle: v8::IsolateHandle, default_timeout: Option<Duration>) -> Shared {
+    pub(crate) fn new(
+        isolate_handle: v8::IsolateHandle,
+        default_timeout: Option<Duration>,
+        memory_limited: bool,
+    ) -> Shared {
         Shared {
             caller_side: CallerSide { lane: Mutex::new(()), caller: CallerThread(UnsafeCell::new(None)) },
-            exec: Exec { busy: AtomicBool::new(false), reason: AtomicU8::new(REASON_NONE), term_lock: Mutex::new(()) },
+            exec: Exec {
+                busy: AtomicBool::new(false),
+                reason: AtomicU8::new(REASON_NONE),
+                request_seq: AtomicUsize::new(0),
+                term_lock: Mutex::new(()),
+            },
             chan: Duplex::new(),
             fixed: Fixed {
                 isolate_thread: std::thread::current(),
@@ -188,6 +204,7 @@ impl Shared {
                 disposed: AtomicBool::new(false),
                 fork_generation: engine::FORK_GENERATION.load(Ordering::SeqCst),
                 default_timeout,
+                memory_limited,
             },
             host_fns: RwLock::new(Vec::new()),
             module_resolver: RwLock::new(None),
@@ -248,15 +265,24 @@ impl Shared {
             HELD.with(|h| h.borrow_mut().push(key));
             _held = Some(HeldGuard(key));
         }
-        let deadline = timeout.or(self.fixed.default_timeout).map(|t| Instant::now() + t);
+        let deadline = match timeout.or(self.fixed.default_timeout) {
+            Some(t) => Some(Instant::now() + crate::limits::check_timeout(t)?),
+            None => None,
+        };
         self.chan.send_a(ToIsolate::Request(req, deadline), &self.fixed.isolate_thread);
         let mut wait_until = deadline;
         let hook = wait_hook();
         loop {
-            // With a wait hook, wake up at least every WAIT_HOOK_PERIOD to run it.
-            let wake = match hook {
-                Some(_) => {
-                    let next = Instant::now() + WAIT_HOOK_PERIOD;
+            // With a wait hook, wake up at least every WAIT_HOOK_PERIOD to
+            // run it; with a memory limit, every CHECK_PERIOD to check it.
+            let period = match (hook.is_some(), self.fixed.memory_limited) {
+                (_, true) => Some(crate::memory::CHECK_PERIOD),
+                (true, false) => Some(WAIT_HOOK_PERIOD),
+                (false, false) => None,
+            };
+            let wake = match period {
+                Some(p) => {
+                    let next = Instant::now() + p;
                     Some(wait_until.map_or(next, |d| d.min(next)))
                 }
                 None => wait_until,
@@ -274,6 +300,10 @@ impl Shared {
                     wait_until = None;
                 }
                 None => {
+                    if self.fixed.memory_limited {
+                        let data = self.exec.request_seq.load(Ordering::SeqCst) as *mut std::ffi::c_void;
+                        self.fixed.isolate_handle.request_interrupt(crate::runtime::check_memory_callback(), data);
+                    }
                     if hook.is_some_and(|h| h()) {
                         self.interrupt(REASON_TERMINATED);
                     }
@@ -509,7 +539,18 @@ pub struct HeapStats {
 
 impl Context {
     /// Creates a context on a new owner thread. Starts the engine on first use.
-    pub fn new(options: ContextOptions) -> Result<Context> {
+    ///
+    /// The timeout must be at most [`crate::limits::MAX_TIMEOUT`]; the memory
+    /// limit must be within [`crate::limits::memory_limit`]'s range and is
+    /// rounded down to whole MiB (V8 needs whole pages), otherwise
+    /// [`Error::InvalidArgument`].
+    pub fn new(mut options: ContextOptions) -> Result<Context> {
+        if let Some(t) = options.timeout {
+            crate::limits::check_timeout(t)?;
+        }
+        if let Some(limit) = options.memory_limit {
+            options.memory_limit = Some(crate::limits::memory_limit(limit as i128)?);
+        }
         let shared = crate::runtime::spawn(options)?;
         Ok(Context { _owner: Some(Arc::new(Owner(shared.clone()))), shared })
     }

@@ -66,7 +66,16 @@ impl<'a> ToHost<'a> {
             let kind = if v.is_array() { HandleKind::Array } else { object_kind(v) };
             return Ok(self.st.new_handle(scope, v, kind));
         }
-        self.value(scope, v, 0).map_err(ConvError::into_error)
+        self.value(scope, v, 0).map_err(|e| {
+            // A getter or proxy trap that ran into a timeout, `terminate()`
+            // or the memory limit fails the read; report why it stopped,
+            // not the read.
+            if self.st.interrupted() || scope.is_execution_terminating() {
+                self.st.termination_error()
+            } else {
+                e.into_error()
+            }
+        })
     }
 
     fn value<'s>(
@@ -114,7 +123,13 @@ impl<'a> ToHost<'a> {
         }
         if v.is_date() {
             let d: v8::Local<v8::Date> = v.try_into().unwrap();
-            return Ok(Value::Date(d.value_of()));
+            let ms = d.value_of();
+            // No host date type can hold an Invalid Date (Python's datetime,
+            // Ruby's Time), so every binding reports it the same way.
+            if ms.is_nan() {
+                return Err(ConvError::new("invalid Date (its time value is NaN)"));
+            }
+            return Ok(Value::Date(ms));
         }
         if v.is_array_buffer_view() {
             let view: v8::Local<v8::ArrayBufferView> = v.try_into().unwrap();
@@ -341,7 +356,8 @@ fn to_v8_at<'s>(
         Value::Date(ms) => v8::Date::new(scope, *ms).ok_or_else(|| ConvError::new("invalid date"))?.into(),
         Value::Bytes(bytes) => {
             let len = bytes.len();
-            let store = v8::ArrayBuffer::new_backing_store_from_vec(bytes.clone()).make_shared();
+            let store = crate::memory::host_bytes(st.budget(), bytes)
+                .ok_or_else(|| ConvError::new(format!("{len} bytes do not fit in the context's memory limit")))?;
             let ab = v8::ArrayBuffer::with_backing_store(scope, &store);
             v8::Uint8Array::new(scope, ab, 0, len).ok_or_else(|| ConvError::new("byte buffer too large"))?.into()
         }

@@ -73,7 +73,8 @@ pub enum Error {
     Timeout,
     /// Execution was stopped by [`crate::Context::terminate`].
     Terminated,
-    /// The context reached its heap limit; execution was terminated. The
+    /// The context reached its memory limit (V8 heap plus ArrayBuffer
+    /// backing stores); execution was terminated. The
     /// process survives; the context stays usable once garbage is released.
     OutOfMemory,
     /// A value could not be converted between JS and the host.
@@ -122,7 +123,7 @@ impl fmt::Display for Error {
             Error::Js(e) => write!(f, "{e}"),
             Error::Timeout => f.write_str("execution timed out"),
             Error::Terminated => f.write_str("execution terminated"),
-            Error::OutOfMemory => f.write_str("out of memory: the context reached its heap limit"),
+            Error::OutOfMemory => f.write_str("out of memory: the context reached its memory limit"),
             Error::Conversion(m) => write!(f, "conversion error: {m}"),
             Error::Disposed(m) => f.write_str(m),
             Error::InvalidArgument(m) => write!(f, "invalid argument: {m}"),

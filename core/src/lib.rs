@@ -23,6 +23,8 @@ mod error;
 mod framing;
 mod handle;
 mod handoff;
+pub mod limits;
+mod memory;
 mod module;
 mod protocol;
 mod runtime;

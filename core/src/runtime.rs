@@ -51,13 +51,6 @@ pub(crate) fn spawn(options: ContextOptions) -> Result<Arc<Shared>> {
 
 fn spawn_isolate(options: ContextOptions) -> Result<Arc<Shared>> {
     let engine = crate::engine::engine();
-    if let Some(limit) = options.memory_limit {
-        if limit < 1 << 20 {
-            return Err(Error::InvalidArgument(format!(
-                "memory_limit of {limit} bytes is too small; V8 needs at least 1 MiB"
-            )));
-        }
-    }
     crate::engine::check_fork_safe(engine)?;
     let (tx, rx) = mpsc::sync_channel(1);
     let join = std::thread::Builder::new()
@@ -113,6 +106,8 @@ pub(crate) struct State {
     host_error_key: v8::Global<v8::Private>,
     depth: Cell<u32>,
     memory_limit: Option<usize>,
+    /// Backing-store accounting, with a memory limit (see `memory`).
+    budget: Option<Arc<crate::memory::Budget>>,
     heap_limit_raised: Cell<bool>,
     /// source → (filename, compiled script), see `SCRIPT_CACHE_MAX_SOURCE`.
     scripts: RefCell<HashMap<String, CachedScript>>,
@@ -231,13 +226,17 @@ impl State {
         list.iter().find(|(g, _)| v8::Local::new(scope, g) == module).map(|(_, n)| n.clone())
     }
 
-    fn termination_error(&self) -> Error {
+    pub(crate) fn termination_error(&self) -> Error {
         match self.shared.exec.reason.load(Ordering::SeqCst) {
             crate::context::REASON_TIMEOUT => Error::Timeout,
             REASON_OOM => Error::OutOfMemory,
             REASON_DISPOSED => Error::Disposed("the context was disposed while running".into()),
             _ => Error::Terminated,
         }
+    }
+
+    pub(crate) fn budget(&self) -> Option<&Arc<crate::memory::Budget>> {
+        self.budget.as_ref()
     }
 
     pub(crate) fn interrupted(&self) -> bool {
@@ -264,8 +263,9 @@ pub(crate) fn state(scope: &v8::Isolate) -> Rc<State> {
 
 fn thread_main(options: ContextOptions, tx: mpsc::SyncSender<Result<Arc<Shared>>>) {
     let mut params = v8::CreateParams::default();
-    if let Some(limit) = options.memory_limit {
-        params = params.heap_limits(0, limit);
+    let budget = options.memory_limit.map(crate::memory::Budget::new);
+    if let (Some(limit), Some(budget)) = (options.memory_limit, &budget) {
+        params = params.heap_limits(0, limit).array_buffer_allocator(crate::memory::allocator(budget));
     }
     // The snapshot's bytes stay alive in `blob` until after the isolate is
     // dropped (below), so V8 may borrow them instead of a copy per context.
@@ -280,13 +280,20 @@ fn thread_main(options: ContextOptions, tx: mpsc::SyncSender<Result<Arc<Shared>>
     isolate.set_host_initialize_import_meta_object_callback(crate::module::import_meta);
     isolate.set_microtasks_policy(v8::MicrotasksPolicy::Explicit);
     isolate.set_capture_stack_trace_for_uncaught_exceptions(true, 32);
-    let shared = Arc::new(Shared::new(isolate.thread_safe_handle(), options.timeout));
+    let shared = Arc::new(Shared::new(isolate.thread_safe_handle(), options.timeout, budget.is_some()));
+    if let Some(budget) = &budget {
+        let data = Arc::as_ptr(budget) as *mut c_void;
+        isolate.add_gc_epilogue_callback(crate::memory::after_gc, data, v8::GCType::kGCTypeAll);
+    }
 
     let (context, key) = {
         v8::scope!(let scope, &mut isolate);
         let ctx = v8::Context::new(scope, Default::default());
         let scope = &mut v8::ContextScope::new(scope, ctx);
         install_builtins(scope);
+        if options.memory_limit.is_some() {
+            crate::memory::install_growth_guards(scope);
+        }
         let name = v8::String::new(scope, "polyracer.hostError").unwrap();
         let key = v8::Private::for_api(scope, Some(name));
         (v8::Global::new(scope, ctx), v8::Global::new(scope, key))
@@ -303,6 +310,7 @@ fn thread_main(options: ContextOptions, tx: mpsc::SyncSender<Result<Arc<Shared>>
         host_error_key: key,
         depth: Cell::new(0),
         memory_limit: options.memory_limit,
+        budget,
         heap_limit_raised: Cell::new(false),
         scripts: RefCell::new(HashMap::new()),
         checkpointed: Cell::new(false),
@@ -312,6 +320,9 @@ fn thread_main(options: ContextOptions, tx: mpsc::SyncSender<Result<Arc<Shared>>
         module_names: RefCell::new(HashMap::new()),
     });
     isolate.set_slot(st.clone());
+    if let Some(budget) = &st.budget {
+        budget.set_heap_used(isolate.get_heap_statistics().used_heap_size());
+    }
     if options.memory_limit.is_some() {
         isolate.add_near_heap_limit_callback(near_heap_limit, Rc::as_ptr(&st) as *mut c_void);
     }
@@ -366,6 +377,7 @@ fn thread_main(options: ContextOptions, tx: mpsc::SyncSender<Result<Arc<Shared>>
 
 /// Runs one request from a host thread that is not inside a callback.
 fn top_level(scope: &mut v8::PinScope, st: &State, req: Request, deadline: Option<Instant>) -> Result<Out> {
+    st.shared.exec.request_seq.fetch_add(1, Ordering::SeqCst);
     st.shared.exec.busy.store(true, Ordering::SeqCst);
     st.depth.set(1);
     st.process_releases();
@@ -375,6 +387,14 @@ fn top_level(scope: &mut v8::PinScope, st: &State, req: Request, deadline: Optio
     }
     if st.interrupted() && matches!(out, Err(Error::Terminated)) {
         out = Err(st.termination_error());
+    }
+    // Page-allocator memory (resizable buffers, WebAssembly memories) is
+    // seen only in V8's totals: a call that leaves the context over its
+    // limit fails (`memory` module).
+    if let Some(budget) = &st.budget {
+        if !matches!(out, Err(Error::OutOfMemory)) && crate::memory::over_limit(scope, budget) {
+            out = Err(Error::OutOfMemory);
+        }
     }
     st.depth.set(0);
     st.host_errors.borrow_mut().clear();
@@ -1251,6 +1271,40 @@ unsafe extern "C" fn near_heap_limit(data: *mut c_void, current: usize, _initial
     st.shared.fixed.isolate_handle.terminate_execution();
     st.heap_limit_raised.set(true);
     current + current.max(32 << 20)
+}
+
+/// Requested every `memory::CHECK_PERIOD` by the host thread waiting on a
+/// memory-limited context: stops the JS once the context is over its limit.
+///
+/// V8 passes a raw `v8::Isolate*`; rusty_v8's `InterruptCallback` type
+/// declares `&mut Isolate`, which in this version is a wrapper *around*
+/// that pointer, so the callback takes the raw pointer and is cast to the
+/// declared type where it is registered (`check_memory_callback`).
+unsafe extern "C" fn check_memory(isolate: v8::UnsafeRawIsolatePtr, request_seq: *mut c_void) {
+    // SAFETY: V8 runs interrupts on the isolate's thread with a live isolate.
+    let mut isolate = unsafe { v8::Isolate::from_raw_isolate_ptr(isolate) };
+    let Some(st) = isolate.get_slot::<Rc<State>>().cloned() else { return };
+    if st.shared.exec.request_seq.load(Ordering::SeqCst) != request_seq as usize {
+        return; // requested during an earlier request
+    }
+    if let Some(budget) = &st.budget {
+        if crate::memory::over_limit(&mut isolate, budget) {
+            st.shared.interrupt(REASON_OOM);
+        }
+    }
+}
+
+/// rusty_v8's `InterruptCallback` (not re-exported).
+type InterruptCallback = unsafe extern "C" fn(&mut v8::Isolate, *mut c_void);
+
+pub(crate) fn check_memory_callback() -> InterruptCallback {
+    // SAFETY: same ABI: `UnsafeRawIsolatePtr` is a transparent pointer, and
+    // the pointer V8 passes is exactly that (see `check_memory`).
+    unsafe {
+        std::mem::transmute::<unsafe extern "C" fn(v8::UnsafeRawIsolatePtr, *mut c_void), InterruptCallback>(
+            check_memory,
+        )
+    }
 }
 
 fn restore_heap_limit(isolate: &mut v8::Isolate, st: &State) {

@@ -1422,6 +1422,9 @@ mod conformance {
 
 // ---------------------------------------------------------------- docs
 
+#[path = "support/safety.rs"]
+mod safety;
+
 #[path = "../../docs/examples/rust/quickstart.rs"]
 mod quickstart;
 
