@@ -39,4 +39,8 @@ tools=$POLYRACER_ROOT/.venv/bin
 "$tools/ruff" check --config "$pkg/tests-ffi/ruff.toml" "$pkg/tests-ffi" "$pkg/bench" docs/examples/swift
 "$tools/ruff" format --check --config "$pkg/tests-ffi/ruff.toml" "$pkg/tests-ffi" "$pkg/bench" docs/examples/swift
 bash "$pkg/generate.sh" python "$lib" "$tmp/python"
-(cd "$pkg/tests-ffi" && POLYRACER_SWIFT_FFI_DIR="$tmp/python" "$tools/python" -m pytest -q -p no:cacheprovider .)
+# Per-test time limit: tests-ffi/pytest.ini's pytest-timeout settings (120 s);
+# the results file lets check-results.py fail on zero tests or any skip.
+(cd "$pkg/tests-ffi" && POLYRACER_SWIFT_FFI_DIR="$tmp/python" "$tools/python" -m pytest -q -rs -p no:cacheprovider \
+  --junitxml="$tmp/results.xml" .)
+python3 ci/check-results.py junit "$tmp/results.xml"

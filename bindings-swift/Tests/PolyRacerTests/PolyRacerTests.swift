@@ -75,7 +75,10 @@ final class PolyRacerTests: XCTestCase {
         XCTAssertEqual(try ctx.eval("({x: 3, label: 'p'})", as: Point.self), Point(x: 3, label: "p"))
         let encoded = try JSValue(encoding: Point(x: 5, label: "q"))
         XCTAssertEqual(try ctx.call("(p) => p.label + p.x", args: [encoded]), "q5")
-        XCTAssertThrowsError(try JSONEncoder().encode(try ctx.eval("() => 1")))
+        XCTAssertThrowsError(try JSONEncoder().encode(try ctx.eval("() => 1"))) { error in
+            guard case EncodingError.invalidValue(_, let context) = error else { return XCTFail("\(error)") }
+            XCTAssertTrue(context.debugDescription.contains("no Codable form"), context.debugDescription)
+        }
     }
 
     // MARK: calls and host functions
@@ -156,11 +159,23 @@ final class PolyRacerTests: XCTestCase {
     }
 
     func testTerminateFromAnotherThread() throws {
+        // terminate() stops only the JS running at that moment (it is not
+        // remembered for the next call), so one call made before the eval
+        // starts would be lost on a loaded machine: keep calling it until the
+        // eval has returned. The eval's 30 s timeout turns a regression into
+        // a Timeout failure instead of a hang.
         let c = ctx!
-        DispatchQueue.global().asyncAfter(deadline: .now() + 0.1) { c.terminate() }
-        XCTAssertThrowsError(try ctx.eval("while (true) {}")) { error in
+        let done = DispatchSemaphore(value: 0)
+        let terminator = Thread {
+            while done.wait(timeout: .now() + 0.01) == .timedOut {
+                c.terminate()
+            }
+        }
+        terminator.start()
+        XCTAssertThrowsError(try ctx.eval("while (true) {}", timeout: 30)) { error in
             guard case PolyRacerError.Terminated = error else { return XCTFail("\(error)") }
         }
+        done.signal()
         XCTAssertEqual(try ctx.eval("1"), .integer(1))
     }
 
@@ -223,7 +238,10 @@ final class PolyRacerTests: XCTestCase {
         XCTAssertFalse(used.cacheRejected())
         XCTAssertEqual(try used.run(), .integer(610))
         used.dispose()
-        XCTAssertThrowsError(try used.run())
+        XCTAssertThrowsError(try used.run()) { error in
+            guard case PolyRacerError.Disposed(let message) = error else { return XCTFail("\(error)") }
+            XCTAssertTrue(message.contains("disposed"), message)
+        }
     }
 
     func testSnapshots() throws {
