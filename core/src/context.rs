@@ -671,7 +671,10 @@ impl Context {
     }
 
     /// Stops the running JS (from any thread); the call returns
-    /// [`Error::Terminated`]. Does nothing when no JS runs.
+    /// [`Error::Terminated`]. Does nothing when no JS runs: it is not
+    /// remembered for the next call, so a `terminate()` that races the start
+    /// of a call may be lost. To stop a call for sure, give it a timeout, or
+    /// repeat `terminate()` until the call has returned.
     pub fn terminate(&self) {
         self.shared.interrupt(REASON_TERMINATED);
     }
