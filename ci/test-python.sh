@@ -18,4 +18,8 @@ python3 -m venv "$clean/venv"
 "$clean/venv/bin/pip" install --quiet "$POLYRACER_ROOT"/target/wheels-ci/polyracer-*.whl -r bindings-python/requirements-test.txt
 # Run from the tests folder so `import polyracer` finds the installed wheel,
 # not the source tree.
-(cd bindings-python/tests && "$clean/venv/bin/python" -m pytest -q -p no:cacheprovider .)
+# Per-test time limit: pyproject.toml's pytest-timeout settings (120 s);
+# the results file lets check-results.py fail on zero tests or any skip.
+(cd bindings-python/tests && "$clean/venv/bin/python" -m pytest -q -rs -p no:cacheprovider \
+  --junitxml="$clean/results.xml" .)
+python3 ci/check-results.py junit "$clean/results.xml"
