@@ -158,12 +158,23 @@ fn used_heap(isolate: &mut v8::Isolate) -> usize {
 /// (including page-allocator ones this allocator never sees) passes the
 /// limit. Collects garbage before saying yes, since dead buffers count
 /// until a GC frees them.
+///
+/// Only memory this allocator never saw can put a context over: the heap is
+/// held to the limit by V8 (and the near-heap-limit callback), and
+/// allocator stores by `try_charge`. Without page-allocator memory the
+/// answer is no, so a context whose heap is merely full (a script-level
+/// `const` still holding an allocation bomb's arrays) is not failed again
+/// on every later call.
 pub(crate) fn over_limit(isolate: &mut v8::Isolate, budget: &Budget) -> bool {
+    let unseen = |isolate: &mut v8::Isolate| {
+        let s = isolate.get_heap_statistics();
+        s.external_memory().saturating_sub(budget.buffers.load(Ordering::Relaxed))
+    };
     let total = |isolate: &mut v8::Isolate| {
         let s = isolate.get_heap_statistics();
         s.used_heap_size().saturating_add(s.external_memory())
     };
-    if total(isolate) <= budget.limit {
+    if unseen(isolate) == 0 || total(isolate) <= budget.limit {
         return false;
     }
     // Dead buffers' bytes leave V8's accounting only when the array-buffer

@@ -381,6 +381,12 @@ fn top_level(scope: &mut v8::PinScope, st: &State, req: Request, deadline: Optio
     st.shared.exec.busy.store(true, Ordering::SeqCst);
     st.depth.set(1);
     st.process_releases();
+    // Requests that only read or release state are not failed for memory
+    // the context already holds (see below).
+    let runs_js = !matches!(
+        req,
+        Request::HeapStats | Request::LowMemoryNotification | Request::HeapSnapshot { .. } | Request::Expose { .. }
+    );
     let mut out = run_pending(scope, st).and_then(|_| handle(scope, st, req, deadline));
     if out.is_ok() && !st.interrupted() && !st.checkpointed.replace(false) {
         scope.perform_microtask_checkpoint();
@@ -391,7 +397,7 @@ fn top_level(scope: &mut v8::PinScope, st: &State, req: Request, deadline: Optio
     // Page-allocator memory (resizable buffers, WebAssembly memories) is
     // seen only in V8's totals: a call that leaves the context over its
     // limit fails (`memory` module).
-    if let Some(budget) = &st.budget {
+    if let Some(budget) = st.budget.as_ref().filter(|_| runs_js) {
         if !matches!(out, Err(Error::OutOfMemory)) && crate::memory::over_limit(scope, budget) {
             out = Err(Error::OutOfMemory);
         }
@@ -1270,7 +1276,15 @@ unsafe extern "C" fn near_heap_limit(data: *mut c_void, current: usize, _initial
     let _ = st.shared.exec.reason.compare_exchange(REASON_NONE, REASON_OOM, Ordering::SeqCst, Ordering::SeqCst);
     st.shared.fixed.isolate_handle.terminate_execution();
     st.heap_limit_raised.set(true);
-    current + current.max(32 << 20)
+    // The headroom lets V8 unwind to the termination. A builtin that does
+    // not check for termination (`new Array(2**32 - 1).fill(0)`) would
+    // otherwise be granted headroom again and again, taking the host's
+    // memory (1.2 GB under a 128 MiB limit) before V8 aborts anyway; past
+    // twice the limit V8 gets no more and stops the process as it would
+    // without an embedder. No embedder hook can survive that case.
+    let limit = st.memory_limit.unwrap_or(current);
+    let cap = limit.saturating_mul(2).saturating_add(64 << 20);
+    (current + current.max(32 << 20)).min(cap).max(current)
 }
 
 /// Requested every `memory::CHECK_PERIOD` by the host thread waiting on a
