@@ -18,13 +18,20 @@ cargo build --release -p polyracer-ruby
 install -m 0755 target/release/libpolyracer_ruby.so bindings-ruby/lib/polyracer/polyracer.so
 
 step "Ruby binding: minitest (rake test)"
-(cd bindings-ruby && rake test)
+# Time limits: test/test_helper.rb fails any test that runs over 120 s
+# (Timeout, which interrupts an eval: the binding releases the GVL); code
+# that held the GVL forever could not be interrupted, so `timeout` bounds the
+# whole run too. The output is kept so check-results.py can fail on zero
+# tests or any skip.
+results=$(mktemp)
+(cd bindings-ruby && timeout --kill-after=30 1200 rake test) 2>&1 | tee "$results"
+python3 ci/check-results.py minitest "$results"
 
 step "Ruby binding: gem build"
 (cd bindings-ruby && rake source_gem >/dev/null)
 gem_file="bindings-ruby/pkg/polyracer-$(ruby -Ibindings-ruby/lib -rpolyracer/version -e 'print Polyracer::VERSION').gem"
 unpacked=$(mktemp -d)
-trap 'rm -rf "$unpacked"' EXIT
+trap 'rm -rf "$unpacked" "$results"' EXIT
 gem unpack "$gem_file" --target "$unpacked" >/dev/null
 pkg="$unpacked/$(basename "$gem_file" .gem)"
 [ "$(gem spec "$gem_file" extensions | grep -c 'ext/polyracer/extconf.rb')" = 1 ]

@@ -9,7 +9,7 @@ class TestDocs < Minitest::Test
   EXAMPLE = File.join(PolyracerTestHelper::ROOT, "docs", "examples", "ruby", "quickstart.rb")
 
   def test_quickstart_example_output
-    out, err, status = Open3.capture3(RbConfig.ruby, "-I#{PolyracerTestHelper::LIB}", EXAMPLE)
+    out, err, status = capture_within(RbConfig.ruby, "-I#{PolyracerTestHelper::LIB}", EXAMPLE)
     assert status.success?, err
     assert_equal <<~OUT, out
       42

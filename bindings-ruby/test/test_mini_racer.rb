@@ -41,12 +41,28 @@ class TestMiniRacer < Minitest::Test
   def test_timeout_in_milliseconds_and_stop
     c = MiniRacer::Context.new(timeout: 100)
     started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
-    assert_raises(MiniRacer::ScriptTerminatedError) { c.eval("while (true) {}") }
+    err = assert_raises(MiniRacer::ScriptTerminatedError) { c.eval("while (true) {}") }
+    assert_instance_of Polyracer::TimeoutError, err.cause
     assert_operator Process.clock_gettime(Process::CLOCK_MONOTONIC) - started, :<, 2
     c.dispose
-    t = Thread.new { sleep 0.1; @ctx.stop }
-    assert_raises(MiniRacer::ScriptTerminatedError) { @ctx.eval("while (true) {}") }
-    t.join
+    # stop only stops the JS running at that moment (an early call is not
+    # remembered), so keep calling it until the eval has returned; the
+    # context's 30 s timeout bounds a regression instead of hanging.
+    bounded = MiniRacer::Context.new(timeout: 30_000)
+    stopped = false
+    t = Thread.new do
+      until stopped
+        bounded.stop
+        sleep 0.01
+      end
+    end
+    err = assert_raises(MiniRacer::ScriptTerminatedError) { bounded.eval("while (true) {}") }
+    # A timeout is a ScriptTerminatedError too; the cause tells them apart.
+    assert_instance_of Polyracer::TerminatedError, err.cause
+  ensure
+    stopped = true
+    t&.join
+    bounded&.dispose
   end
 
   def test_errors
