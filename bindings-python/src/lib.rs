@@ -100,14 +100,29 @@ fn res<T>(py: Python<'_>, r: pr::Result<T>) -> PyResult<T> {
     r.map_err(|e| to_pyerr(py, e))
 }
 
+/// Timeouts in seconds, validated by core (same range and message in every binding).
 fn seconds(t: Option<f64>) -> PyResult<Option<Duration>> {
-    match t {
-        None => Ok(None),
-        Some(s) if s.is_finite() && s >= 0.0 => Ok(Some(Duration::from_secs_f64(s))),
-        Some(s) => Err(pyo3::exceptions::PyValueError::new_err(format!(
-            "timeout must be a non-negative number of seconds, not {s}"
-        ))),
-    }
+    Python::attach(|py| pr::limits::optional_timeout(t, pr::limits::TimeUnit::Seconds).map_err(|e| to_pyerr(py, e)))
+}
+
+/// A memory limit in bytes (an int, or a float with no fraction such as
+/// `2e8`), validated and rounded by core.
+fn memory_limit(py: Python<'_>, m: Option<&Bound<'_, PyAny>>) -> PyResult<Option<usize>> {
+    let Some(m) = m.filter(|m| !m.is_none()) else { return Ok(None) };
+    let checked = if let Ok(n) = m.extract::<i128>() {
+        pr::limits::memory_limit(n)
+    } else if m.is_instance_of::<pyo3::types::PyInt>() {
+        // Beyond i128: out of range all the same.
+        pr::limits::memory_limit(i128::MAX)
+    } else if let Ok(f) = m.extract::<f64>() {
+        pr::limits::memory_limit_f64(f)
+    } else {
+        Err(pr::Error::InvalidArgument(format!(
+            "memory limit must be a whole number of bytes, not {}",
+            m.get_type().name()?
+        )))
+    };
+    checked.map(Some).map_err(|e| to_pyerr(py, e))
 }
 
 // ------------------------------------------------------------ conversion
@@ -390,11 +405,14 @@ impl Context {
     fn new(
         py: Python<'_>,
         timeout: Option<f64>,
-        memory_limit: Option<usize>,
+        memory_limit: Option<&Bound<'_, PyAny>>,
         snapshot: Option<PyRef<'_, Snapshot>>,
     ) -> PyResult<Self> {
-        let options =
-            pr::ContextOptions { timeout: seconds(timeout)?, memory_limit, snapshot: snapshot.map(|s| s.0.clone()) };
+        let options = pr::ContextOptions {
+            timeout: seconds(timeout)?,
+            memory_limit: self::memory_limit(py, memory_limit)?,
+            snapshot: snapshot.map(|s| s.0.clone()),
+        };
         let inner = res(py, py.detach(|| pr::Context::new(options)))?;
         Ok(Context { inner })
     }

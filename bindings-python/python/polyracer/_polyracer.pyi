@@ -18,7 +18,7 @@ class Context:
         self,
         *,
         timeout: float | None = None,
-        memory_limit: int | None = None,
+        memory_limit: int | float | None = None,
         snapshot: Snapshot | None = None,
     ) -> None: ...
     def eval(
