@@ -12,6 +12,8 @@ const cases = fs
   .filter((f) => f.endsWith('.json'))
   .sort()
   .flatMap((f) => JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8')))
+// The one pinned count every runner checks (conformance/README.md).
+const pinnedCount = JSON.parse(fs.readFileSync(path.join(dir, '..', 'count.json'), 'utf8')).count
 
 const ERRORS = {
   ParseError: pr.ParseError,
@@ -82,13 +84,14 @@ function same(got, spec, where = '$') {
         return assert.deepEqual([...got], x, where)
       case '$map':
         assert.ok(got instanceof Map, `${where} is a Map`)
-        assert.equal(got.size, x.length)
+        assert.equal(got.size, x.length, `${where}.size`)
         return [...got].forEach(([k, val], i) => {
           same(k, x[i][0], `${where}.key${i}`)
           same(val, x[i][1], `${where}.value${i}`)
         })
       case '$set':
         assert.ok(got instanceof Set, `${where} is a Set`)
+        assert.equal(got.size, x.length, `${where}.size`)
         return [...got].forEach((val, i) => same(val, x[i], `${where}[${i}]`))
       case '$error':
         assert.ok(got instanceof Error, `${where} is an Error`)
@@ -110,38 +113,47 @@ function same(got, spec, where = '$') {
   assert.equal(got, spec, where)
 }
 
-test('all cases found', () => assert.ok(cases.length >= 70, `${cases.length} cases`))
+test('all cases found', () => {
+  const names = cases.map((c) => c.name)
+  assert.equal(new Set(names).size, names.length, 'case names are test names: they must be unique')
+  assert.equal(cases.length, pinnedCount, `conformance/cases holds ${cases.length} cases; count.json says ${pinnedCount}`)
+})
+
+function checkError(err, e) {
+  assert.ok('error' in e, `expected the value ${JSON.stringify(e.value)}, got ${err && err.stack}`)
+  // The exact class: a subclass (say ParseError for JSError) is another kind.
+  assert.equal(err && err.constructor, ERRORS[e.error], `${err && err.constructor.name} is ${e.error}: ${err && err.message}`)
+  if ('name' in e) assert.equal(err.name, e.name)
+  if ('message' in e) assert.equal(err.message, e.message)
+  if ('message_contains' in e) assert.ok(String(err.message).includes(e.message_contains), err.message)
+}
 
 for (const c of cases) {
   test(c.name, async () => {
-    const ctx = new pr.Context({ timeout: c.timeout_ms, memoryLimit: c.memory_limit })
+    const e = c.expect
+    let ctx
+    try {
+      ctx = new pr.Context({ timeout: c.timeout_ms, memoryLimit: c.memory_limit })
+    } catch (err) {
+      // A context that cannot be created is the case's outcome.
+      return checkError(err, e)
+    }
     try {
       if (c.setup) ctx.evalSync(c.setup)
-      const run = () => {
+      let got
+      try {
         if (c.call) {
           const args = c.args.map(decode)
-          return c.await ? ctx.call(c.call, ...args) : ctx.callSync(c.call, ...args)
+          got = c.await ? await ctx.call(c.call, ...args) : ctx.callSync(c.call, ...args)
+        } else {
+          // Not awaited unless the case says so: a JSPromise is a thenable.
+          got = c.await ? await ctx.eval(c.source) : ctx.evalSync(c.source)
         }
-        return c.await ? ctx.eval(c.source) : ctx.evalSync(c.source)
+      } catch (err) {
+        return checkError(err, e)
       }
-      const e = c.expect
-      if (e.error) {
-        let err
-        try {
-          if (c.await) await run()
-          else run()
-        } catch (x) {
-          err = x
-        }
-        assert.ok(err, 'expected an error')
-        assert.ok(err instanceof ERRORS[e.error], `${err && err.constructor.name} is ${e.error}: ${err && err.message}`)
-        if ('name' in e) assert.equal(err.name, e.name)
-        if ('message' in e) assert.equal(err.message, e.message)
-        if ('message_contains' in e) assert.ok(String(err.message).includes(e.message_contains), err.message)
-      } else {
-        // Not awaited unless the case says so: a JSPromise is a thenable.
-        same(c.await ? await run() : run(), e.value)
-      }
+      assert.ok(!('error' in e), `expected ${e.error}, got a value`)
+      same(got, e.value)
     } finally {
       ctx.dispose()
     }
