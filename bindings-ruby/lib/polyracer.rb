@@ -97,9 +97,13 @@ module Polyracer
   # Thread-safe: calls from several Ruby threads are serialised. Dispose it
   # with {#dispose} (or let the GC do it).
   class Context
-    # @param timeout [Float, nil] default timeout in seconds for every call
-    # @param memory_limit [Integer, nil] heap limit in bytes; reaching it
-    #   raises {OutOfMemoryError}
+    # @param timeout [Float, nil] default timeout in seconds for every call,
+    #   0 to 31536000 (a year)
+    # @param memory_limit [Integer, Float, nil] memory limit in bytes (V8
+    #   heap plus ArrayBuffer memory), 4 MiB to 1 TiB, rounded down to whole
+    #   MiB; reaching it raises {OutOfMemoryError}, and buffer allocations
+    #   past it throw a RangeError inside JS
+    # @raise [InvalidArgumentError] for a timeout or limit out of range
     # @param snapshot [Snapshot, nil] start from this snapshot's heap
     # @return [Context]
     def self.new(timeout: nil, memory_limit: nil, snapshot: nil)

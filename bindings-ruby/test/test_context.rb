@@ -248,8 +248,10 @@ class TestContext < Minitest::Test
     assert_operator Process.clock_gettime(Process::CLOCK_MONOTONIC) - started, :<, 5
     assert_equal 1, c.eval("1")
     assert_raises(Polyracer::TimeoutError) { c.eval("for (;;) {}", timeout: 0.05) }
-    assert_raises(ArgumentError) { c.eval("1", timeout: -1) }
-    assert_raises(ArgumentError) { Polyracer::Context.new(timeout: "soon") }
+    err = assert_raises(Polyracer::InvalidArgumentError) { c.eval("1", timeout: -1) }
+    assert_includes err.message, "timeout must be a number of seconds from 0 to 31536000, not -1"
+    err = assert_raises(Polyracer::InvalidArgumentError) { Polyracer::Context.new(timeout: "soon") }
+    assert_includes err.message, "timeout must be a number of seconds or nil"
   end
 
   def test_heap_and_memory

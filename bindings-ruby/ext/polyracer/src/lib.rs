@@ -492,14 +492,29 @@ fn res<T>(ruby: &Ruby, owner: Option<Value>, r: Result<pr::Result<T>, Error>) ->
     r?.map_err(|e| to_rb_err(ruby, owner, e))
 }
 
+/// Timeouts in seconds, validated by core (same range and message in every binding).
 fn seconds(ruby: &Ruby, t: Option<Value>) -> Result<Option<Duration>, Error> {
     let Some(t) = t.filter(|t| !t.is_nil()) else { return Ok(None) };
-    let s: f64 = f64::try_convert(t).map_err(|_| arg_error(ruby, "timeout must be a number of seconds or nil"))?;
-    if s.is_finite() && s >= 0.0 {
-        Ok(Some(Duration::from_secs_f64(s)))
+    let invalid = |m: &str| to_rb_err(ruby, None, pr::Error::InvalidArgument(m.into()));
+    let s: f64 = f64::try_convert(t).map_err(|_| invalid("timeout must be a number of seconds or nil"))?;
+    pr::limits::optional_timeout(Some(s), pr::limits::TimeUnit::Seconds).map_err(|e| to_rb_err(ruby, None, e))
+}
+
+/// A memory limit in bytes (an Integer, or a Float with no fraction),
+/// validated and rounded by core.
+fn memory_limit(ruby: &Ruby, m: Option<Value>) -> Result<Option<usize>, Error> {
+    let Some(m) = m.filter(|m| !m.is_nil()) else { return Ok(None) };
+    let checked = if let Some(i) = magnus::Integer::from_value(m) {
+        // A Bignum beyond i64 is out of range all the same.
+        pr::limits::memory_limit(i.to_i64().map_or(i128::MAX, i128::from))
+    } else if let Some(f) = magnus::Float::from_value(m) {
+        pr::limits::memory_limit_f64(f.to_f64())
     } else {
-        Err(arg_error(ruby, format!("timeout must be a non-negative number of seconds, not {s}")))
-    }
+        Err(pr::Error::InvalidArgument(format!("memory limit must be a whole number of bytes, not {}", unsafe {
+            m.classname()
+        })))
+    };
+    checked.map(Some).map_err(|e| to_rb_err(ruby, None, e))
 }
 
 // ------------------------------------------------------------ Ruby → JS
@@ -834,11 +849,14 @@ impl RbContext {
     fn rb_new(
         ruby: &Ruby,
         timeout: Option<Value>,
-        memory_limit: Option<usize>,
+        memory_limit: Option<Value>,
         snapshot: Option<&RbSnapshot>,
     ) -> Result<Obj<RbContext>, Error> {
-        let options =
-            pr::ContextOptions { timeout: seconds(ruby, timeout)?, memory_limit, snapshot: snapshot.map(|s| s.get()) };
+        let options = pr::ContextOptions {
+            timeout: seconds(ruby, timeout)?,
+            memory_limit: self::memory_limit(ruby, memory_limit)?,
+            snapshot: snapshot.map(|s| s.get()),
+        };
         let inner = res(ruby, None, without_gvl(ruby, || pr::Context::new(options)))?;
         Ok(ruby.obj_wrap(RbContext { inner, keep: Mutex::new(Vec::new()), resolver: Mutex::new(None) }))
     }
