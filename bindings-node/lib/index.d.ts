@@ -4,9 +4,14 @@ import type { NativeContext, NativeScript, NativeSnapshot, EvalOptions as Native
 export type { HeapStats }
 
 export interface ContextOptions {
-  /** Default timeout for every call, in milliseconds. */
+  /** Default timeout for every call, in milliseconds (0 to 31536000000, a year). */
   timeout?: number
-  /** Heap limit in bytes; reaching it throws `OutOfMemoryError`. */
+  /**
+   * Memory limit in bytes (V8 heap plus ArrayBuffer memory), a whole number
+   * from 4 MiB to 1 TiB, rounded down to whole MiB. Reaching it throws
+   * `OutOfMemoryError`; buffer allocations past it throw a RangeError inside
+   * the sandbox. Values out of range throw `InvalidArgumentError`.
+   */
   memoryLimit?: number
   /** Start from this snapshot's heap. */
   snapshot?: Snapshot

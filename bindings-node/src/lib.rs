@@ -52,17 +52,10 @@ fn data() -> Result<std::rc::Rc<EnvData>> {
     envdata::current()
 }
 
-/// Milliseconds (JS convention) to a duration.
+/// Milliseconds (JS convention) to a duration, validated by core (same
+/// range and message in every binding).
 fn millis(data: &EnvData, t: Option<f64>) -> Result<Option<Duration>> {
-    match t {
-        None => Ok(None),
-        Some(ms) if ms.is_finite() && ms >= 0.0 => Ok(Some(Duration::from_secs_f64(ms / 1000.0))),
-        Some(ms) => Err(throw_kind(
-            data,
-            "InvalidArgument",
-            &format!("timeout must be a non-negative number of milliseconds, not {ms}"),
-        )),
-    }
+    pr::limits::optional_timeout(t, pr::limits::TimeUnit::Milliseconds).map_err(|e| throw_pr(data, None, e))
 }
 
 fn value_out(data: &EnvData, state: &Arc<CtxState>, r: pr::Result<pr::Value>) -> Result<JsVal> {
@@ -173,17 +166,8 @@ impl NativeContext {
     pub fn new(timeout: Option<f64>, memory_limit: Option<f64>, snapshot: Option<&NativeSnapshot>) -> Result<Self> {
         let d = data()?;
         let timeout = millis(&d, timeout)?;
-        let memory_limit = match memory_limit {
-            None => None,
-            Some(m) if m.is_finite() && m >= 1.0 => Some(m as usize),
-            Some(m) => {
-                return Err(throw_kind(
-                    &d,
-                    "InvalidArgument",
-                    &format!("memoryLimit must be a positive byte count, not {m}"),
-                ))
-            }
-        };
+        let memory_limit =
+            memory_limit.map(pr::limits::memory_limit_f64).transpose().map_err(|e| throw_pr(&d, None, e))?;
         let snapshot = snapshot.map(|s| s.0.clone());
         let ctx = pr::Context::new(pr::ContextOptions { timeout, memory_limit, snapshot })
             .map_err(|e| throw_pr(&d, None, e))?;
