@@ -88,6 +88,8 @@ def main() -> None:
         fail(__doc__ or "usage")
     kind, path = sys.argv[1], sys.argv[2]
     allowed_skips = int(sys.argv[3]) if len(sys.argv) > 3 else 0
+    if not Path(path).is_file():
+        fail(f"{path} is missing: the runner crashed or was killed before writing it")
     tests, bad, skipped = {"junit": junit, "tap": tap, "minitest": minitest, "nextest": nextest}[kind](path)
     print(
         f"check-results: {kind}: {tests} tests, {bad} failed, {len(skipped)} skipped ({allowed_skips} allowed)"
