@@ -104,7 +104,7 @@ impl fmt::Display for PolyRacerError {
             PolyRacerError::Js { exception } => write!(f, "{exception}"),
             PolyRacerError::Timeout => f.write_str("execution timed out"),
             PolyRacerError::Terminated => f.write_str("execution terminated"),
-            PolyRacerError::OutOfMemory => f.write_str("out of memory: the context reached its heap limit"),
+            PolyRacerError::OutOfMemory => f.write_str("out of memory: the context reached its memory limit"),
             PolyRacerError::Conversion { message } => write!(f, "conversion error: {message}"),
             PolyRacerError::Disposed { message } => f.write_str(message),
             PolyRacerError::InvalidArgument { message } => write!(f, "invalid argument: {message}"),

@@ -29,14 +29,9 @@ uniffi::setup_scaffolding!();
 
 type Res<T> = Result<T, PolyRacerError>;
 
+/// Timeouts in seconds, validated by core (same range and message in every binding).
 fn seconds(t: Option<f64>) -> Res<Option<Duration>> {
-    match t {
-        None => Ok(None),
-        Some(s) if s.is_finite() && s >= 0.0 => Ok(Some(Duration::from_secs_f64(s))),
-        Some(s) => Err(PolyRacerError::InvalidArgument {
-            message: format!("timeout must be a non-negative number of seconds, not {s}"),
-        }),
-    }
+    Ok(pr::limits::optional_timeout(t, pr::limits::TimeUnit::Seconds)?)
 }
 
 fn value(r: pr::Result<pr::Value>) -> Res<JsValue> {
@@ -210,7 +205,7 @@ impl Context {
             None => pr::ContextOptions::default(),
             Some(o) => pr::ContextOptions {
                 timeout: seconds(o.timeout)?,
-                memory_limit: o.memory_limit.map(|m| usize::try_from(m).unwrap_or(usize::MAX)),
+                memory_limit: o.memory_limit.map(|m| pr::limits::memory_limit(i128::from(m))).transpose()?,
                 snapshot: o.snapshot.map(|s| s.0.clone()),
             },
         };
