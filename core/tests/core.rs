@@ -1345,13 +1345,12 @@ mod conformance {
         // context that cannot be created (bad `memory_limit`,
         // `timeout_ms`) is the case's outcome, checked like any other error.
         let ms = polyracer::limits::TimeUnit::Milliseconds;
-        let opts = polyracer::limits::optional_timeout(case.get("timeout_ms").and_then(J::as_f64), ms).and_then(
-            |timeout| {
+        let opts =
+            polyracer::limits::optional_timeout(case.get("timeout_ms").and_then(J::as_f64), ms).and_then(|timeout| {
                 let memory_limit = case.get("memory_limit").and_then(J::as_f64);
                 let memory_limit = memory_limit.map(polyracer::limits::memory_limit_f64).transpose()?;
                 Ok(ContextOptions { timeout, memory_limit, ..Default::default() })
-            },
-        );
+            });
         let result = match opts.and_then(Context::new) {
             Err(e) => Err(e),
             Ok(c) => {

@@ -267,3 +267,32 @@ fn invalid_dates_are_conversion_errors() {
         other => panic!("{other:?}"),
     }
 }
+
+/// `memory.grow` executed by WebAssembly code never passes through JS, so
+/// only the periodic check (an interrupt every 10 ms) and the end-of-call
+/// check see it.
+#[test]
+fn wasm_code_growing_its_memory_is_stopped_at_the_limit() {
+    // (module (memory (export "mem") 1 65536)
+    //   (func (export "grow") (param i32) (result i32) local.get 0 memory.grow))
+    const MODULE: &str = "new Uint8Array([0,97,115,109,1,0,0,0, 1,6,1,96,1,127,1,127, 3,2,1,0, \
+        5,6,1,1,1,128,128,4, 7,14,2,3,109,101,109,2,0,4,103,114,111,119,0,0, 10,8,1,6,0,32,0,64,0,11])";
+    let c = Context::new(ContextOptions {
+        memory_limit: Some(64 << 20),
+        timeout: Some(Duration::from_secs(20)),
+        ..Default::default()
+    })
+    .unwrap();
+    let r = c.eval(&format!(
+        "(() => {{ const {{exports}} = new WebAssembly.Instance(new WebAssembly.Module({MODULE})); \
+         globalThis.mem = exports.mem; \
+         for (;;) {{ if (exports.grow(256) < 0) break; new Uint8Array(exports.mem.buffer).fill(1) }} }})(); 'grew'"
+    ));
+    assert!(matches!(r, Err(Error::OutOfMemory)), "{r:?}");
+    // Well before 4 GiB: the check stopped it within a few grows.
+    let held = c.heap_stats().unwrap().external_memory;
+    assert!(held < 512 << 20, "{held}");
+    // Releasing the memory makes the context usable again.
+    c.eval("mem = null").unwrap();
+    assert_eq!(c.eval("1 + 1").unwrap(), Value::Integer(2));
+}
