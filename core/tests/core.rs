@@ -1451,3 +1451,6 @@ mod quickstart;
 fn docs_rust_quickstart() {
     quickstart::main().unwrap();
 }
+
+#[path = "support/fuzz_regressions.rs"]
+mod fuzz_regressions;
