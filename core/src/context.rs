@@ -295,9 +295,16 @@ impl Shared {
                 }
                 None if wait_until.is_some_and(|d| Instant::now() >= d) => {
                     // Deadline passed: stop the JS and keep waiting for the
-                    // owner thread to report the termination.
-                    self.interrupt(REASON_TIMEOUT);
-                    wait_until = None;
+                    // owner thread to report the termination. If the owner
+                    // thread has not started the request yet, the
+                    // termination would be dropped: try again shortly
+                    // (a zero timeout otherwise let `for (;;) {}` run
+                    // forever).
+                    wait_until = if self.interrupt(REASON_TIMEOUT) {
+                        None
+                    } else {
+                        Some(Instant::now() + Duration::from_micros(200))
+                    };
                 }
                 None => {
                     if self.fixed.memory_limited {
@@ -366,17 +373,22 @@ impl Shared {
     /// either this call sees the request finished and withdraws, or the
     /// owner thread sees the reason and cancels the termination under
     /// `term_lock`, after `terminate_execution` was issued.
-    pub(crate) fn interrupt(&self, reason: u8) {
+    ///
+    /// Returns whether a termination is now under way (this one or an
+    /// earlier one); `false` when no request was running.
+    pub(crate) fn interrupt(&self, reason: u8) -> bool {
         let e = &self.exec;
         let _g = lock(&e.term_lock);
         if e.reason.compare_exchange(REASON_NONE, reason, Ordering::SeqCst, Ordering::SeqCst).is_err() {
-            return; // already terminating
+            return true; // already terminating
         }
         if e.busy.load(Ordering::SeqCst) {
             self.fixed.isolate_handle.terminate_execution();
             self.chan.wake_a(&self.fixed.isolate_thread);
+            true
         } else {
             e.reason.store(REASON_NONE, Ordering::SeqCst);
+            false
         }
     }
 

@@ -287,14 +287,28 @@ pub(crate) fn dynamic_import<'s>(
     specifier: v8::Local<'s, v8::String>,
     _attributes: v8::Local<'s, v8::FixedArray>,
 ) -> Option<v8::Local<'s, v8::Promise>> {
-    let st = runtime::state(scope);
     let resolver = v8::PromiseResolver::new(scope)?;
     let promise = resolver.get_promise(scope);
+    let referrer: v8::Local<v8::Value> =
+        if resource_name.is_string() { resource_name } else { v8::String::empty(scope).into() };
+    import_into(scope, resolver, specifier.into(), referrer)?;
+    Some(promise)
+}
+
+/// Loads, links and evaluates `specifier` and settles `resolver` with its
+/// namespace (or the error). `None` when execution is being terminated.
+fn import_into<'s>(
+    scope: &mut v8::PinScope<'s, '_>,
+    resolver: v8::Local<'s, v8::PromiseResolver>,
+    specifier: v8::Local<'s, v8::Value>,
+    referrer: v8::Local<'s, v8::Value>,
+) -> Option<()> {
+    let st = runtime::state(scope);
     let spec = specifier.to_rust_string_lossy(scope);
-    let referrer = if resource_name.is_string() { resource_name.to_rust_string_lossy(scope) } else { String::new() };
+    let referrer_name = referrer.to_rust_string_lossy(scope);
     let outcome: Result<v8::Local<v8::Value>, v8::Local<v8::Value>> = {
         v8::tc_scope!(let tc, scope);
-        match load(tc, &st, &spec, &referrer) {
+        match load(tc, &st, &spec, &referrer_name) {
             None => Err(tc.exception().unwrap_or_else(|| v8::undefined(tc).into())),
             Some(m) => {
                 if m.get_status() == v8::ModuleStatus::Uninstantiated
@@ -303,6 +317,17 @@ pub(crate) fn dynamic_import<'s>(
                     Err(tc.exception().unwrap_or_else(|| v8::undefined(tc).into()))
                 } else if m.get_status() == v8::ModuleStatus::Errored {
                     Err(m.get_exception())
+                } else if m.get_status() == v8::ModuleStatus::Evaluating {
+                    // The module imports itself (or a module on the cycle
+                    // being evaluated) while it runs. V8 forbids evaluating
+                    // it now (a CHECK that aborts the process); the spec
+                    // continues a dynamic import in a later job, by which
+                    // time the evaluation has finished. So retry from a
+                    // microtask.
+                    let data = v8::Array::new_with_elements(tc, &[resolver.into(), specifier, referrer]);
+                    let retry = v8::Function::builder(retry_import).data(data.into()).build(tc)?;
+                    tc.enqueue_microtask(retry);
+                    return Some(());
                 } else {
                     match m.evaluate(tc) {
                         None => Err(tc.exception().unwrap_or_else(|| v8::undefined(tc).into())),
@@ -334,7 +359,25 @@ pub(crate) fn dynamic_import<'s>(
         Ok(v) => resolver.resolve(scope, v)?,
         Err(e) => resolver.reject(scope, e)?,
     };
-    Some(promise)
+    Some(())
+}
+
+/// The microtask `import_into` queues for a module that was still
+/// evaluating: `[resolver, specifier, referrer]` in its data.
+fn retry_import(scope: &mut v8::PinScope, args: v8::FunctionCallbackArguments, _rv: v8::ReturnValue<v8::Value>) {
+    let Ok(data) = v8::Local::<v8::Array>::try_from(args.data()) else { return };
+    let (Some(resolver), Some(specifier), Some(referrer)) =
+        (data.get_index(scope, 0), data.get_index(scope, 1), data.get_index(scope, 2))
+    else {
+        return;
+    };
+    if !resolver.is_promise() {
+        return;
+    }
+    // SAFETY: element 0 is the resolver `import_into` stored; in V8 a
+    // PromiseResolver is its promise object, which the check above confirms.
+    let resolver = unsafe { v8::Local::<v8::PromiseResolver>::cast_unchecked(resolver) };
+    let _ = import_into(scope, resolver, specifier, referrer);
 }
 
 /// Sets `import.meta.url` to the module's name.
