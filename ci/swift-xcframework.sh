@@ -11,13 +11,21 @@
 #   POLYRACER_V8_ARTIFACTS=dir ci/swift-xcframework.sh
 #       the release workflow: dir/v8-<target>/ holds the V8 that
 #       ci/build-v8.sh built for each target; every Apple target found there
-#       is built, including iOS (aarch64-apple-ios, aarch64-apple-ios-sim).
+#       is built, including iOS (aarch64-apple-ios, aarch64-apple-ios-sim)
+#       if present. The release workflow has none (rusty_v8 142 supports no
+#       iOS target), so its XCFramework is macOS-only for now.
 #       V8 on iOS may not JIT: call configure(flags: ["--jitless"]) first.
 #
 # First regenerates the Swift sources and fails if the committed ones are
 # stale, as ci/test-swift.sh does on Linux.
 set -euo pipefail
 . "$(dirname "$0")/env.sh"
+# Made absolute against the caller's directory before the cd below: the v8
+# crate's build script would resolve a relative RUSTY_V8_ARCHIVE in its own
+# registry folder.
+if [ -n "${POLYRACER_V8_ARTIFACTS:-}" ]; then
+  POLYRACER_V8_ARTIFACTS=$(cd "$POLYRACER_V8_ARTIFACTS" && pwd)
+fi
 cd "$POLYRACER_ROOT"
 if [ "$(uname -s)" != Darwin ]; then
   echo "ci/swift-xcframework.sh needs macOS (xcodebuild, lipo); on Linux run ci/test-swift.sh" >&2
