@@ -1,9 +1,9 @@
 //! Runs the `polyracer` binary as a user would. This test binary does not
 //! link V8 itself; only the CLI does.
 
-use std::io::{Read, Write};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
 /// How long one CLI run may take: generous for a loaded 2-core machine,
 /// short enough that a hung CLI fails its test (killed, with its output so
@@ -21,37 +21,9 @@ fn polyracer(args: &[&str]) -> Output {
     output_within(child, DEADLINE)
 }
 
-/// `Child::wait_with_output` with a deadline: past it the child is killed
-/// and the test fails.
-fn output_within(mut child: Child, limit: Duration) -> Output {
-    // Drain both pipes while waiting, or a chatty child blocks on a full pipe.
-    fn drain(p: Option<impl Read + Send + 'static>) -> std::thread::JoinHandle<Vec<u8>> {
-        std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            if let Some(mut p) = p {
-                p.read_to_end(&mut buf).ok();
-            }
-            buf
-        })
-    }
-    let out = drain(child.stdout.take());
-    let err = drain(child.stderr.take());
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if start.elapsed() > limit {
-            child.kill().ok();
-            child.wait().ok();
-            let text = String::from_utf8_lossy(&out.join().unwrap()).to_string()
-                + &String::from_utf8_lossy(&err.join().unwrap());
-            panic!("polyracer still running after {limit:?}; killed it. Output so far:\n{text}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    Output { status, stdout: out.join().unwrap(), stderr: err.join().unwrap() }
-}
+#[path = "../../core/tests/support/child.rs"]
+mod child;
+use child::output_within;
 
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()

@@ -754,39 +754,15 @@ fn rss_kib() -> usize {
 /// so) instead of hanging the suite.
 const CHILD_DEADLINE: Duration = Duration::from_secs(120);
 
+#[path = "support/child.rs"]
+mod child;
+
 /// `Command::output` with a deadline: past it the child is killed and the
 /// test fails.
 fn output_within(cmd: &mut std::process::Command, limit: Duration) -> std::process::Output {
-    use std::io::Read;
     use std::process::Stdio;
-    let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    // Drain both pipes while waiting, or a chatty child blocks on a full pipe.
-    fn drain(p: Option<impl Read + Send + 'static>) -> std::thread::JoinHandle<Vec<u8>> {
-        std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            if let Some(mut p) = p {
-                p.read_to_end(&mut buf).ok();
-            }
-            buf
-        })
-    }
-    let out = drain(child.stdout.take());
-    let err = drain(child.stderr.take());
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if start.elapsed() > limit {
-            child.kill().ok();
-            child.wait().ok();
-            let text = String::from_utf8_lossy(&out.join().unwrap()).to_string()
-                + &String::from_utf8_lossy(&err.join().unwrap());
-            panic!("child process still running after {limit:?}; killed it. Output so far:\n{text}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    std::process::Output { status, stdout: out.join().unwrap(), stderr: err.join().unwrap() }
+    let child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    child::output_within(child, limit)
 }
 
 /// `waitpid` with a deadline, for forked children: past it the child is
