@@ -166,15 +166,16 @@ fn used_heap(isolate: &mut v8::Isolate) -> usize {
 /// `const` still holding an allocation bomb's arrays) is not failed again
 /// on every later call.
 pub(crate) fn over_limit(isolate: &mut v8::Isolate, budget: &Budget) -> bool {
-    let unseen = |isolate: &mut v8::Isolate| {
+    // One statistics read per question: this runs at the end of every call
+    // on a memory-limited context.
+    let totals = |isolate: &mut v8::Isolate| {
         let s = isolate.get_heap_statistics();
-        s.external_memory().saturating_sub(budget.buffers.load(Ordering::Relaxed))
+        let unseen = s.external_memory().saturating_sub(budget.buffers.load(Ordering::Relaxed));
+        (unseen, s.used_heap_size().saturating_add(s.external_memory()))
     };
-    let total = |isolate: &mut v8::Isolate| {
-        let s = isolate.get_heap_statistics();
-        s.used_heap_size().saturating_add(s.external_memory())
-    };
-    if unseen(isolate) == 0 || total(isolate) <= budget.limit {
+    let total = |isolate: &mut v8::Isolate| totals(isolate).1;
+    let (unseen, now) = totals(isolate);
+    if unseen == 0 || now <= budget.limit {
         return false;
     }
     // Dead buffers' bytes leave V8's accounting only when the array-buffer
