@@ -77,8 +77,6 @@ fn main() {
     println!("polyracer core benchmarks (V8 {})\n", polyracer::v8_version());
     println!("| {:<38} | {:>12} | {:>10} |", "case", "median", "target");
     println!("|{:-<40}|{:->14}|{:->12}|", "", "", "");
-    let floor = polyracer::round_trip_floor(200_000);
-    println!("| {:<38} | {:>12} | {:>10} |", "thread handoff alone (the floor)", fmt(floor.as_secs_f64()), "");
     let ctx = Context::new(ContextOptions::default()).unwrap();
     measure("eval `1+1` round trip", "≤ 1 µs", || {
         black_box(ctx.eval("1+1").unwrap());
@@ -112,6 +110,22 @@ fn main() {
         black_box(loop_fn.call(&[Value::Integer(per_batch)]).unwrap());
     });
     println!("\n(the callback row is per {per_batch} callbacks; divide by {per_batch} for one)");
+    ctx.eval("globalThis.viaHost = () => host_id(1)").unwrap();
+    println!("\ninterleaved latency: each call timed alone, host busy-work between calls (µs, p50 / p99)");
+    println!(
+        "| {:<34} | {:>13} | {:>13} | {:>13} | {:>13} | {:>13} |",
+        "case", "gap 0", "gap 5", "gap 50", "gap 200", "gap 1000"
+    );
+    interleaved("eval `1+1`", || {
+        black_box(ctx.eval("1+1").unwrap());
+    });
+    interleaved("call `(a,b)=>a+b` (handle)", || {
+        black_box(add.call(&[Value::Integer(1), Value::Integer(2)]).unwrap());
+    });
+    interleaved("host callback round trip", || {
+        black_box(ctx.call("viaHost", &[]).unwrap());
+    });
+    idle_contexts(1000);
     println!("\nthroughput: N threads, each with its own context (target: 2 threads ≥ 1.7× one)");
     for (label, code) in [
         ("eval `1+1`", "1+1"),
@@ -146,4 +160,72 @@ fn throughput(threads: usize, code: &'static str) -> f64 {
         workers.into_iter().map(|w| w.join().unwrap()).collect()
     });
     counts.iter().sum::<u64>() as f64 / run_for.as_secs_f64()
+}
+
+/// Host busy-work for about `micros` µs (a real program's work between calls).
+fn busy(micros: u64) {
+    let end = Instant::now() + Duration::from_micros(micros);
+    let mut x = 0u64;
+    while Instant::now() < end {
+        x = black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+    }
+}
+
+/// Each call timed on its own with host work between calls: the pattern
+/// that tight loops hide (a parked thread costs a wake-up per call).
+fn interleaved(name: &str, mut op: impl FnMut()) {
+    let mut cells = Vec::new();
+    for gap in [0u64, 5, 50, 200, 1000] {
+        let n = if gap >= 200 { 2_000 } else { 20_000 };
+        for _ in 0..200 {
+            op();
+        }
+        let mut times = Vec::with_capacity(n);
+        for _ in 0..n {
+            busy(gap);
+            let t = Instant::now();
+            op();
+            times.push(t.elapsed().as_secs_f64() * 1e6);
+        }
+        times.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        let p = |q: f64| times[((times.len() as f64 * q) as usize).min(times.len() - 1)];
+        cells.push(format!("{:.2} / {:.2}", p(0.5), p(0.99)));
+    }
+    println!(
+        "| {name:<34} | {:>13} | {:>13} | {:>13} | {:>13} | {:>13} |",
+        cells[0], cells[1], cells[2], cells[3], cells[4]
+    );
+}
+
+/// `n` contexts alive at once: no thread each, and what they cost.
+fn idle_contexts(n: usize) {
+    let threads_before = thread_count();
+    let rss_before = rss_kib();
+    let t = Instant::now();
+    let all: Vec<Context> = (0..n).map(|_| Context::new(ContextOptions::default()).unwrap()).collect();
+    for c in &all {
+        black_box(c.eval("1").unwrap());
+    }
+    let created = t.elapsed();
+    println!(
+        "\n{n} idle contexts: created and used in {:.2} s, threads {} → {}, RSS +{} MiB",
+        created.as_secs_f64(),
+        threads_before,
+        thread_count(),
+        (rss_kib().saturating_sub(rss_before)) / 1024
+    );
+    drop(all);
+}
+
+fn thread_count() -> usize {
+    std::fs::read_dir("/proc/self/task").map(|d| d.count()).unwrap_or(0)
+}
+
+fn rss_kib() -> usize {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
 }

@@ -154,6 +154,7 @@ impl<'a> ToHost<'a> {
         if depth >= MAX_DEPTH {
             return Err(ConvError::new(format!("nesting deeper than {MAX_DEPTH} levels")));
         }
+        check_stack()?;
         let obj: v8::Local<v8::Object> = v.try_into().unwrap();
         let hash = obj.get_identity_hash().get();
         for (h, o) in &self.seen {
@@ -326,6 +327,15 @@ pub(crate) fn to_v8<'s>(scope: &mut v8::PinScope<'s, '_>, st: &State, v: &Value)
     to_v8_at(scope, st, v, 0).map_err(ConvError::into_error)
 }
 
+/// Conversion recurses on the calling thread, whose stack may be small
+/// (a 256 KiB pool thread): nesting that would overflow it is an error.
+fn check_stack() -> Result<(), ConvError> {
+    if crate::runtime::locker::stack_left() == 0 {
+        return Err(ConvError::new("value nested too deeply for this thread's stack"));
+    }
+    Ok(())
+}
+
 fn to_v8_at<'s>(
     scope: &mut v8::PinScope<'s, '_>,
     st: &State,
@@ -334,6 +344,9 @@ fn to_v8_at<'s>(
 ) -> Result<v8::Local<'s, v8::Value>, ConvError> {
     if depth > MAX_DEPTH {
         return Err(ConvError::new(format!("nesting deeper than {MAX_DEPTH} levels")));
+    }
+    if matches!(v, Value::Array(_) | Value::Object(_) | Value::Map(_) | Value::Set(_)) {
+        check_stack()?;
     }
     Ok(match v {
         Value::Undefined => v8::undefined(scope).into(),

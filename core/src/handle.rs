@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::context::{Context, Release, Shared};
 use crate::error::{Error, Result};
-use crate::protocol::{HandleOp, Out, Ptr, Request};
+use crate::protocol::{HandleOp, Out, Request};
 use crate::value::Value;
 
 /// What a handle refers to.
@@ -123,22 +123,22 @@ impl JsHandle {
 
     /// Calls the function with `this` = undefined.
     pub fn call(&self, args: &[Value]) -> Result<Value> {
-        self.value(HandleOp::Call { this: None, args: Ptr::new(args), as_handle: false })
+        self.value(HandleOp::Call { this: None, args, as_handle: false })
     }
 
     /// Calls the function with a timeout.
     pub fn call_with_timeout(&self, args: &[Value], timeout: Option<Duration>) -> Result<Value> {
-        self.op(HandleOp::Call { this: None, args: Ptr::new(args), as_handle: false }, timeout)?.into_value()
+        self.op(HandleOp::Call { this: None, args, as_handle: false }, timeout)?.into_value()
     }
 
     /// Calls `obj[name](...args)` with `this` = the object.
     pub fn call_method(&self, name: &str, args: &[Value]) -> Result<Value> {
-        self.value(HandleOp::CallMethod { name: name.to_owned(), args: Ptr::new(args) })
+        self.value(HandleOp::CallMethod { name: name.to_owned(), args })
     }
 
     /// `new F(...args)`.
     pub fn construct(&self, args: &[Value]) -> Result<Value> {
-        self.value(HandleOp::Construct { args: Ptr::new(args) })
+        self.value(HandleOp::Construct { args })
     }
 
     /// Waits for a promise to settle, running the context's event loop

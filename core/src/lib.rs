@@ -1,9 +1,10 @@
 //! polyracer: one embedded V8 engine for every language.
 //!
-//! Each [`Context`] owns a V8 isolate that lives on its own thread; the
-//! handle is `Send + Sync` and every call is a request to that thread.
-//! Host functions registered with [`Context::expose`] run on the host thread
-//! that is waiting on the context, so JS → host → JS → host nests to any depth.
+//! Each [`Context`] owns a V8 isolate. The handle is `Send + Sync`: a call
+//! runs JS on the calling thread, holding the isolate's lock, so calls from
+//! several threads take turns. Host functions registered with
+//! [`Context::expose`] run on that same thread, so JS → host → JS → host
+//! nests as deep as the thread's stack allows.
 //!
 //! ```no_run
 //! use polyracer::{Context, ContextOptions, Value};
@@ -22,7 +23,6 @@ mod engine;
 mod error;
 mod framing;
 mod handle;
-mod handoff;
 pub mod limits;
 mod memory;
 mod module;
@@ -34,15 +34,14 @@ mod snapshot;
 mod value;
 
 pub use asynchronous::JsFuture;
-pub use context::{set_wait_hook, Completer, Context, ContextOptions, EvalOptions, HeapStats, Target};
+pub use context::{Completer, Context, ContextOptions, EvalOptions, HeapStats, Target};
 pub use convert::MAX_DEPTH;
 pub use display::iso_date;
 pub use engine::{configure, is_initialized, options as engine_options, set_flags, v8_version, EngineOptions};
 pub use error::{Error, JsException, Result};
 pub use handle::{HandleKind, JsHandle};
-#[doc(hidden)]
-pub use handoff::round_trip_floor;
 pub use module::{resolve_specifier, ModuleOptions, ModuleResult};
+pub use runtime::shared::set_wait_hook;
 pub use script::{cached_data_version_tag, CompileOptions, Script};
 pub use serde_support::{from_value, to_value};
 pub use snapshot::{Snapshot, DEFAULT_SNAPSHOT_TIMEOUT};

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use crate::context::{Context, ModuleResolver};
 use crate::error::{Error, Result};
 use crate::framing::{self, Kind};
-use crate::protocol::{Out, Ptr, Request};
+use crate::protocol::{Out, Request};
 use crate::runtime::{self, caught, new_source, origin, State};
 use crate::value::{HostError, Value};
 
@@ -108,9 +108,9 @@ impl Context {
         self.shared_ref().set_module_resolver(Some(Arc::new(resolver) as ModuleResolver));
         let out = self.shared_ref().request(
             Request::EvalModule {
-                source: Ptr::new(source),
-                filename: Ptr::new(filename),
-                cached_data: options.cached_data.map(Ptr::new),
+                source,
+                filename,
+                cached_data: options.cached_data,
                 produce_cache: options.produce_cache,
             },
             options.timeout,
@@ -234,7 +234,6 @@ fn load<'s>(
         return Some(m);
     }
     let source = match runtime::call_host(
-        scope,
         st,
         crate::context::RESOLVER_FN,
         vec![Value::from(specifier), Value::from(referrer)],

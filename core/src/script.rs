@@ -6,7 +6,7 @@ use std::sync::Arc;
 use crate::context::{Context, EvalOptions, Release, Shared};
 use crate::error::{Error, Result};
 use crate::framing::{self, Kind};
-use crate::protocol::{Out, Ptr, Request};
+use crate::protocol::{Out, Request};
 use crate::runtime::{caught, finish, new_source, origin, State};
 use crate::value::Value;
 
@@ -116,9 +116,9 @@ impl Context {
     pub fn compile(&self, source: &str, options: CompileOptions<'_>) -> Result<Script> {
         let out = self.shared_ref().request(
             Request::Compile {
-                source: Ptr::new(source),
-                filename: options.filename.map(Ptr::new),
-                cached_data: options.cached_data.map(Ptr::new),
+                source,
+                filename: options.filename,
+                cached_data: options.cached_data,
                 produce_cache: options.produce_cache,
             },
             None,

@@ -1,0 +1,101 @@
+//! JS exceptions as `Error`s: name, message, stack and the host cause.
+
+use super::State;
+use crate::convert::{self, ToHost};
+use crate::error::{Error, JsException};
+use crate::value::Value;
+
+/// Turns the exception caught by `tc` into an [`Error`].
+pub(crate) fn caught(tc: &mut v8::PinnedRef<v8::TryCatch<v8::HandleScope>>, st: &State, compiling: bool) -> Error {
+    if tc.has_terminated() || st.interrupted() {
+        return st.termination_error();
+    }
+    let exc = tc.exception();
+    let msg = tc.message();
+    match exc {
+        Some(exc) => {
+            let ex = exception(tc, Some(st), exc, msg);
+            if compiling && ex.name == "SyntaxError" {
+                Error::Parse(Box::new(ex))
+            } else {
+                Error::Js(Box::new(ex))
+            }
+        }
+        None => st.termination_error(),
+    }
+}
+
+/// Builds a `JsException`. Without a `State` (snapshot building) the
+/// thrown value is not converted and no host cause is looked up.
+pub(crate) fn exception(
+    scope: &mut v8::PinScope,
+    st: Option<&State>,
+    exc: v8::Local<v8::Value>,
+    msg: Option<v8::Local<v8::Message>>,
+) -> JsException {
+    let (mut filename, mut line, mut column) = (None, None, None);
+    let mut frames = String::new();
+    if let Some(m) = msg {
+        filename =
+            m.get_script_resource_name(scope).filter(|n| !n.is_undefined()).map(|n| n.to_rust_string_lossy(scope));
+        line = m.get_line_number(scope).map(|l| l as u32);
+        // -1 (as usize) when V8 has no position, e.g. for promise rejections.
+        column = u32::try_from(m.get_start_column()).ok().and_then(|c| c.checked_add(1));
+        if let Some(trace) = m.get_stack_trace(scope) {
+            for i in 0..trace.get_frame_count() {
+                let Some(f) = trace.get_frame(scope, i) else {
+                    continue;
+                };
+                let file = f
+                    .get_script_name_or_source_url(scope)
+                    .map(|s| s.to_rust_string_lossy(scope))
+                    .unwrap_or_else(|| "<anonymous>".into());
+                let loc = format!("{file}:{}:{}", f.get_line_number(), f.get_column());
+                match f.get_function_name(scope).map(|n| n.to_rust_string_lossy(scope)) {
+                    Some(name) if !name.is_empty() => frames.push_str(&format!("\n    at {name} ({loc})")),
+                    _ => frames.push_str(&format!("\n    at {loc}")),
+                }
+            }
+        }
+    }
+    let location = || match (&filename, line, column) {
+        (Some(f), Some(l), Some(c)) => format!("{f}:{l}:{c}"),
+        _ => "<unknown>".into(),
+    };
+    let mut cause = None;
+    let (name, message, stack) = if let Ok(obj) = v8::Local::<v8::Object>::try_from(exc) {
+        if let Some(st) = st {
+            let key = v8::Local::new(scope, &st.host_error_key);
+            if let Some(id) = obj.get_private(scope, key).filter(|v| v.is_number()) {
+                let id = id.number_value(scope).unwrap_or(-1.0) as u32;
+                cause = st.host_errors.borrow().get(&id).cloned();
+            }
+        }
+        let name = convert::get_str(scope, obj, "name").unwrap_or_default();
+        let message = convert::get_str(scope, obj, "message").unwrap_or_else(|| exc.to_rust_string_lossy(scope));
+        let mut stack = convert::get_str(scope, obj, "stack").unwrap_or_default();
+        if stack.is_empty() || !stack.contains("\n    at ") {
+            // Syntax errors and objects without a captured stack: say where.
+            if stack.is_empty() {
+                stack = if name.is_empty() { message.clone() } else { format!("{name}: {message}") };
+            }
+            if frames.is_empty() {
+                stack.push_str(&format!("\n    at {}", location()));
+            } else {
+                stack.push_str(&frames);
+            }
+        }
+        (name, message, stack)
+    } else {
+        let message = exc.to_rust_string_lossy(scope);
+        let stack = if frames.is_empty() {
+            format!("Uncaught {message}\n    at {}", location())
+        } else {
+            format!("Uncaught {message}{frames}")
+        };
+        (String::new(), message, stack)
+    };
+    let exc = v8::Local::new(scope, exc);
+    let value = st.and_then(|st| ToHost::new(st).convert(scope, exc, false).ok()).unwrap_or(Value::Undefined);
+    JsException { name, message, stack, value: Box::new(value), filename, line, column, cause }
+}

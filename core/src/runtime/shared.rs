@@ -1,0 +1,580 @@
+//! `Shared`: a context's state that host threads share, and the entry to
+//! every call: take the context's lane, lock the isolate on this thread,
+//! run, unlock (brief §2).
+
+use std::cell::{RefCell, UnsafeCell};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, RwLock};
+use std::time::{Duration, Instant};
+
+use crate::context::{Completer, Context, HostFn, ModuleResolver, Release, RESOLVER_FN};
+use crate::engine;
+use crate::error::{Error, Result};
+use crate::protocol::{Out, Request};
+use crate::runtime::locker::RawIsolate;
+use crate::runtime::watchdog;
+use crate::value::{HostError, Value};
+
+/// Why the running call was stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum Termination {
+    None = 0,
+    Timeout = 1,
+    Terminated = 2,
+    OutOfMemory = 3,
+    Disposed = 4,
+}
+
+impl Termination {
+    fn from_u8(v: u8) -> Termination {
+        match v {
+            1 => Termination::Timeout,
+            2 => Termination::Terminated,
+            3 => Termination::OutOfMemory,
+            4 => Termination::Disposed,
+            _ => Termination::None,
+        }
+    }
+
+    /// The error a call stopped for this reason returns.
+    pub(crate) fn error(self) -> Error {
+        match self {
+            Termination::Timeout => Error::Timeout,
+            Termination::OutOfMemory => Error::OutOfMemory,
+            Termination::Disposed => Error::Disposed("the context was disposed while running".into()),
+            Termination::None | Termination::Terminated => Error::Terminated,
+        }
+    }
+}
+
+/// How often a thread waiting for a context (its lane, or an await) runs
+/// the wait hook.
+const WAIT_HOOK_PERIOD: Duration = Duration::from_millis(50);
+static WAIT_HOOK: AtomicUsize = AtomicUsize::new(0);
+
+/// Installs a process-wide hook that runs every 50 ms on the thread of a
+/// running call (from a V8 interrupt) and on threads waiting for a context;
+/// returning `true` terminates the call ([`Error::Terminated`]). Bindings
+/// use it to deliver Ctrl-C (Python's `KeyboardInterrupt`) and
+/// `Thread#raise` during long calls. `None` removes it.
+pub fn set_wait_hook(hook: Option<fn() -> bool>) {
+    WAIT_HOOK.store(hook.map_or(0, |f| f as usize), Ordering::SeqCst);
+}
+
+pub(crate) fn wait_hook() -> Option<fn() -> bool> {
+    match WAIT_HOOK.load(Ordering::Relaxed) {
+        0 => None,
+        // SAFETY: only `set_wait_hook` stores non-zero values, and they are
+        // `fn() -> bool` pointers.
+        p => Some(unsafe { std::mem::transmute::<usize, fn() -> bool>(p) }),
+    }
+}
+
+/// Serialises top-level calls from different host threads, with bounded
+/// waiting (a call's timeout covers the wait). Uncontended, it costs one
+/// compare-and-swap.
+struct Lane {
+    held: AtomicBool,
+    waiters: AtomicUsize,
+    mutex: Mutex<()>,
+    cv: Condvar,
+}
+
+struct LaneGuard<'a>(&'a Lane);
+
+impl Drop for LaneGuard<'_> {
+    fn drop(&mut self) {
+        self.0.held.store(false, Ordering::SeqCst);
+        if self.0.waiters.load(Ordering::SeqCst) > 0 {
+            // Under the mutex, so a waiter between its check and its wait
+            // cannot miss this.
+            let _g = lock(&self.0.mutex);
+            self.0.cv.notify_one();
+        }
+    }
+}
+
+impl Lane {
+    fn try_take(&self) -> bool {
+        self.held.compare_exchange(false, true, Ordering::SeqCst, Ordering::Relaxed).is_ok()
+    }
+
+    /// Waits for the lane until `deadline` (then `Error::Timeout`), running
+    /// the wait hook every 50 ms (`true` gives `Error::Terminated`).
+    fn acquire(&self, deadline: Option<Instant>) -> Result<LaneGuard<'_>> {
+        if self.try_take() {
+            return Ok(LaneGuard(self));
+        }
+        self.waiters.fetch_add(1, Ordering::SeqCst);
+        let _count = WaiterCount(&self.waiters);
+        let hook = wait_hook();
+        let mut g = lock(&self.mutex);
+        loop {
+            if self.try_take() {
+                return Ok(LaneGuard(self));
+            }
+            let now = Instant::now();
+            if deadline.is_some_and(|d| now >= d) {
+                return Err(Error::Timeout);
+            }
+            let mut wake = deadline;
+            if hook.is_some() {
+                wake = Some(wake.map_or(now + WAIT_HOOK_PERIOD, |d| d.min(now + WAIT_HOOK_PERIOD)));
+            }
+            g = match wake {
+                Some(w) => self.cv.wait_timeout(g, w - now).unwrap_or_else(|e| e.into_inner()).0,
+                None => self.cv.wait(g).unwrap_or_else(|e| e.into_inner()),
+            };
+            if let Some(h) = hook {
+                drop(g);
+                if h() {
+                    return Err(Error::Terminated);
+                }
+                g = lock(&self.mutex);
+            }
+        }
+    }
+}
+
+struct WaiterCount<'a>(&'a AtomicUsize);
+impl Drop for WaiterCount<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Written by the thread running a call; read by the watchdog and by
+/// `terminate()` from any thread.
+#[repr(align(128))]
+pub(crate) struct Exec {
+    /// A top-level call is running.
+    pub(crate) busy: AtomicBool,
+    reason: AtomicU8,
+    /// Counts top-level calls, so a termination or memory check meant for
+    /// one call is ignored if it lands in a later one.
+    pub(crate) request_seq: AtomicUsize,
+    /// The running call's deadline (`watchdog::to_nanos`), 0 for none.
+    deadline: AtomicU64,
+    /// Held while `terminate_execution` is requested, so the end-of-call
+    /// `cancel_terminate_execution` never misses one that would then leak
+    /// into the next call.
+    term_lock: Mutex<()>,
+}
+
+/// Set when the context is created.
+pub(crate) struct Fixed {
+    pub(crate) isolate_handle: v8::IsolateHandle,
+    pub(crate) raw: RawIsolate,
+    /// Unique for the process's life (isolate addresses are reused).
+    pub(crate) id: u64,
+    pub(crate) disposed: AtomicBool,
+    fork_generation: u64,
+    default_timeout: Option<Duration>,
+    /// The context has a memory limit: the watchdog has running calls
+    /// check their total memory (`memory::CHECK_PERIOD`).
+    pub(crate) memory_limited: bool,
+}
+
+/// A running call, as the watchdog sees it.
+pub(crate) struct RunningCall {
+    pub(crate) seq: usize,
+    pub(crate) deadline: u64,
+}
+
+/// State shared between a context's host handles, the threads calling it
+/// and the watchdog.
+#[repr(C)]
+pub(crate) struct Shared {
+    lane: Lane,
+    pub(crate) exec: Exec,
+    pub(crate) fixed: Fixed,
+    /// The isolate itself; taken (under the lane) to dispose it.
+    isolate: UnsafeCell<Option<crate::runtime::IsolateBox>>,
+    host_fns: RwLock<Vec<HostFn>>,
+    module_resolver: RwLock<Option<ModuleResolver>>,
+    pub(crate) releases: Mutex<Vec<Release>>,
+    pub(crate) has_releases: AtomicBool,
+    pub(crate) completions: Mutex<Vec<(u32, Result<Value, HostError>)>>,
+    pub(crate) has_completions: AtomicBool,
+    /// Wakes an event loop waiting for completions or a termination.
+    signal: Mutex<bool>,
+    signal_cv: Condvar,
+    pub(crate) watchdog: OnceLock<Arc<watchdog::Watchdog>>,
+}
+
+// SAFETY: `isolate` is only touched by the thread holding the lane; V8
+// objects behind it only under the isolate's lock (`Locked`).
+unsafe impl Sync for Shared {}
+unsafe impl Send for Shared {}
+
+thread_local! {
+    /// Contexts this thread is running a call on: a call from inside one of
+    /// their host callbacks is nested in that call, not a new one.
+    static HELD: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+}
+
+struct HeldGuard(usize);
+impl Drop for HeldGuard {
+    fn drop(&mut self) {
+        HELD.with(|h| {
+            let mut h = h.borrow_mut();
+            if let Some(pos) = h.iter().rposition(|k| *k == self.0) {
+                h.remove(pos);
+            }
+        });
+    }
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+impl Shared {
+    pub(crate) fn new(
+        isolate: crate::runtime::IsolateBox,
+        isolate_handle: v8::IsolateHandle,
+        raw: RawIsolate,
+        default_timeout: Option<Duration>,
+        memory_limited: bool,
+    ) -> Shared {
+        Shared {
+            lane: Lane {
+                held: AtomicBool::new(false),
+                waiters: AtomicUsize::new(0),
+                mutex: Mutex::new(()),
+                cv: Condvar::new(),
+            },
+            exec: Exec {
+                busy: AtomicBool::new(false),
+                reason: AtomicU8::new(Termination::None as u8),
+                request_seq: AtomicUsize::new(0),
+                deadline: AtomicU64::new(0),
+                term_lock: Mutex::new(()),
+            },
+            fixed: Fixed {
+                isolate_handle,
+                raw,
+                id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+                disposed: AtomicBool::new(false),
+                fork_generation: engine::FORK_GENERATION.load(Ordering::SeqCst),
+                default_timeout,
+                memory_limited,
+            },
+            isolate: UnsafeCell::new(Some(isolate)),
+            host_fns: RwLock::new(Vec::new()),
+            module_resolver: RwLock::new(None),
+            releases: Mutex::new(Vec::new()),
+            has_releases: AtomicBool::new(false),
+            completions: Mutex::new(Vec::new()),
+            has_completions: AtomicBool::new(false),
+            signal: Mutex::new(false),
+            signal_cv: Condvar::new(),
+            watchdog: OnceLock::new(),
+        }
+    }
+
+    fn key(self: &Arc<Self>) -> usize {
+        Arc::as_ptr(self) as usize
+    }
+
+    pub(crate) fn forked(&self) -> bool {
+        engine::FORK_GENERATION.load(Ordering::Relaxed) != self.fixed.fork_generation
+    }
+
+    fn check_usable(&self) -> Result<()> {
+        if self.forked() {
+            return Err(Error::Disposed(
+                "this context was created before fork() and cannot be used in the child process; \
+                 create a new context in the child (with the single_threaded engine option)"
+                    .into(),
+            ));
+        }
+        if self.fixed.disposed.load(Ordering::Acquire) {
+            return Err(Error::Disposed("the context is disposed".into()));
+        }
+        Ok(())
+    }
+
+    /// Runs a request on this thread: a top-level call takes the lane and
+    /// the isolate's lock; a call from inside one of this context's host
+    /// callbacks (on this thread) runs nested in the call that made it.
+    pub(crate) fn request(self: &Arc<Self>, req: Request, timeout: Option<Duration>) -> Result<Out> {
+        self.check_usable()?;
+        let deadline = match timeout.or(self.fixed.default_timeout) {
+            Some(t) => Some(Instant::now() + crate::limits::check_timeout(t)?),
+            None => None,
+        };
+        let key = self.key();
+        if HELD.with(|h| h.borrow().contains(&key)) {
+            return crate::runtime::run_nested(self, req, deadline);
+        }
+        let _lane = self.lane.acquire(deadline)?;
+        self.check_usable()?;
+        HELD.with(|h| h.borrow_mut().push(key));
+        let held = HeldGuard(key);
+        // SAFETY: the lane is held and the context is not disposed, so the
+        // isolate is present and no other thread uses it.
+        let out = crate::runtime::run_top_level(self, req, deadline);
+        drop(held);
+        if self.fixed.disposed.load(Ordering::SeqCst) {
+            // Disposed by one of its own host callbacks: the isolate goes now
+            // that the call has unwound.
+            self.teardown();
+        }
+        out
+    }
+
+    /// Publishes the start of a top-level call (on the calling thread, with
+    /// the isolate locked).
+    pub(crate) fn begin_call(&self, deadline: Option<Instant>) {
+        let e = &self.exec;
+        e.request_seq.fetch_add(1, Ordering::SeqCst);
+        let d = deadline.map_or(0, watchdog::to_nanos);
+        e.deadline.store(d, Ordering::SeqCst);
+        e.busy.store(true, Ordering::SeqCst);
+        let polled = self.fixed.memory_limited || wait_hook().is_some();
+        if d != 0 || polled {
+            watchdog::call_started(self, d, polled);
+        }
+    }
+
+    /// A nested call with its own timeout: the earlier deadline applies to
+    /// the whole call. Returns the deadline to restore afterwards.
+    pub(crate) fn tighten_deadline(&self, deadline: Instant) -> u64 {
+        let d = watchdog::to_nanos(deadline);
+        let old = self.exec.deadline.load(Ordering::SeqCst);
+        if old == 0 || d < old {
+            self.exec.deadline.store(d, Ordering::SeqCst);
+            watchdog::call_started(self, d, false);
+        }
+        old
+    }
+
+    pub(crate) fn restore_deadline(&self, old: u64) {
+        self.exec.deadline.store(old, Ordering::SeqCst);
+    }
+
+    pub(crate) fn running_call(&self) -> Option<RunningCall> {
+        let e = &self.exec;
+        if !e.busy.load(Ordering::SeqCst) {
+            return None;
+        }
+        Some(RunningCall { seq: e.request_seq.load(Ordering::SeqCst), deadline: e.deadline.load(Ordering::SeqCst) })
+    }
+
+    pub(crate) fn reason(&self) -> Termination {
+        Termination::from_u8(self.exec.reason.load(Ordering::SeqCst))
+    }
+
+    pub(crate) fn interrupted(&self) -> bool {
+        self.exec.reason.load(Ordering::SeqCst) != Termination::None as u8
+    }
+
+    /// Terminates the running call (if any) for `reason`.
+    ///
+    /// The reason is published before `busy` is checked, and a finishing
+    /// call clears `busy` before it checks the reason (both SeqCst): so
+    /// either this sees the call finished and withdraws, or the call sees
+    /// the reason and cancels the termination under `term_lock`, after
+    /// `terminate_execution` was issued.
+    ///
+    /// Returns whether a termination is now under way.
+    pub(crate) fn interrupt(&self, reason: Termination) -> bool {
+        self.interrupt_if(None, reason)
+    }
+
+    /// `interrupt`, only if call `seq` is still the one running.
+    pub(crate) fn interrupt_call(&self, seq: usize, reason: Termination) -> bool {
+        self.interrupt_if(Some(seq), reason)
+    }
+
+    fn interrupt_if(&self, seq: Option<usize>, reason: Termination) -> bool {
+        let e = &self.exec;
+        let _g = lock(&e.term_lock);
+        if seq.is_some_and(|s| s != e.request_seq.load(Ordering::SeqCst)) {
+            return false;
+        }
+        let none = Termination::None as u8;
+        if e.reason.compare_exchange(none, reason as u8, Ordering::SeqCst, Ordering::SeqCst).is_err() {
+            return true; // already terminating
+        }
+        if e.busy.load(Ordering::SeqCst) {
+            self.fixed.isolate_handle.terminate_execution();
+            self.signal();
+            true
+        } else {
+            e.reason.store(none, Ordering::SeqCst);
+            false
+        }
+    }
+
+    /// Marks a call stopped for `reason` without terminating V8 (the near
+    /// heap limit callback terminates itself).
+    pub(crate) fn set_reason(&self, reason: Termination) {
+        let _ = self.exec.reason.compare_exchange(
+            Termination::None as u8,
+            reason as u8,
+            Ordering::SeqCst,
+            Ordering::SeqCst,
+        );
+    }
+
+    /// At the end of a top-level call: clears any pending termination so it
+    /// cannot hit the next call.
+    pub(crate) fn finish_call(&self) {
+        let e = &self.exec;
+        e.busy.store(false, Ordering::SeqCst);
+        e.deadline.store(0, Ordering::SeqCst);
+        if e.reason.load(Ordering::SeqCst) != Termination::None as u8 {
+            let _g = lock(&e.term_lock);
+            self.fixed.isolate_handle.cancel_terminate_execution();
+            e.reason.store(Termination::None as u8, Ordering::SeqCst);
+        }
+    }
+
+    pub(crate) fn request_memory_check(&self, seq: usize) {
+        self.fixed
+            .isolate_handle
+            .request_interrupt(crate::runtime::check_memory_callback(), seq as *mut std::ffi::c_void);
+    }
+
+    pub(crate) fn request_wait_hook(&self, seq: usize) {
+        self.fixed.isolate_handle.request_interrupt(crate::runtime::wait_hook_callback(), seq as *mut std::ffi::c_void);
+    }
+
+    pub(crate) fn set_module_resolver(&self, resolver: Option<ModuleResolver>) {
+        *self.module_resolver.write().unwrap_or_else(|e| e.into_inner()) = resolver;
+    }
+
+    pub(crate) fn add_host_fn(&self, f: HostFn) -> usize {
+        let mut fns = self.host_fns.write().unwrap_or_else(|e| e.into_inner());
+        fns.push(f);
+        fns.len() - 1
+    }
+
+    /// Runs host function `fn_id` on this thread (JS called it).
+    pub(crate) fn run_host_fn(
+        self: &Arc<Self>,
+        fn_id: usize,
+        args: Vec<Value>,
+        completion: Option<u32>,
+    ) -> Result<Value, HostError> {
+        if fn_id == RESOLVER_FN {
+            let resolver = self.module_resolver.read().unwrap_or_else(|e| e.into_inner()).clone();
+            let Some(resolver) = resolver else {
+                return Err(HostError::new("no module resolver: use eval_module to install one").with_name("TypeError"));
+            };
+            let (spec, referrer) = match (args.first(), args.get(1)) {
+                (Some(Value::String(s)), Some(Value::String(r))) => (s.as_str(), r.as_str()),
+                _ => return Err(HostError::new("bad resolver arguments")),
+            };
+            return std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| resolver(spec, referrer)))
+                .unwrap_or_else(|_| Err(HostError::new("the module resolver panicked")))
+                .map(Value::String);
+        }
+        let f = self.host_fns.read().unwrap_or_else(|e| e.into_inner()).get(fn_id).cloned();
+        let Some(f) = f else {
+            return Err(HostError::new(format!("no host function #{fn_id}")));
+        };
+        let ctx = Context::borrowed(self.clone());
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match (&f, completion) {
+            (HostFn::Sync(f), _) => f(&ctx, args),
+            (HostFn::Async(f), Some(id)) => {
+                let completer = Completer::new(Arc::downgrade(self), id);
+                f(&ctx, args, completer);
+                Ok(Value::Undefined)
+            }
+            (HostFn::Async(_), None) => Err(HostError::new("async host function called without a promise")),
+        }));
+        outcome.unwrap_or_else(|p| {
+            let msg = p
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| p.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "host function panicked".into());
+            Err(HostError::new(format!("host function panicked: {msg}")))
+        })
+    }
+
+    pub(crate) fn queue_release(&self, what: Release) {
+        if self.fixed.disposed.load(Ordering::Relaxed) {
+            return;
+        }
+        lock(&self.releases).push(what);
+        self.has_releases.store(true, Ordering::Release);
+    }
+
+    pub(crate) fn complete(&self, id: u32, result: Result<Value, HostError>) {
+        lock(&self.completions).push((id, result));
+        self.has_completions.store(true, Ordering::SeqCst);
+        self.signal();
+    }
+
+    fn signal(&self) {
+        *lock(&self.signal) = true;
+        self.signal_cv.notify_all();
+    }
+
+    /// An event loop with nothing to run: waits (holding the isolate) until
+    /// an async completion or a termination arrives or `until` passes. Runs
+    /// the wait hook every 50 ms. May return early; the caller re-checks.
+    pub(crate) fn wait_for_work(&self, until: Option<Instant>) {
+        let hook = wait_hook();
+        let mut g = lock(&self.signal);
+        if !*g && !self.has_completions.load(Ordering::SeqCst) && !self.interrupted() {
+            let now = Instant::now();
+            let mut wake = until;
+            if hook.is_some() {
+                wake = Some(wake.map_or(now + WAIT_HOOK_PERIOD, |w| w.min(now + WAIT_HOOK_PERIOD)));
+            }
+            g = match wake {
+                Some(w) if w <= now => g,
+                Some(w) => self.signal_cv.wait_timeout(g, w - now).unwrap_or_else(|e| e.into_inner()).0,
+                None => self.signal_cv.wait(g).unwrap_or_else(|e| e.into_inner()),
+            };
+        }
+        *g = false;
+        drop(g);
+        if hook.is_some_and(|h| h()) {
+            self.interrupt(Termination::Terminated);
+        }
+    }
+
+    pub(crate) fn dispose(self: &Arc<Self>) {
+        if self.forked() {
+            // The isolate cannot be used in a forked child, and the lane may
+            // be held by a thread that does not exist here. Only mark it.
+            self.fixed.disposed.store(true, Ordering::SeqCst);
+            return;
+        }
+        if !self.fixed.disposed.swap(true, Ordering::SeqCst) {
+            self.interrupt(Termination::Disposed);
+        }
+        let key = self.key();
+        if HELD.with(|h| h.borrow().contains(&key)) {
+            // From inside one of its own host callbacks: the call tears the
+            // isolate down once it has unwound (`request`).
+            return;
+        }
+        let _lane = loop {
+            match self.lane.acquire(None) {
+                Ok(l) => break l,
+                // The wait hook asked to stop waiting; disposal cannot.
+                Err(_) => continue,
+            }
+        };
+        self.teardown();
+    }
+
+    /// Disposes the isolate (the caller holds the lane).
+    fn teardown(&self) {
+        // SAFETY: the lane is held (see the Sync impl).
+        let isolate = unsafe { (*self.isolate.get()).take() };
+        if let Some(isolate) = isolate {
+            crate::runtime::dispose_isolate(isolate, self.fixed.raw, self.fixed.id);
+        }
+    }
+}
