@@ -170,11 +170,32 @@ pub(crate) fn compile(
     } else {
         None
     };
-    // Bound once and kept: each bind makes a new top-level function with
-    // fresh feedback, so a hot script would never tier up across runs.
-    let script = unbound.bind_to_current_context(scope);
-    let id = st.add_script(v8::Global::new(scope, script));
+    let runnable = if may_declare_lexicals(source) {
+        Runnable::Rebind(v8::Global::new(scope, unbound))
+    } else {
+        Runnable::Bound(v8::Global::new(scope, unbound.bind_to_current_context(scope)))
+    };
+    let id = st.add_script(runnable);
     Ok(Out::Script(ScriptInfo { id, cache_rejected: rejected, cached_data: produced }))
+}
+
+/// A compiled script, as kept for repeated runs.
+pub(crate) enum Runnable {
+    /// Bound once and kept: each bind makes a new top-level function with
+    /// fresh feedback, so a hot script would never tier up across runs.
+    Bound(v8::Global<v8::Script>),
+    /// Bound again for every run: running a script's top-level function a
+    /// second time after it declared `let`/`const`/`class` at top level
+    /// aborts V8 (the function's context is then the script context, not
+    /// the native context it checks for). A fresh binding reports the
+    /// redeclaration as a SyntaxError, as browsers and `node:vm` do.
+    Rebind(v8::Global<v8::UnboundScript>),
+}
+
+/// Whether a script may declare top-level lexical bindings (see
+/// `Runnable::Rebind`). Conservative: any occurrence of the keywords.
+pub(crate) fn may_declare_lexicals(source: &str) -> bool {
+    source.contains("let") || source.contains("const") || source.contains("class")
 }
 
 /// A compile source that consumes `cached` if it passes the integrity check

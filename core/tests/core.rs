@@ -1430,3 +1430,6 @@ fn docs_rust_quickstart() {
 
 #[path = "support/fuzz_regressions.rs"]
 mod fuzz_regressions;
+
+#[path = "support/threads.rs"]
+mod threads;

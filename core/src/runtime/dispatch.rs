@@ -188,7 +188,9 @@ fn eval_cached<'s>(
     source: &str,
     filename: Option<&str>,
 ) -> Result<v8::Local<'s, v8::Value>> {
-    let cacheable = source.len() <= SCRIPT_CACHE_MAX_SOURCE;
+    // Kept bound, so never for a source that may declare top-level lexicals
+    // (see `script::Runnable::Rebind`).
+    let cacheable = source.len() <= SCRIPT_CACHE_MAX_SOURCE && !crate::script::may_declare_lexicals(source);
     let cached = if cacheable {
         st.scripts.borrow().get(source).filter(|(f, _)| f.as_deref() == filename).map(|(_, g)| v8::Local::new(scope, g))
     } else {

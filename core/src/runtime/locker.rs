@@ -68,9 +68,8 @@ impl Locked {
     /// thread.
     ///
     /// # Safety
-    /// `raw` must be a live isolate that stays alive until the guard drops,
-    /// and `context_id` must identify it uniquely for the process's life.
-    pub(crate) unsafe fn new(raw: RawIsolate, context_id: u64) -> Locked {
+    /// `raw` must be a live isolate that stays alive until the guard drops.
+    pub(crate) unsafe fn new(raw: RawIsolate) -> Locked {
         // A v8::Locker holds no pointer to itself, so it may move.
         let mut this = Locked { storage: MaybeUninit::uninit(), isolate: raw.v8() };
         // SAFETY: two pointer-aligned words, the size the shim asserts.
@@ -78,7 +77,7 @@ impl Locked {
             ffi::polyracer_locker_init(this.storage.as_mut_ptr().cast(), raw.0);
             this.isolate.enter();
         }
-        set_stack_limit(raw, context_id);
+        set_stack_limit(raw);
         this
     }
 
@@ -180,30 +179,19 @@ pub(crate) fn stack_left() -> usize {
     approximate_sp().saturating_sub(low + (64 << 10))
 }
 
-/// Contexts this thread already gave its stack limit to (V8 keeps it per
-/// isolate and thread across lock acquisitions). A few recent ones are
-/// enough: a miss only costs setting the limit again.
-const LIMIT_CACHE: usize = 8;
-
-thread_local! {
-    static LIMIT_SET: Cell<[u64; LIMIT_CACHE]> = const { Cell::new([0; LIMIT_CACHE]) };
-}
-
-/// V8 otherwise assumes `--stack-size` below where the lock was first
-/// taken, which overruns small threads (Ruby's 1 MiB, 256 KiB pools): set
-/// the limit from the thread's real bounds, so deep recursion is always a
+/// V8 otherwise assumes `--stack-size` below where the lock was taken,
+/// which overruns small threads (Ruby's 1 MiB, 256 KiB pools): set the
+/// limit from the thread's real bounds, so deep recursion is always a
 /// `RangeError`.
-fn set_stack_limit(raw: RawIsolate, context_id: u64) {
-    LIMIT_SET.with(|c| {
-        let mut ids = c.get();
-        if ids.contains(&context_id) {
-            return;
-        }
-        let (low, high) = thread_stack();
-        // SAFETY: the lock is held, on this thread.
-        unsafe { ffi::polyracer_set_stack_limit(raw.0, low + host_reserve(high - low)) };
-        ids.rotate_right(1);
-        ids[0] = context_id;
-        c.set(ids);
-    });
+///
+/// On every top-level lock, not once per thread: releasing a top-level
+/// `Locker` frees the thread's V8 state, and the next thread to lock leaves
+/// stale "central stack" bounds behind that V8 checks when it throws a
+/// stack overflow (`Check failed: IsOnCentralStack()`, seen when a thread
+/// came back to a context after smaller threads had used it). Setting the
+/// limit re-syncs them; it costs ~0.2 µs.
+fn set_stack_limit(raw: RawIsolate) {
+    let (low, high) = thread_stack();
+    // SAFETY: the lock is held, on this thread.
+    unsafe { ffi::polyracer_set_stack_limit(raw.0, low + host_reserve(high - low)) };
 }

@@ -98,7 +98,7 @@ fn create_isolate(options: ContextOptions) -> Result<Arc<Shared>> {
     let shared = Arc::new(Shared::new(boxed, handle, raw, options.timeout, budget.is_some()));
     {
         // SAFETY: the isolate lives in `shared`, which nothing else sees yet.
-        let mut locked = unsafe { Locked::new(raw, shared.fixed.id) };
+        let mut locked = unsafe { Locked::new(raw) };
         init_isolate(locked.isolate(), &shared, &options, budget);
     }
     watchdog::watch(&shared);
@@ -168,7 +168,7 @@ fn init_isolate(
 pub(crate) fn run_top_level(shared: &Arc<Shared>, req: Request, deadline: Option<Instant>) -> Result<Out> {
     // SAFETY: the lane is held and the context not disposed, so the isolate
     // is alive until this returns.
-    let mut locked = unsafe { Locked::new(shared.fixed.raw, shared.fixed.id) };
+    let mut locked = unsafe { Locked::new(shared.fixed.raw) };
     let st = state(locked.isolate());
     // A panic here is a polyracer bug; report it and retire the context
     // rather than leave it in an unknown state.
@@ -220,10 +220,10 @@ pub(crate) fn run_nested(shared: &Arc<Shared>, req: Request, deadline: Option<In
 /// Disposes an isolate, in the order V8 needs with a `Locker`: every
 /// `Global` dropped under the lock, the lock released, then the isolate
 /// entered and disposed.
-pub(crate) fn dispose_isolate(mut boxed: IsolateBox, raw: RawIsolate, context_id: u64) {
+pub(crate) fn dispose_isolate(mut boxed: IsolateBox, raw: RawIsolate) {
     {
         // SAFETY: the caller holds the lane; the isolate is alive.
-        let mut locked = unsafe { Locked::new(raw, context_id) };
+        let mut locked = unsafe { Locked::new(raw) };
         let isolate = locked.isolate();
         if let Some(st) = isolate.remove_slot::<Rc<State>>() {
             st.clear();
@@ -267,7 +267,7 @@ pub(crate) struct State {
     /// The current top-level request already ran its microtask checkpoint.
     checkpointed: Cell<bool>,
     /// Scripts from `Context::compile`, by id.
-    compiled: RefCell<Vec<Option<v8::Global<v8::Script>>>>,
+    compiled: RefCell<Vec<Option<crate::script::Runnable>>>,
     free_compiled: RefCell<Vec<u32>>,
     /// ES modules by name, and names by module identity hash.
     modules: RefCell<HashMap<String, v8::Global<v8::Module>>>,
@@ -331,7 +331,7 @@ impl State {
         }
     }
 
-    pub(crate) fn add_script(&self, g: v8::Global<v8::Script>) -> u32 {
+    pub(crate) fn add_script(&self, g: crate::script::Runnable) -> u32 {
         match self.free_compiled.borrow_mut().pop() {
             Some(id) => {
                 self.compiled.borrow_mut()[id as usize] = Some(g);
@@ -351,7 +351,10 @@ impl State {
         id: u32,
     ) -> Option<v8::Local<'s, v8::Script>> {
         let c = self.compiled.borrow();
-        c.get(id as usize).and_then(|g| g.as_ref()).map(|g| v8::Local::new(scope, g))
+        match c.get(id as usize).and_then(|g| g.as_ref())? {
+            crate::script::Runnable::Bound(g) => Some(v8::Local::new(scope, g)),
+            crate::script::Runnable::Rebind(g) => Some(v8::Local::new(scope, g).bind_to_current_context(scope)),
+        }
     }
 
     /// True while a host callback is running (a nested request).

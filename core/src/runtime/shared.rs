@@ -166,8 +166,6 @@ pub(crate) struct Exec {
 pub(crate) struct Fixed {
     pub(crate) isolate_handle: v8::IsolateHandle,
     pub(crate) raw: RawIsolate,
-    /// Unique for the process's life (isolate addresses are reused).
-    pub(crate) id: u64,
     pub(crate) disposed: AtomicBool,
     fork_generation: u64,
     default_timeout: Option<Duration>,
@@ -230,8 +228,6 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-static NEXT_ID: AtomicU64 = AtomicU64::new(1);
-
 impl Shared {
     pub(crate) fn new(
         isolate: crate::runtime::IsolateBox,
@@ -257,7 +253,6 @@ impl Shared {
             fixed: Fixed {
                 isolate_handle,
                 raw,
-                id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
                 disposed: AtomicBool::new(false),
                 fork_generation: engine::FORK_GENERATION.load(Ordering::SeqCst),
                 default_timeout,
@@ -574,7 +569,7 @@ impl Shared {
         // SAFETY: the lane is held (see the Sync impl).
         let isolate = unsafe { (*self.isolate.get()).take() };
         if let Some(isolate) = isolate {
-            crate::runtime::dispose_isolate(isolate, self.fixed.raw, self.fixed.id);
+            crate::runtime::dispose_isolate(isolate, self.fixed.raw);
         }
     }
 }

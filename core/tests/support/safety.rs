@@ -296,3 +296,33 @@ fn wasm_code_growing_its_memory_is_stopped_at_the_limit() {
     c.eval("mem = null").unwrap();
     assert_eq!(c.eval("1 + 1").unwrap(), Value::Integer(2));
 }
+
+/// Running a script's top-level function again after it declared a
+/// top-level `let`/`const`/`class` aborted V8 (`IsNativeContext` check)
+/// when the script was kept bound (the eval cache, compiled `Script`s).
+#[test]
+fn rerunning_top_level_lexical_declarations_is_a_syntax_error_not_an_abort() {
+    let c = Context::new(ContextOptions::default()).unwrap();
+    for src in ["let a = 1; a", "const b = 2; b", "class C {}; 3"] {
+        assert!(c.eval(src).is_ok(), "{src}");
+        match c.eval(src) {
+            Err(polyracer::Error::Js(e) | polyracer::Error::Parse(e)) => {
+                assert_eq!(e.name, "SyntaxError", "{src}: {e:?}");
+                assert!(e.message.contains("already been declared"), "{src}: {e:?}");
+            }
+            other => panic!("{src}: expected a SyntaxError, got {other:?}"),
+        }
+    }
+    let s = c.compile("let d = 4; d", Default::default()).unwrap();
+    assert_eq!(s.run().unwrap(), polyracer::Value::Integer(4));
+    match s.run() {
+        Err(polyracer::Error::Js(e) | polyracer::Error::Parse(e)) => assert_eq!(e.name, "SyntaxError"),
+        other => panic!("expected a SyntaxError, got {other:?}"),
+    }
+    // Scripts without top-level lexicals still run again and again.
+    let s = c.compile("var e = (globalThis.e || 0) + 1; e", Default::default()).unwrap();
+    for i in 1..=3 {
+        assert_eq!(s.run().unwrap(), polyracer::Value::Integer(i));
+    }
+    assert_eq!(c.eval("a + b").unwrap(), polyracer::Value::Integer(3));
+}
