@@ -97,6 +97,51 @@ const vsize = vm.runInContext('(o) => o.items.length', vctx)
 const vscript = vm.runInContext('globalThis.one = () => 1 + 1', vctx)
 void vscript
 
+// ---- interleaved latency: each call timed alone, host busy-work between
+// calls (as a real program calls); tight loops hide per-call wake-ups.
+const GAPS_US = [0, 5, 50, 200, 1000]
+const COUNTS = { 0: 20000, 5: 20000, 50: 10000, 200: 3000, 1000: 1000 }
+const SCALE = Number(process.env.LATENCY_SCALE || 1)
+function busy(us) {
+  const end = process.hrtime.bigint() + BigInt(us * 1000)
+  let x = 0
+  while (process.hrtime.bigint() < end) x++
+  return x
+}
+function percentiles(fn, gap) {
+  for (let i = 0; i < 200; i++) fn()
+  const n = Math.max(200, Math.floor(COUNTS[gap] * SCALE))
+  const times = new Float64Array(n)
+  for (let i = 0; i < n; i++) {
+    busy(gap)
+    const t0 = process.hrtime.bigint()
+    fn()
+    times[i] = Number(process.hrtime.bigint() - t0) / 1e3
+  }
+  times.sort()
+  return [times[Math.floor(n / 2)], times[Math.min(n - 1, Math.floor((n * 99) / 100))]]
+}
+const latency = [
+  ['evalSync `1+1`', { polyracer: () => ctx.evalSync('1+1'), 'isolated-vm': ivm && (() => ictx.evalSync('1+1')), 'node:vm': () => vm.runInContext('1+1', vctx) }],
+  ['call `(a,b)=>a+b`', { polyracer: () => add(1, 2), 'isolated-vm': ivm && (() => iadd.applySync(undefined, [1, 2])), 'node:vm': () => vadd(1, 2) }],
+  ['callback round trip (sandbox → Node → sandbox)', { polyracer: () => ctx.evalSync('cb()'), 'isolated-vm': ivm && (() => ictx.evalSync('cb()')), 'node:vm': () => vm.runInContext('cb()', vctx) }],
+]
+console.log('Interleaved latency (each call timed alone, host busy-work between calls)')
+console.log(`| per-call latency, p50 / p99 µs | engine | ${GAPS_US.map((g) => `gap ${g} µs`).join(' | ')} |`)
+console.log(`|---|---|${GAPS_US.map(() => '---').join('|')}|`)
+for (const [name, engines] of latency) {
+  for (const [engine, fn] of Object.entries(engines)) {
+    if (!fn) continue
+    const cells = GAPS_US.map((g) => percentiles(fn, g).map((v) => v.toFixed(2)).join(' / '))
+    console.log(`| ${name} | ${engine} | ${cells.join(' | ')} |`)
+  }
+}
+if (process.env.LATENCY_ONLY) {
+  ctx.dispose()
+  if (iso) iso.dispose()
+  process.exit(0)
+}
+
 // ---- cases
 row('evalSync("1 + 1")', {
   polyracer: () => ctx.evalSync('1 + 1'),

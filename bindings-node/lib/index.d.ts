@@ -46,7 +46,7 @@ export interface ModuleOptions {
   timeout?: number
 }
 
-/** A JavaScript sandbox: its own V8 isolate (heap, limits) on its own thread. */
+/** A JavaScript sandbox: its own V8 isolate (heap, limits), beside Node's. */
 export declare class Context extends NativeContext {
   constructor(options?: ContextOptions)
   evalSync(code: string, options?: EvalOptions): any

@@ -223,7 +223,7 @@ function checkOptions(o, what) {
 }
 
 /**
- * A JavaScript sandbox: its own V8 isolate (heap, limits) on its own thread.
+ * A JavaScript sandbox: its own V8 isolate (heap, limits), beside Node's.
  */
 class Context extends native.NativeContext {
   #evalSync

@@ -1,8 +1,8 @@
 //! Threading between Node and the sandbox.
 //!
-//! Sync calls (`evalSync`, `callSync`, handle calls) wait on the JS thread;
-//! core runs host functions on the waiting thread (rendezvous), so they run
-//! right there. Async calls (`eval`, `call`, awaiting a `JSPromise`) wait on
+//! Sync calls (`evalSync`, `callSync`, handle calls) run the sandbox's JS
+//! on the JS thread itself (core runs calls on the calling thread), so host
+//! functions run right there. Async calls (`eval`, `call`, awaiting a `JSPromise`) wait on
 //! the context's *runner* thread; a host function called meanwhile is
 //! handed to the JS thread through the environment's threadsafe function
 //! while the runner blocks on the context's [`Bridge`]. If that host

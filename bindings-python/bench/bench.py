@@ -1,11 +1,16 @@
 """polyracer vs other JS engines for Python, side by side in one run.
 
-    python bench/bench.py [--quick] [--png bench.png]
+    python bench/bench.py [--quick] [--png bench.png] [--latency-only]
 
 Peers are used when installed (see requirements-bench.txt): mini-racer
 (PyMiniRacer), quickjs, stpyv8, v8-python. Peers whose objects come back as
 proxies are measured copying through JSON, as their users do. Each case reports the median
 time per operation; lower is better.
+
+The latency table times each call on its own with host busy-work between
+calls (0, 5, 50, 200 and 1000 µs), as a real program calls, and reports the
+50th and 99th percentiles: tight loops hide per-call costs such as waking a
+parked thread.
 """
 
 from __future__ import annotations
@@ -56,6 +61,10 @@ class Engine:
     def available(self) -> bool:
         return True
 
+    def callback_caller(self) -> tuple[Callable[[], Any], Callable[[], None]] | None:
+        """A JS → Python → JS round trip as a zero-argument call, and a closer."""
+        return None
+
 
 class Polyracer(Engine):
     name = "polyracer"
@@ -81,6 +90,11 @@ class Polyracer(Engine):
 
     def from_python(self, ctx: Any, fn: Any, value: Any) -> Any:
         return fn(value)
+
+    def callback_caller(self) -> tuple[Callable[[], Any], Callable[[], None]] | None:
+        ctx = polyracer.Context()
+        ctx.expose("py_id", lambda x: x)
+        return ctx.eval("() => py_id(1)"), ctx.dispose
 
 
 class MiniRacer(Engine):
@@ -199,6 +213,17 @@ class STPyV8(JSONCopies):
 
     def close(self, ctx: Any) -> None:
         ctx.__exit__(None, None, None)
+
+    def callback_caller(self) -> tuple[Callable[[], Any], Callable[[], None]] | None:
+        import STPyV8 as S
+
+        class Globals(S.JSClass):
+            def py_id(self, x: Any) -> Any:
+                return x
+
+        ctx = S.JSContext(Globals())
+        ctx.__enter__()
+        return ctx.eval("() => py_id(1)"), lambda: ctx.__exit__(None, None, None)
 
 
 class V8Python(JSONCopies):
@@ -325,6 +350,67 @@ def threads_single_threaded_engine(budget: float) -> dict[str, float]:
     return {f"{k} [single-threaded V8]": v for k, v in json.loads(out).items()}
 
 
+GAPS_US = (0, 5, 50, 200, 1000)
+LATENCY_ENGINES = ("polyracer", "stpyv8", "mini-racer")
+
+
+def busy(micros: int) -> None:
+    """Host work between calls: spin for `micros` µs."""
+    end = time.perf_counter_ns() + micros * 1000
+    x = 0
+    while time.perf_counter_ns() < end:
+        x += 1
+
+
+def percentiles(fn: Callable[[], Any], gap: int, n: int) -> tuple[float, float]:
+    """p50 and p99 in µs of `fn`, each call timed alone after `gap` µs of work."""
+    for _ in range(200):
+        fn()
+    clock = time.perf_counter_ns
+    times = []
+    for _ in range(n):
+        busy(gap)
+        t = clock()
+        fn()
+        times.append(clock() - t)
+    times.sort()
+    return times[len(times) // 2] / 1000, times[min(len(times) - 1, len(times) * 99 // 100)] / 1000
+
+
+def latency(quick: bool) -> list[tuple[str, str, list[tuple[float, float]]]]:
+    """Interleaved latency rows: (case, engine, [(p50, p99) per gap])."""
+    rows = []
+    scale = 0.2 if quick else 1.0
+    counts = {0: 20000, 5: 20000, 50: 10000, 200: 3000, 1000: 1000}
+    for eng in ENGINES:
+        if eng.name not in LATENCY_ENGINES or not eng.available():
+            continue
+        ctx = eng.new()
+        add = eng.function(ctx, "(a, b) => a + b")
+        cases: list[tuple[str, Callable[[], Any]]] = [
+            ("eval `1+1`", lambda: eng.eval(ctx, "1+1")),
+            ("call `(a,b)=>a+b`", lambda: add(1, 2)),
+        ]
+        caller = eng.callback_caller()
+        if caller:
+            cases.append(("callback round trip (JS → Python → JS)", caller[0]))
+        for case, fn in cases:
+            cells = [percentiles(fn, gap, max(200, int(counts[gap] * scale))) for gap in GAPS_US]
+            rows.append((case, eng.name, cells))
+        if caller:
+            caller[1]()
+        eng.close(ctx)
+    return rows
+
+
+def latency_table(rows: list[tuple[str, str, list[tuple[float, float]]]]) -> str:
+    head = "| per-call latency, p50 / p99 µs | engine | " + " | ".join(f"gap {g} µs" for g in GAPS_US) + " |"
+    lines = [head, "|---" * (len(GAPS_US) + 2) + "|"]
+    for case, name, cells in sorted(rows, key=lambda r: r[0]):
+        lines.append(f"| {case} | {name} | " + " | ".join(f"{a:.2f} / {b:.2f}" for a, b in cells) + " |")
+    return "\n".join(lines)
+
+
 def fmt(v: float, case: str) -> str:
     if "ops/s" in case:
         return f"{v:,.0f}"
@@ -376,7 +462,13 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--png")
+    parser.add_argument("--latency-only", action="store_true")
     args = parser.parse_args()
+    print("Interleaved latency (each call timed alone, host busy-work between calls):")
+    print(latency_table(latency(args.quick)))
+    print()
+    if args.latency_only:
+        return
     results = run(args.quick)
     print(table(results))
     p = results.get("polyracer", {})

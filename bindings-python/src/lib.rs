@@ -383,7 +383,8 @@ impl Completer {
 
 // ------------------------------------------------------------ Context
 
-/// A JavaScript context: its own V8 isolate and heap, on its own thread.
+/// A JavaScript context: its own V8 isolate and heap. Calls run JS on the
+/// calling thread (with the GIL released); threads take turns.
 #[pyclass(module = "polyracer._polyracer", subclass, frozen)]
 struct Context {
     inner: pr::Context,

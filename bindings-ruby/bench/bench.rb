@@ -3,8 +3,7 @@
 # polyracer vs ExecJS (Debian's ruby-execjs with the Node runtime) in one run.
 #   ruby -Ilib bench/bench.rb            (from bindings-ruby/, after `rake compile`)
 # Set QUICK=1 for fewer iterations. Each timing is the best of several
-# batches: the handoff to the isolate thread spins on both cores, so other
-# load on a 2-core machine shows up directly in the µs rows.
+# batches, so other load on a 2-core machine shows less in the µs rows.
 require "polyracer"
 
 begin

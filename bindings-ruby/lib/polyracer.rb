@@ -92,7 +92,8 @@ module Polyracer
     end
   end
 
-  # A JavaScript context: its own V8 isolate and heap, on its own thread.
+  # A JavaScript context: its own V8 isolate and heap. Calls run on the
+  # calling thread with the GVL released; threads take turns.
   #
   # Thread-safe: calls from several Ruby threads are serialised. Dispose it
   # with {#dispose} (or let the GC do it).

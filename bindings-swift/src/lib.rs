@@ -189,7 +189,7 @@ impl Completer {
 
 // ------------------------------------------------------------ Context
 
-/// A JS context: its own V8 isolate and heap, on its own thread. Calls may
+/// A JS context: its own V8 isolate and heap; calls run on the calling thread. Calls may
 /// come from any thread; they are serialised.
 #[derive(uniffi::Object)]
 pub struct Context {

@@ -1,4 +1,5 @@
-//! Conversion between V8 values and [`Value`] (runs on the owner thread).
+//! Conversion between V8 values and [`Value`] (on the calling thread, with
+//! the isolate locked).
 
 use num_bigint::{BigInt, Sign};
 

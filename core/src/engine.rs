@@ -131,9 +131,9 @@ pub(crate) fn engine() -> &'static Engine {
         let _ = v8::icu::set_common_data_74(deno_core_icudata::ICU_DATA);
         let mut flags = options.flags.join(" ");
         if !options.flags.iter().any(|f| f.starts_with("--stack-size") || f.starts_with("--stack_size")) {
-            // Owner threads have a 32 MiB stack (runtime::THREAD_STACK); V8's
-            // default ~1 MB limit would cap JS → host → JS nesting at a few
-            // dozen levels.
+            // Calls set the stack limit from the calling thread's real stack
+            // (runtime::locker); this is the limit for the snapshot-building
+            // thread (32 MiB), where V8's default ~1 MB would cap nesting.
             flags.push_str(" --stack-size=8192");
         }
         if options.single_threaded {

@@ -39,7 +39,7 @@ pub(crate) struct HandleInner {
 
 impl Drop for HandleInner {
     fn drop(&mut self) {
-        // Batched: the owner thread frees queued ids at its next request, so
+        // Batched: the next call frees queued ids (under the lock), so
         // a host GC finaliser never waits on the context.
         self.shared.queue_release(Release::Handle(self.id));
     }

@@ -18,12 +18,12 @@ use std::ffi::c_void;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-/// How often a host thread waiting on a memory-limited context asks the
-/// isolate to check its total memory (page-allocator stores).
+/// How often the watchdog asks a running call on a memory-limited context
+/// to check its total memory (page-allocator stores).
 pub(crate) const CHECK_PERIOD: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// One context's byte budget, shared by its allocator (which V8 may call
-/// from background threads to free) and the owner thread.
+/// from background threads to free) and the thread running a call.
 pub(crate) struct Budget {
     limit: usize,
     /// Bytes held by backing stores this context allocated or adopted.

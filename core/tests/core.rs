@@ -535,7 +535,7 @@ fn async_awaits_for_async_hosts() {
         Err(Error::Js(e)) => assert_eq!(e.name, "TypeError"),
         other => panic!("{other:?}"),
     }
-    // Host functions called meanwhile run on the helper thread, not the owner thread.
+    // Host functions called meanwhile run on the helper thread that awaits.
     c.expose("where_am_i", |_, _| Ok(Value::from(std::thread::current().name().unwrap_or("").to_string()))).unwrap();
     assert_eq!(block_on(c.eval_async("where_am_i()", EvalOptions::default())).unwrap(), Value::from("polyracer-await"));
     // Several awaits at once on one context.

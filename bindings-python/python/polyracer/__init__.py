@@ -70,7 +70,7 @@ def __getattr__(name: str) -> Any:
 
 
 class Context(_polyracer.Context):
-    """A JavaScript context: its own V8 isolate and heap, on its own thread.
+    """A JavaScript context: its own V8 isolate and heap; calls run on the calling thread.
 
     ``timeout`` (seconds) applies to every call unless a call gives its own;
     ``memory_limit`` is the heap limit in bytes; ``snapshot`` starts the

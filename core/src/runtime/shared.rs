@@ -60,6 +60,7 @@ static WAIT_HOOK: AtomicUsize = AtomicUsize::new(0);
 /// `Thread#raise` during long calls. `None` removes it.
 pub fn set_wait_hook(hook: Option<fn() -> bool>) {
     WAIT_HOOK.store(hook.map_or(0, |f| f as usize), Ordering::SeqCst);
+    watchdog::hook_installed();
 }
 
 pub(crate) fn wait_hook() -> Option<fn() -> bool> {
@@ -330,9 +331,8 @@ impl Shared {
         let d = deadline.map_or(0, watchdog::to_nanos);
         e.deadline.store(d, Ordering::SeqCst);
         e.busy.store(true, Ordering::SeqCst);
-        let polled = self.fixed.memory_limited || wait_hook().is_some();
-        if d != 0 || polled {
-            watchdog::call_started(self, d, polled);
+        if d != 0 {
+            watchdog::call_started(self, d);
         }
     }
 
@@ -343,7 +343,7 @@ impl Shared {
         let old = self.exec.deadline.load(Ordering::SeqCst);
         if old == 0 || d < old {
             self.exec.deadline.store(d, Ordering::SeqCst);
-            watchdog::call_started(self, d, false);
+            watchdog::call_started(self, d);
         }
         old
     }

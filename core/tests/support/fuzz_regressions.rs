@@ -74,13 +74,12 @@ fn module_importing_itself_is_not_fatal() {
 /// memory limit, a per-call timeout of 0, a heap-filling loop) and again
 /// by the soak run (`ci/soak.sh`), where a 20 ms timeout on a loaded
 /// machine never fired and `for (;;) {}` held the context for good.
-/// The caller computes the deadline before the owner thread starts the
-/// request; if it passes first, `Shared::interrupt` finds the context not
-/// yet busy, drops the termination, and the caller stops watching the
-/// deadline (`wait_until = None` in `Shared::request`). The script then
-/// runs unbounded: a hang, or V8's fatal out-of-memory abort without a
-/// memory limit. Fixed: `Shared::request` retries the termination until
-/// the request is running. The watchdog turns a regression's hang into a
+/// Under the owner-thread design the caller computed the deadline before
+/// the owner thread started the request; if it passed first, the
+/// termination was dropped and the script ran unbounded. Now the call
+/// publishes its deadline after it is marked running, and the watchdog
+/// thread terminates it by sequence number, so an expired deadline always
+/// stops it. The test's own watchdog turns a regression's hang into a
 /// failure.
 #[test]
 fn a_timeout_that_expires_before_the_script_starts_still_fires() {

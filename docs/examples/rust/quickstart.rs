@@ -6,7 +6,7 @@ use std::time::Duration;
 use polyracer::{Context, ContextOptions, Error, HostError, Value};
 
 pub fn main() -> Result<(), Error> {
-    // A context: one V8 isolate on its own thread, with limits.
+    // A context: one V8 isolate, with limits; calls run on this thread.
     let ctx = Context::new(ContextOptions {
         timeout: Some(Duration::from_secs(1)),
         memory_limit: Some(64 << 20),

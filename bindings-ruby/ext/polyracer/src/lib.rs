@@ -7,8 +7,8 @@
 //! (`rb_thread_call_without_gvl2`, so other Ruby threads proceed), with an
 //! unblocking function that terminates the running JS; `Thread#raise`,
 //! `Timeout.timeout` and signals are then delivered by `rb_thread_check_ints`
-//! under `protect` once no Rust frame is left to skip. Host callbacks arrive
-//! on that waiting thread (core rendezvous) and re-take the GVL with
+//! under `protect` once no Rust frame is left to skip. JS runs on the calling
+//! thread, so host callbacks arrive there too and re-take the GVL with
 //! `rb_thread_call_with_gvl`; Ruby exceptions raised there are caught by
 //! magnus and carried as the `HostError` payload.
 
