@@ -19,9 +19,40 @@ test('main thread: create, evaluate, dispose', () => {
   assert.equal(ctx.disposed, true)
 })
 
-function inWorker(code) {
+// Calls run the sandbox's V8 on the calling thread, under its isolate's
+// lock: here, on Node's own JS thread, between Node's own JS.
+test('main thread: several sandboxes interleaved with Node\'s own JS', () => {
+  const a = new pr.Context()
+  const b = new pr.Context()
+  a.expose('nodeSide', (x) => [x, typeof process.versions.node])
+  let total = 0
+  for (let i = 0; i < 200; i++) {
+    total += a.evalSync(`nodeSide(${i})[0]`) + b.evalSync(`${i} * 2`)
+    total += [i].map((x) => x).length // Node's V8 between the sandbox calls
+  }
+  assert.equal(total, 199 * 100 * 3 + 200)
+  assert.deepEqual(a.evalSync('nodeSide(1)'), [1, 'string'])
+  a.dispose()
+  b.dispose()
+})
+
+const DEPTH = `(() => { let d = 0; function f() { d++; f() } try { f() } catch (e) { return [d, e.name] } })()`
+
+test('main thread: deep recursion and deep sandbox → Node nesting are RangeErrors', () => {
+  const ctx = new pr.Context()
+  const [d, name] = ctx.evalSync(DEPTH)
+  assert.equal(name, 'RangeError')
+  assert.ok(d > 1000, `only ${d} frames`)
+  ctx.expose('down', (n) => ctx.callSync('step', n + 1))
+  ctx.evalSync('globalThis.step = (n) => down(n)')
+  assert.throws(() => ctx.callSync('step', 0), (e) => e.name === 'RangeError' || /call stack/.test(e.message))
+  assert.equal(ctx.evalSync('1 + 1'), 2)
+  ctx.dispose()
+})
+
+function inWorker(code, options = {}) {
   return new Promise((resolve, reject) => {
-    const w = new Worker(code, { eval: true })
+    const w = new Worker(code, { eval: true, ...options })
     let msg
     w.on('message', (m) => (msg = m))
     w.on('error', reject)
@@ -55,6 +86,48 @@ test('several workers at once, and contexts left for the worker teardown', async
   `
   const all = await Promise.all([inWorker(code), inWorker(code), inWorker(code)])
   for (const r of all) assert.deepEqual(r, [10, 20, 30])
+})
+
+test('worker with a small stack: deep recursion and nesting are RangeErrors, the worker survives', async () => {
+  const got = await inWorker(
+    `
+    const { parentPort } = require('node:worker_threads')
+    const pr = require(${JSON.stringify(require.resolve('polyracer'))})
+    const ctx = new pr.Context()
+    const depth = ctx.evalSync(${JSON.stringify(DEPTH)})
+    ctx.expose('down', (n) => ctx.callSync('step', n + 1))
+    ctx.evalSync('globalThis.step = (n) => down(n)')
+    let nested
+    try { ctx.callSync('step', 0) } catch (e) { nested = e.name === 'RangeError' || /call stack/.test(e.message) }
+    parentPort.postMessage([depth, nested, ctx.evalSync('2 + 2')])
+    ctx.dispose()
+  `,
+    { resourceLimits: { stackSizeMb: 1 } },
+  )
+  assert.equal(got[0][1], 'RangeError')
+  assert.ok(got[0][0] > 100, `only ${got[0][0]} frames`)
+  assert.equal(got[1], true)
+  assert.equal(got[2], 4)
+})
+
+test('one sandbox used from the main thread while workers run their own', async () => {
+  const ctx = new pr.Context()
+  ctx.evalSync('globalThis.n = 0')
+  const code = `
+    const { parentPort } = require('node:worker_threads')
+    const pr = require(${JSON.stringify(require.resolve('polyracer'))})
+    const c = new pr.Context()
+    let s = 0
+    for (let i = 0; i < 500; i++) s += c.evalSync('1 + ' + i)
+    c.dispose()
+    parentPort.postMessage(s)
+  `
+  const workers = [inWorker(code), inWorker(code)]
+  for (let i = 0; i < 500; i++) ctx.evalSync('n++')
+  const sums = await Promise.all(workers)
+  assert.deepEqual(sums, [125250, 125250])
+  assert.equal(ctx.evalSync('n'), 500)
+  ctx.dispose()
 })
 
 test('the addon exports only the N-API entry point (nm -D)', (t) => {

@@ -377,29 +377,34 @@ def percentiles(fn: Callable[[], Any], gap: int, n: int) -> tuple[float, float]:
     return times[len(times) // 2] / 1000, times[min(len(times) - 1, len(times) * 99 // 100)] / 1000
 
 
+def engine_latency(eng: Any, scale: float) -> list[tuple[str, str, list[tuple[float, float]]]]:
+    """One engine's interleaved latency rows."""
+    counts = {0: 20000, 5: 20000, 50: 10000, 200: 3000, 1000: 1000}
+    ctx = eng.new()
+    add = eng.function(ctx, "(a, b) => a + b")
+    cases: list[tuple[str, Callable[[], Any]]] = [
+        ("eval `1+1`", lambda: eng.eval(ctx, "1+1")),
+        ("call `(a,b)=>a+b`", lambda: add(1, 2)),
+    ]
+    caller = eng.callback_caller()
+    if caller:
+        cases.append(("callback round trip (JS → Python → JS)", caller[0]))
+    rows = []
+    for case, fn in cases:
+        cells = [percentiles(fn, gap, max(200, int(counts[gap] * scale))) for gap in GAPS_US]
+        rows.append((case, eng.name, cells))
+    if caller:
+        caller[1]()
+    eng.close(ctx)
+    return rows
+
+
 def latency(quick: bool) -> list[tuple[str, str, list[tuple[float, float]]]]:
     """Interleaved latency rows: (case, engine, [(p50, p99) per gap])."""
     rows = []
-    scale = 0.2 if quick else 1.0
-    counts = {0: 20000, 5: 20000, 50: 10000, 200: 3000, 1000: 1000}
     for eng in ENGINES:
-        if eng.name not in LATENCY_ENGINES or not eng.available():
-            continue
-        ctx = eng.new()
-        add = eng.function(ctx, "(a, b) => a + b")
-        cases: list[tuple[str, Callable[[], Any]]] = [
-            ("eval `1+1`", lambda: eng.eval(ctx, "1+1")),
-            ("call `(a,b)=>a+b`", lambda: add(1, 2)),
-        ]
-        caller = eng.callback_caller()
-        if caller:
-            cases.append(("callback round trip (JS → Python → JS)", caller[0]))
-        for case, fn in cases:
-            cells = [percentiles(fn, gap, max(200, int(counts[gap] * scale))) for gap in GAPS_US]
-            rows.append((case, eng.name, cells))
-        if caller:
-            caller[1]()
-        eng.close(ctx)
+        if eng.name in LATENCY_ENGINES and eng.available():
+            rows += engine_latency(eng, 0.2 if quick else 1.0)
     return rows
 
 

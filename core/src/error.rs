@@ -20,6 +20,10 @@ pub struct JsException {
     pub stack: String,
     /// The thrown value itself, converted (or `Undefined` if it could not be).
     pub value: Box<Value>,
+    /// The JS call stack as data, innermost first: captured when the error
+    /// was created, else where it was thrown; for a syntax error, the place
+    /// of the error. Bindings build their language's backtraces from it.
+    pub frames: Vec<StackFrame>,
     /// Script name, 1-based line and column where the exception was raised.
     pub filename: Option<String>,
     pub line: Option<u32>,
@@ -27,6 +31,29 @@ pub struct JsException {
     /// The host error that started it, when a host function threw and JS
     /// did not catch the resulting exception.
     pub cause: Option<Arc<dyn Any + Send + Sync>>,
+}
+
+/// One frame of a JS stack.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StackFrame {
+    /// The function's name; `None` for top-level code and anonymous functions.
+    pub function: Option<String>,
+    /// Script name or `//# sourceURL`; `None` when V8 knows none.
+    pub file: Option<String>,
+    /// 1-based line and column.
+    pub line: u32,
+    pub column: u32,
+}
+
+impl fmt::Display for StackFrame {
+    /// `fn (file:line:column)` or `file:line:column`, as in a JS stack.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let file = self.file.as_deref().unwrap_or("<anonymous>");
+        match &self.function {
+            Some(name) => write!(f, "{name} ({file}:{}:{})", self.line, self.column),
+            None => write!(f, "{file}:{}:{}", self.line, self.column),
+        }
+    }
 }
 
 impl fmt::Debug for JsException {

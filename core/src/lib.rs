@@ -38,7 +38,7 @@ pub use context::{Completer, Context, ContextOptions, EvalOptions, HeapStats, Ta
 pub use convert::MAX_DEPTH;
 pub use display::iso_date;
 pub use engine::{configure, is_initialized, options as engine_options, set_flags, v8_version, EngineOptions};
-pub use error::{Error, JsException, Result};
+pub use error::{Error, JsException, Result, StackFrame};
 pub use handle::{HandleKind, JsHandle};
 pub use module::{resolve_specifier, ModuleOptions, ModuleResult};
 pub use runtime::shared::set_wait_hook;

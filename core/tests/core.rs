@@ -1433,3 +1433,34 @@ mod fuzz_regressions;
 
 #[path = "support/threads.rs"]
 mod threads;
+
+#[test]
+fn exceptions_carry_their_stack_frames_as_data() {
+    let c = ctx();
+    let src = "function inner() { throw new TypeError('bad') }\nfunction outer() { inner() }\nouter()";
+    match c.eval_with(src, EvalOptions { filename: Some("app.js".into()), ..Default::default() }).unwrap_err() {
+        Error::Js(e) => {
+            let names: Vec<_> = e.frames.iter().map(|f| f.function.as_deref()).collect();
+            assert_eq!(names, [Some("inner"), Some("outer"), None], "{:?}", e.frames);
+            assert_eq!(e.frames[0].file.as_deref(), Some("app.js"));
+            assert_eq!((e.frames[0].line, e.frames[0].column), (1, 26));
+            assert_eq!((e.frames[1].line, e.frames[2].line), (2, 3));
+            assert!(e.stack.contains("at inner (app.js:1:26)"), "{}", e.stack);
+        }
+        other => panic!("{other:?}"),
+    }
+    // A syntax error has one frame: where it is.
+    match c.eval_with("let x = ;", EvalOptions { filename: Some("bad.js".into()), ..Default::default() }).unwrap_err() {
+        Error::Parse(e) => {
+            assert_eq!(e.frames.len(), 1, "{:?}", e.frames);
+            assert_eq!(e.frames[0].file.as_deref(), Some("bad.js"));
+            assert_eq!((e.frames[0].line, e.frames[0].column), (1, 9));
+        }
+        other => panic!("{other:?}"),
+    }
+    // A thrown non-Error value: where it was thrown.
+    match c.eval("function f() { throw 42 }\nf()").unwrap_err() {
+        Error::Js(e) => assert_eq!(e.frames.first().map(|f| (f.function.as_deref(), f.line)), Some((Some("f"), 1))),
+        other => panic!("{other:?}"),
+    }
+}

@@ -44,6 +44,7 @@ pub(crate) fn await_promise_local<'s>(
             message: "the promise can never settle: no timers, async host calls or tasks are pending".into(),
             stack: String::new(),
             value: Box::new(Value::Undefined),
+            frames: Vec::new(),
             filename: None,
             line: None,
             column: None,

@@ -2,7 +2,7 @@
 
 use super::State;
 use crate::convert::{self, ToHost};
-use crate::error::{Error, JsException};
+use crate::error::{Error, JsException, StackFrame};
 use crate::value::Value;
 
 /// Turns the exception caught by `tc` into an [`Error`].
@@ -34,30 +34,39 @@ pub(crate) fn exception(
     msg: Option<v8::Local<v8::Message>>,
 ) -> JsException {
     let (mut filename, mut line, mut column) = (None, None, None);
-    let mut frames = String::new();
+    // The stack the error captured when it was created, else the one V8
+    // recorded where it was thrown.
+    let mut trace = v8::Exception::get_stack_trace(scope, exc);
     if let Some(m) = msg {
         filename =
             m.get_script_resource_name(scope).filter(|n| !n.is_undefined()).map(|n| n.to_rust_string_lossy(scope));
         line = m.get_line_number(scope).map(|l| l as u32);
         // -1 (as usize) when V8 has no position, e.g. for promise rejections.
         column = u32::try_from(m.get_start_column()).ok().and_then(|c| c.checked_add(1));
-        if let Some(trace) = m.get_stack_trace(scope) {
-            for i in 0..trace.get_frame_count() {
-                let Some(f) = trace.get_frame(scope, i) else {
-                    continue;
-                };
-                let file = f
-                    .get_script_name_or_source_url(scope)
-                    .map(|s| s.to_rust_string_lossy(scope))
-                    .unwrap_or_else(|| "<anonymous>".into());
-                let loc = format!("{file}:{}:{}", f.get_line_number(), f.get_column());
-                match f.get_function_name(scope).map(|n| n.to_rust_string_lossy(scope)) {
-                    Some(name) if !name.is_empty() => frames.push_str(&format!("\n    at {name} ({loc})")),
-                    _ => frames.push_str(&format!("\n    at {loc}")),
-                }
-            }
+        if trace.is_none() {
+            trace = m.get_stack_trace(scope);
         }
     }
+    let mut stack_frames = Vec::new();
+    if let Some(trace) = trace {
+        for i in 0..trace.get_frame_count() {
+            let Some(f) = trace.get_frame(scope, i) else {
+                continue;
+            };
+            stack_frames.push(StackFrame {
+                function: f.get_function_name(scope).map(|n| n.to_rust_string_lossy(scope)).filter(|n| !n.is_empty()),
+                file: f.get_script_name_or_source_url(scope).map(|s| s.to_rust_string_lossy(scope)),
+                line: f.get_line_number() as u32,
+                column: f.get_column() as u32,
+            });
+        }
+    }
+    if stack_frames.is_empty() {
+        if let (Some(l), Some(c)) = (line, column) {
+            stack_frames.push(StackFrame { function: None, file: filename.clone(), line: l, column: c });
+        }
+    }
+    let frames: String = stack_frames.iter().map(|f| format!("\n    at {f}")).collect();
     let location = || match (&filename, line, column) {
         (Some(f), Some(l), Some(c)) => format!("{f}:{l}:{c}"),
         _ => "<unknown>".into(),
@@ -97,5 +106,5 @@ pub(crate) fn exception(
     };
     let exc = v8::Local::new(scope, exc);
     let value = st.and_then(|st| ToHost::new(st).convert(scope, exc, false).ok()).unwrap_or(Value::Undefined);
-    JsException { name, message, stack, value: Box::new(value), filename, line, column, cause }
+    JsException { name, message, stack, value: Box::new(value), frames: stack_frames, filename, line, column, cause }
 }

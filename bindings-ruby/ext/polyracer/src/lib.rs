@@ -398,36 +398,11 @@ fn conversion_error(ruby: &Ruby, msg: impl Into<String>) -> Error {
     Error::new(ruby.get_inner(&E_CONVERSION), msg.into())
 }
 
-/// `"    at f (file.js:3:7)"` → `"file.js:3:in 'f'"`, the Ruby backtrace form.
-fn js_frames(stack: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    for line in stack.lines() {
-        let t = line.trim();
-        let Some(rest) = t.strip_prefix("at ") else {
-            // A stack built from a V8 message is a bare `file:line:column`.
-            if out.is_empty() && !t.contains(' ') && t.matches(':').count() >= 2 {
-                if let Some(f) = location(t, "<js>") {
-                    out.push(f);
-                }
-            }
-            continue;
-        };
-        let (func, loc) = match (rest.rfind(" ("), rest.ends_with(')')) {
-            (Some(i), true) => (&rest[..i], &rest[i + 2..rest.len() - 1]),
-            _ => ("<js>", rest),
-        };
-        out.push(location(loc, func).unwrap_or_else(|| format!("{loc}:in `{func}'")));
-    }
-    out
-}
-
-fn location(loc: &str, func: &str) -> Option<String> {
-    let mut parts = loc.rsplitn(3, ':');
-    let _col = parts.next()?;
-    let line = parts.next()?;
-    let file = parts.next()?;
-    line.parse::<u32>().ok()?;
-    Some(format!("{file}:{line}:in `{func}'"))
+/// A JS frame in Ruby's backtrace form: `file.js:3:in 'f'`.
+fn backtrace_line(f: &pr::StackFrame) -> String {
+    let file = f.file.as_deref().unwrap_or("<anonymous>");
+    let func = f.function.as_deref().unwrap_or("<js>");
+    format!("{file}:{}:in `{func}'", f.line)
 }
 
 /// Maps a core error to the matching `Polyracer::*Error`.
@@ -468,8 +443,8 @@ fn build_err(ruby: &Ruby, owner: Option<Value>, e: pr::Error) -> Result<Exceptio
         ivar(e, c"@value", value);
         // JS frames first (they are deeper), then where Ruby called in.
         let bt = ruby.ary_new();
-        for f in js_frames(&ex.stack) {
-            bt.push(ruby.str_new(&f))?;
+        for f in &ex.frames {
+            bt.push(ruby.str_new(&backtrace_line(f)))?;
         }
         // SAFETY: called with the GVL; returns a new Array of Strings.
         let rb_bt = unsafe { Value::from_raw(rb_sys::rb_make_backtrace()) };
