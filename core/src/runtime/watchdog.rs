@@ -144,7 +144,10 @@ impl Watchdog {
                 woken = if wake_at == u64::MAX {
                     self.cv.wait(woken).unwrap_or_else(|e| e.into_inner())
                 } else {
-                    self.cv.wait_timeout(woken, Duration::from_nanos(wake_at - now)).unwrap_or_else(|e| e.into_inner()).0
+                    self.cv
+                        .wait_timeout(woken, Duration::from_nanos(wake_at - now))
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0
                 };
             }
             *woken = false;

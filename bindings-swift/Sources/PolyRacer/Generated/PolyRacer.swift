@@ -772,7 +772,7 @@ public func FfiConverterTypeCompleter_lower(_ value: Completer) -> UInt64 {
 
 
 /**
- * A JS context: its own V8 isolate and heap, on its own thread. Calls may
+ * A JS context: its own V8 isolate and heap; calls run on the calling thread. Calls may
  * come from any thread; they are serialised.
  */
 public protocol ContextProtocol: AnyObject, Sendable {
@@ -867,7 +867,7 @@ public protocol ContextProtocol: AnyObject, Sendable {
     
 }
 /**
- * A JS context: its own V8 isolate and heap, on its own thread. Calls may
+ * A JS context: its own V8 isolate and heap; calls run on the calling thread. Calls may
  * come from any thread; they are serialised.
  */
 open class Context: ContextProtocol, @unchecked Sendable {
