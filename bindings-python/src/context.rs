@@ -1,0 +1,290 @@
+//! `Context`, `Script` and `Snapshot`: calls into core with the GIL released.
+
+use std::time::Duration;
+
+use polyracer as pr;
+use pyo3::exceptions::PyTypeError;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyString, PyTuple};
+
+use crate::convert::*;
+use crate::error::*;
+use crate::handles::*;
+use crate::host::*;
+
+/// Timeouts in seconds, validated by core (same range and message in every binding).
+pub(crate) fn seconds(t: Option<f64>) -> PyResult<Option<Duration>> {
+    Python::attach(|py| pr::limits::optional_timeout(t, pr::limits::TimeUnit::Seconds).map_err(|e| to_pyerr(py, e)))
+}
+
+/// A memory limit in bytes (an int, or a float with no fraction such as
+/// `2e8`), validated and rounded by core.
+pub(crate) fn memory_limit(py: Python<'_>, m: Option<&Bound<'_, PyAny>>) -> PyResult<Option<usize>> {
+    let Some(m) = m.filter(|m| !m.is_none()) else { return Ok(None) };
+    let checked = if let Ok(n) = m.extract::<i128>() {
+        pr::limits::memory_limit(n)
+    } else if m.is_instance_of::<pyo3::types::PyInt>() {
+        // Beyond i128: out of range all the same.
+        pr::limits::memory_limit(i128::MAX)
+    } else if let Ok(f) = m.extract::<f64>() {
+        pr::limits::memory_limit_f64(f)
+    } else {
+        Err(pr::Error::InvalidArgument(format!(
+            "memory limit must be a whole number of bytes, not {}",
+            m.get_type().name()?
+        )))
+    };
+    checked.map(Some).map_err(|e| to_pyerr(py, e))
+}
+
+// ------------------------------------------------------------ conversion
+
+/// A JavaScript context: its own V8 isolate and heap. Calls run JS on the
+/// calling thread (with the GIL released); threads take turns.
+#[pyclass(module = "polyracer._polyracer", subclass, frozen)]
+pub(crate) struct Context {
+    inner: pr::Context,
+}
+
+pub(crate) fn eval_options(
+    filename: Option<String>,
+    timeout: Option<f64>,
+    await_promise: bool,
+    as_handle: bool,
+) -> PyResult<pr::EvalOptions> {
+    Ok(pr::EvalOptions { filename, timeout: seconds(timeout)?, as_handle, await_promise })
+}
+
+#[pymethods]
+impl Context {
+    #[new]
+    #[pyo3(signature = (*, timeout=None, memory_limit=None, snapshot=None))]
+    fn new(
+        py: Python<'_>,
+        timeout: Option<f64>,
+        memory_limit: Option<&Bound<'_, PyAny>>,
+        snapshot: Option<PyRef<'_, Snapshot>>,
+    ) -> PyResult<Self> {
+        let options = pr::ContextOptions {
+            timeout: seconds(timeout)?,
+            memory_limit: self::memory_limit(py, memory_limit)?,
+            snapshot: snapshot.map(|s| s.0.clone()),
+        };
+        let inner = py.detach(|| pr::Context::new(options)).or_raise(py)?;
+        Ok(Context { inner })
+    }
+
+    /// `as_handle=True` returns objects and arrays as `JSObject`/`JSArray`
+    /// handles instead of copies.
+    #[pyo3(signature = (code, *, filename=None, timeout=None, await_promise=false, as_handle=false))]
+    fn eval(
+        &self,
+        py: Python<'_>,
+        code: &str,
+        filename: Option<String>,
+        timeout: Option<f64>,
+        await_promise: bool,
+        as_handle: bool,
+    ) -> PyResult<Py<PyAny>> {
+        let opts = eval_options(filename, timeout, await_promise, as_handle)?;
+        let v = py.detach(|| self.inner.eval_with(code, opts)).or_raise(py)?;
+        to_py(py, v)
+    }
+
+    #[pyo3(signature = (target, *args, timeout=None, await_promise=false, as_handle=false))]
+    fn call(
+        &self,
+        py: Python<'_>,
+        target: &Bound<'_, PyAny>,
+        args: &Bound<'_, PyTuple>,
+        timeout: Option<f64>,
+        await_promise: bool,
+        as_handle: bool,
+    ) -> PyResult<Py<PyAny>> {
+        let argv = args_from_py(args)?;
+        let opts = eval_options(None, timeout, await_promise, as_handle)?;
+        let v = if let Ok(f) = target.cast::<JSFunction>() {
+            let h = f.get().0.clone();
+            py.detach(|| self.inner.call_with(&h, &argv, opts)).or_raise(py)?
+        } else if let Ok(s) = target.cast::<PyString>() {
+            let s = s.to_string_lossy().into_owned();
+            py.detach(|| self.inner.call_with(s.as_str(), &argv, opts)).or_raise(py)?
+        } else {
+            return Err(PyTypeError::new_err("call() needs a JSFunction, a global path or a function expression"));
+        };
+        to_py(py, v)
+    }
+
+    fn set_global(&self, py: Python<'_>, name: &str, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        let v = from_py(value)?;
+        py.detach(|| self.inner.set_global(name, v)).or_raise(py)
+    }
+
+    /// Exposes a Python callable to JS as `name` (dotted paths allowed).
+    /// `is_async` callables get a `Completer` as their first argument and
+    /// JS receives a promise.
+    #[pyo3(signature = (name, function, *, is_async=false))]
+    fn _expose(&self, py: Python<'_>, name: &str, function: Py<PyAny>, is_async: bool) -> PyResult<()> {
+        if is_async {
+            let r = self.inner.expose_async(name, move |_ctx, args, completer| {
+                Python::attach(|py| {
+                    let c = Py::new(py, Completer(std::sync::Mutex::new(Some(completer))));
+                    let run = || -> PyResult<()> {
+                        let mut items = vec![c?.into_any()];
+                        for a in args {
+                            items.push(to_py(py, a)?);
+                        }
+                        function.bind(py).call1(PyTuple::new(py, items)?)?;
+                        Ok(())
+                    };
+                    if let Err(e) = run() {
+                        e.print(py);
+                    }
+                })
+            });
+            return r.or_raise(py);
+        }
+        (self.inner.expose(name, move |_ctx, args| call_python(&function, args))).or_raise(py)
+    }
+
+    fn terminate(&self) {
+        self.inner.terminate();
+    }
+
+    fn heap_stats(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        let s = py.detach(|| self.inner.heap_stats()).or_raise(py)?;
+        let d = PyDict::new(py);
+        d.set_item("total_heap_size", s.total_heap_size)?;
+        d.set_item("total_heap_size_executable", s.total_heap_size_executable)?;
+        d.set_item("total_physical_size", s.total_physical_size)?;
+        d.set_item("total_available_size", s.total_available_size)?;
+        d.set_item("used_heap_size", s.used_heap_size)?;
+        d.set_item("heap_size_limit", s.heap_size_limit)?;
+        d.set_item("malloced_memory", s.malloced_memory)?;
+        d.set_item("external_memory", s.external_memory)?;
+        d.set_item("peak_malloced_memory", s.peak_malloced_memory)?;
+        d.set_item("number_of_native_contexts", s.number_of_native_contexts)?;
+        d.set_item("number_of_detached_contexts", s.number_of_detached_contexts)?;
+        Ok(d.into_any().unbind())
+    }
+
+    fn low_memory_notification(&self, py: Python<'_>) -> PyResult<()> {
+        py.detach(|| self.inner.low_memory_notification()).or_raise(py)
+    }
+
+    fn write_heap_snapshot(&self, py: Python<'_>, path: std::path::PathBuf) -> PyResult<()> {
+        py.detach(|| self.inner.write_heap_snapshot(&path)).or_raise(py)
+    }
+
+    #[pyo3(signature = (source, *, filename=None, cached_data=None, produce_cache=false))]
+    fn compile(
+        &self,
+        py: Python<'_>,
+        source: &str,
+        filename: Option<String>,
+        cached_data: Option<Vec<u8>>,
+        produce_cache: bool,
+    ) -> PyResult<Script> {
+        let s = py
+            .detach(|| {
+                self.inner.compile(
+                    source,
+                    pr::CompileOptions {
+                        filename: filename.as_deref(),
+                        cached_data: cached_data.as_deref(),
+                        produce_cache,
+                    },
+                )
+            })
+            .or_raise(py)?;
+        Ok(Script(s))
+    }
+
+    /// Evaluates an ES module; `resolver(specifier, referrer) -> source`.
+    /// Returns the module namespace object.
+    #[pyo3(signature = (source, *, filename, resolver, timeout=None))]
+    fn eval_module(
+        &self,
+        py: Python<'_>,
+        source: &str,
+        filename: &str,
+        resolver: Py<PyAny>,
+        timeout: Option<f64>,
+    ) -> PyResult<Py<PyAny>> {
+        let resolve = move |spec: &str, referrer: &str| -> Result<String, pr::HostError> {
+            Python::attach(|py| {
+                let r = resolver.bind(py).call1((spec, referrer)).and_then(|s| s.extract::<String>());
+                r.map_err(|e| host_error(py, e))
+            })
+        };
+        let opts = pr::ModuleOptions { timeout: seconds(timeout)?, ..Default::default() };
+        let m = py.detach(|| self.inner.eval_module_with(source, filename, resolve, opts)).or_raise(py)?;
+        handle_to_py(py, m.handle)
+    }
+
+    fn dispose(&self, py: Python<'_>) {
+        py.detach(|| self.inner.dispose());
+    }
+
+    #[getter]
+    fn disposed(&self) -> bool {
+        self.inner.is_disposed()
+    }
+}
+
+// ------------------------------------------------------------ Script, Snapshot
+
+/// A compiled script; run it many times.
+#[pyclass(module = "polyracer._polyracer", frozen)]
+pub(crate) struct Script(pub(crate) pr::Script);
+
+#[pymethods]
+impl Script {
+    #[pyo3(signature = (*, timeout=None))]
+    fn run(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Py<PyAny>> {
+        let opts = eval_options(None, timeout, false, false)?;
+        let v = py.detach(|| self.0.run_with(opts)).or_raise(py)?;
+        to_py(py, v)
+    }
+
+    #[getter]
+    fn cached_data<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyBytes>> {
+        self.0.cached_data().map(|b| PyBytes::new(py, b))
+    }
+
+    #[getter]
+    fn cache_rejected(&self) -> bool {
+        self.0.cache_rejected()
+    }
+
+    fn dispose(&self) {
+        self.0.dispose();
+    }
+}
+
+/// A V8 startup snapshot.
+#[pyclass(module = "polyracer._polyracer", frozen)]
+pub(crate) struct Snapshot(pub(crate) pr::Snapshot);
+
+#[pymethods]
+impl Snapshot {
+    #[staticmethod]
+    fn create(py: Python<'_>, source: &str) -> PyResult<Self> {
+        py.detach(|| pr::Snapshot::create(source)).or_raise(py).map(Snapshot)
+    }
+
+    fn warmup(&self, py: Python<'_>, source: &str) -> PyResult<Self> {
+        py.detach(|| self.0.warmup(source)).or_raise(py).map(Snapshot)
+    }
+
+    fn dump<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, self.0.as_bytes())
+    }
+
+    #[staticmethod]
+    fn load(py: Python<'_>, data: &[u8]) -> PyResult<Self> {
+        pr::Snapshot::load(data).or_raise(py).map(Snapshot)
+    }
+}
+
+// ------------------------------------------------------------ handles

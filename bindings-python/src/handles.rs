@@ -1,0 +1,181 @@
+//! JS values kept in a context: `JSFunction`, `JSObject`, `JSArray`,
+//! `JSPromise`, `JSSymbol`.
+
+use polyracer as pr;
+use pyo3::prelude::*;
+use pyo3::types::{PyList, PyTuple};
+
+use crate::context::*;
+use crate::convert::*;
+use crate::error::*;
+
+/// A JS function; call it like a Python function.
+#[pyclass(module = "polyracer._polyracer", frozen)]
+pub(crate) struct JSFunction(pub(crate) pr::JsHandle);
+
+#[pymethods]
+impl JSFunction {
+    #[pyo3(signature = (*args, timeout=None))]
+    fn __call__(&self, py: Python<'_>, args: &Bound<'_, PyTuple>, timeout: Option<f64>) -> PyResult<Py<PyAny>> {
+        let argv = args_from_py(args)?;
+        let t = seconds(timeout)?;
+        let v = py.detach(|| self.0.call_with_timeout(&argv, t)).or_raise(py)?;
+        to_py(py, v)
+    }
+
+    fn __repr__(&self) -> String {
+        "<JSFunction>".into()
+    }
+}
+
+/// A JS object held in its context; a mutable mapping of its own keys.
+#[pyclass(module = "polyracer._polyracer", frozen)]
+pub(crate) struct JSObject(pub(crate) pr::JsHandle);
+
+#[pymethods]
+impl JSObject {
+    fn __getitem__(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        let k = key_value(key)?;
+        let v = py.detach(|| self.0.get(k)).or_raise(py)?;
+        if matches!(v, pr::Value::Undefined) {
+            let keys = py.detach(|| self.0.keys()).or_raise(py)?;
+            if !keys.iter().any(|s| Some(s.as_str()) == key.extract::<String>().ok().as_deref()) {
+                return Err(pyo3::exceptions::PyKeyError::new_err(key.clone().unbind()));
+            }
+        }
+        to_py(py, v)
+    }
+
+    fn __setitem__(&self, py: Python<'_>, key: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        let (k, v) = (key_value(key)?, from_py(value)?);
+        py.detach(|| self.0.set(k, v)).or_raise(py)
+    }
+
+    fn __delitem__(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<()> {
+        let k = key_value(key)?;
+        py.detach(|| self.0.delete(k)).or_raise(py).map(drop)
+    }
+
+    fn keys(&self, py: Python<'_>) -> PyResult<Vec<String>> {
+        py.detach(|| self.0.keys()).or_raise(py)
+    }
+
+    fn __iter__(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        let keys = self.keys(py)?;
+        Ok(PyList::new(py, keys)?.try_iter()?.into_any().unbind())
+    }
+
+    fn __len__(&self, py: Python<'_>) -> PyResult<usize> {
+        Ok(self.keys(py)?.len())
+    }
+
+    fn __contains__(&self, py: Python<'_>, key: &str) -> PyResult<bool> {
+        Ok(self.keys(py)?.iter().any(|k| k == key))
+    }
+
+    /// A Python copy of the object.
+    fn to_py(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        let v = py.detach(|| self.0.to_value()).or_raise(py)?;
+        to_py(py, v)
+    }
+
+    fn __repr__(&self) -> String {
+        "<JSObject>".into()
+    }
+}
+
+/// A JS array held in its context; a mutable sequence.
+#[pyclass(module = "polyracer._polyracer", frozen)]
+pub(crate) struct JSArray(pub(crate) pr::JsHandle);
+
+impl JSArray {
+    fn index(&self, py: Python<'_>, i: isize) -> PyResult<usize> {
+        let len = py.detach(|| self.0.length()).or_raise(py)? as isize;
+        let j = if i < 0 { len + i } else { i };
+        if j < 0 || j >= len {
+            return Err(pyo3::exceptions::PyIndexError::new_err("JSArray index out of range"));
+        }
+        Ok(j as usize)
+    }
+}
+
+#[pymethods]
+impl JSArray {
+    fn __len__(&self, py: Python<'_>) -> PyResult<usize> {
+        py.detach(|| self.0.length()).or_raise(py)
+    }
+
+    fn __getitem__(&self, py: Python<'_>, i: isize) -> PyResult<Py<PyAny>> {
+        let j = self.index(py, i)?;
+        let v = py.detach(|| self.0.get(j)).or_raise(py)?;
+        to_py(py, v)
+    }
+
+    fn __setitem__(&self, py: Python<'_>, i: isize, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        let j = self.index(py, i)?;
+        let v = from_py(value)?;
+        py.detach(|| self.0.set(j, v)).or_raise(py)
+    }
+
+    fn __delitem__(&self, py: Python<'_>, i: isize) -> PyResult<()> {
+        let j = self.index(py, i)?;
+        py.detach(|| self.0.call_method("splice", &[pr::Value::from(j), pr::Value::from(1)])).or_raise(py).map(drop)
+    }
+
+    fn insert(&self, py: Python<'_>, i: isize, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        let len = self.__len__(py)? as isize;
+        let j = if i < 0 { (len + i).max(0) } else { i.min(len) };
+        let v = from_py(value)?;
+        py.detach(|| self.0.call_method("splice", &[pr::Value::from(j), pr::Value::from(0), v])).or_raise(py).map(drop)
+    }
+
+    fn to_py(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        let v = py.detach(|| self.0.to_value()).or_raise(py)?;
+        to_py(py, v)
+    }
+
+    fn __repr__(&self) -> String {
+        "<JSArray>".into()
+    }
+}
+
+/// A JS promise: `result(timeout=)` waits for it; `await` it in asyncio.
+#[pyclass(module = "polyracer._polyracer", frozen)]
+pub(crate) struct JSPromise(pub(crate) pr::JsHandle);
+
+#[pymethods]
+impl JSPromise {
+    #[pyo3(signature = (timeout=None))]
+    fn result(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Py<PyAny>> {
+        let t = seconds(timeout)?;
+        let v = py.detach(|| self.0.await_promise(t)).or_raise(py)?;
+        to_py(py, v)
+    }
+
+    fn __await__(slf: &Bound<'_, Self>) -> PyResult<Py<PyAny>> {
+        let helper = slf.py().import("polyracer._aio")?.getattr("await_promise")?;
+        Ok(helper.call1((slf,))?.call_method0("__await__")?.unbind())
+    }
+
+    fn __repr__(&self) -> String {
+        "<JSPromise>".into()
+    }
+}
+
+/// A JS symbol.
+#[pyclass(module = "polyracer._polyracer", frozen)]
+pub(crate) struct JSSymbol(pub(crate) pr::JsHandle);
+
+#[pymethods]
+impl JSSymbol {
+    #[getter]
+    fn description(&self, py: Python<'_>) -> PyResult<String> {
+        py.detach(|| self.0.to_js_string()).or_raise(py)
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        Ok(format!("<JSSymbol {}>", self.description(py)?))
+    }
+}
+
+// ------------------------------------------------------------ module
