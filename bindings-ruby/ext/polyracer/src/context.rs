@@ -1,0 +1,271 @@
+//! `Polyracer::Context`: calls into core with the GVL released.
+
+use std::sync::Mutex;
+
+use magnus::typed_data::Obj;
+use magnus::value::{Opaque, ReprValue};
+use magnus::{gc, DataTypeFunctions, Error, RHash, RString, Ruby, Symbol, TryConvert, TypedData, Value};
+use polyracer as pr;
+
+use crate::causes::*;
+use crate::convert::*;
+use crate::error::*;
+use crate::gvl::*;
+use crate::handles::*;
+use crate::script::*;
+
+/// `Polyracer::Context`: owns the core context and the Ruby objects JS may
+/// call back into (marked so the GC keeps them while the context lives).
+#[derive(TypedData)]
+#[magnus(class = "Polyracer::Context", mark, size)]
+pub(crate) struct RbContext {
+    pub(crate) inner: pr::Context,
+    pub(crate) keep: Mutex<Vec<Opaque<Value>>>,
+    pub(crate) resolver: Mutex<Option<Opaque<Value>>>,
+}
+
+impl DataTypeFunctions for RbContext {
+    fn mark(&self, marker: &gc::Marker) {
+        for v in self.keep.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            marker.mark(*v);
+        }
+        if let Some(r) = *self.resolver.lock().unwrap_or_else(|e| e.into_inner()) {
+            marker.mark(r);
+        }
+    }
+}
+
+pub(crate) fn eval_opts(
+    ruby: &Ruby,
+    filename: Option<String>,
+    timeout: Option<Value>,
+    await_promise: bool,
+) -> Result<pr::EvalOptions, Error> {
+    Ok(pr::EvalOptions { filename, timeout: seconds(ruby, timeout)?, as_handle: false, await_promise })
+}
+
+/// Runs a Ruby callable for JS, on the waiting thread, with the GVL.
+pub(crate) fn call_ruby(
+    ctx: &pr::Context,
+    callable: Opaque<Value>,
+    owner: Opaque<Value>,
+    args: Vec<pr::Value>,
+) -> Result<pr::Value, pr::HostError> {
+    with_gvl(|ruby| {
+        let owner = ruby.get_inner(owner);
+        let run = || -> Result<pr::Value, Error> {
+            let mut argv = Vec::with_capacity(args.len());
+            for a in args {
+                argv.push(to_rb(ruby, owner, a)?);
+            }
+            let r: Value = ruby.get_inner(callable).funcall("call", argv.as_slice())?;
+            from_rb(ruby, r)
+        };
+        run().map_err(|e| host_error_from(ruby, ctx, e))
+    })
+}
+
+impl RbContext {
+    pub(crate) fn rb_new(
+        ruby: &Ruby,
+        timeout: Option<Value>,
+        memory_limit: Option<Value>,
+        snapshot: Option<&RbSnapshot>,
+    ) -> Result<Obj<RbContext>, Error> {
+        let options = pr::ContextOptions {
+            timeout: seconds(ruby, timeout)?,
+            memory_limit: self::memory_limit(ruby, memory_limit)?,
+            snapshot: snapshot.map(|s| s.get()),
+        };
+        let inner = without_gvl(ruby, || pr::Context::new(options)).or_raise(ruby, None)?;
+        Ok(ruby.obj_wrap(RbContext { inner, keep: Mutex::new(Vec::new()), resolver: Mutex::new(None) }))
+    }
+
+    pub(crate) fn rb_eval(
+        ruby: &Ruby,
+        rb_self: Obj<Self>,
+        code: RString,
+        filename: Option<String>,
+        timeout: Option<Value>,
+        await_promise: bool,
+    ) -> Result<Value, Error> {
+        let opts = eval_opts(ruby, filename, timeout, await_promise)?;
+        let code = rstring_to_string(code)?;
+        let me = &*rb_self;
+        let v = without_gvl(ruby, || me.inner.eval_with(&code, opts)).or_raise(ruby, Some(rb_self.as_value()))?;
+        to_rb(ruby, rb_self.as_value(), v)
+    }
+
+    pub(crate) fn call_impl(
+        ruby: &Ruby,
+        rb_self: Obj<Self>,
+        args: &[Value],
+        await_promise: bool,
+    ) -> Result<Value, Error> {
+        let Some((target, rest)) = args.split_first() else {
+            return Err(arg_error(ruby, "call needs a function: a JSFunction, a global path or a function expression"));
+        };
+        let argv = args_from_rb(ruby, rest)?;
+        let opts = pr::EvalOptions { await_promise, ..Default::default() };
+        let me = &*rb_self;
+        let owner = Some(rb_self.as_value());
+        let v = if let Ok(f) = <&JsRef>::try_convert(*target) {
+            let h = f.h.clone();
+            without_gvl(ruby, || me.inner.call_with(&h, &argv, opts)).or_raise(ruby, owner)?
+        } else if let Some(s) = RString::from_value(*target) {
+            let s = rstring_to_string(s)?;
+            without_gvl(ruby, || me.inner.call_with(s.as_str(), &argv, opts)).or_raise(ruby, owner)?
+        } else if let Some(sym) = Symbol::from_value(*target) {
+            let s = sym.name()?.into_owned();
+            without_gvl(ruby, || me.inner.call_with(s.as_str(), &argv, opts)).or_raise(ruby, owner)?
+        } else {
+            return Err(Error::new(
+                ruby.exception_type_error(),
+                "call needs a JSFunction, a global path or a function expression",
+            ));
+        };
+        to_rb(ruby, rb_self.as_value(), v)
+    }
+
+    pub(crate) fn rb_call(ruby: &Ruby, rb_self: Obj<Self>, args: &[Value]) -> Result<Value, Error> {
+        Self::call_impl(ruby, rb_self, args, false)
+    }
+
+    pub(crate) fn rb_call_await(ruby: &Ruby, rb_self: Obj<Self>, args: &[Value]) -> Result<Value, Error> {
+        Self::call_impl(ruby, rb_self, args, true)
+    }
+
+    pub(crate) fn rb_set_global(ruby: &Ruby, rb_self: Obj<Self>, name: String, value: Value) -> Result<(), Error> {
+        let v = from_rb(ruby, value)?;
+        let me = &*rb_self;
+        without_gvl(ruby, || me.inner.set_global(&name, v)).or_raise(ruby, None)
+    }
+
+    pub(crate) fn rb_attach(ruby: &Ruby, rb_self: Obj<Self>, name: String, callable: Value) -> Result<(), Error> {
+        if !callable.respond_to("call", false)? {
+            return Err(Error::new(
+                ruby.exception_type_error(),
+                "attach needs a callable (a Proc, Method or object with #call)",
+            ));
+        }
+        let me = &*rb_self;
+        me.keep.lock().unwrap_or_else(|e| e.into_inner()).push(Opaque::from(callable));
+        let (callable, owner) = (Opaque::from(callable), Opaque::from(rb_self.as_value()));
+        let r = me.inner.expose(&name, move |ctx, args| call_ruby(ctx, callable, owner, args));
+        Ok(r).or_raise(ruby, None)
+    }
+
+    pub(crate) fn rb_terminate(&self) {
+        self.inner.terminate();
+    }
+
+    pub(crate) fn rb_heap_stats(ruby: &Ruby, rb_self: Obj<Self>) -> Result<RHash, Error> {
+        let me = &*rb_self;
+        let s = without_gvl(ruby, || me.inner.heap_stats()).or_raise(ruby, None)?;
+        let h = ruby.hash_new();
+        for (k, v) in [
+            ("total_heap_size", s.total_heap_size),
+            ("total_heap_size_executable", s.total_heap_size_executable),
+            ("total_physical_size", s.total_physical_size),
+            ("total_available_size", s.total_available_size),
+            ("used_heap_size", s.used_heap_size),
+            ("heap_size_limit", s.heap_size_limit),
+            ("malloced_memory", s.malloced_memory),
+            ("external_memory", s.external_memory),
+            ("peak_malloced_memory", s.peak_malloced_memory),
+            ("number_of_native_contexts", s.number_of_native_contexts),
+            ("number_of_detached_contexts", s.number_of_detached_contexts),
+        ] {
+            h.aset(ruby.to_symbol(k), v)?;
+        }
+        Ok(h)
+    }
+
+    pub(crate) fn rb_low_memory_notification(ruby: &Ruby, rb_self: Obj<Self>) -> Result<(), Error> {
+        let me = &*rb_self;
+        without_gvl(ruby, || me.inner.low_memory_notification()).or_raise(ruby, None)
+    }
+
+    pub(crate) fn rb_write_heap_snapshot(ruby: &Ruby, rb_self: Obj<Self>, path: String) -> Result<(), Error> {
+        let me = &*rb_self;
+        without_gvl(ruby, || me.inner.write_heap_snapshot(&path)).or_raise(ruby, None)
+    }
+
+    pub(crate) fn rb_dispose(ruby: &Ruby, rb_self: Obj<Self>) -> Result<(), Error> {
+        let me = &*rb_self;
+        without_gvl(ruby, || me.inner.dispose())
+    }
+
+    pub(crate) fn rb_is_disposed(&self) -> bool {
+        self.inner.is_disposed()
+    }
+
+    pub(crate) fn rb_compile(
+        ruby: &Ruby,
+        rb_self: Obj<Self>,
+        source: RString,
+        filename: Option<String>,
+        cached_data: Option<RString>,
+        produce_cache: bool,
+    ) -> Result<Obj<RbScript>, Error> {
+        let source = rstring_to_string(source)?;
+        // SAFETY: copied before any Ruby code runs.
+        let cache = cached_data.map(|c| unsafe { c.as_slice() }.to_vec());
+        let me = &*rb_self;
+        let s = without_gvl(ruby, || {
+            me.inner.compile(
+                &source,
+                pr::CompileOptions { filename: filename.as_deref(), cached_data: cache.as_deref(), produce_cache },
+            )
+        })
+        .or_raise(ruby, Some(rb_self.as_value()))?;
+        Ok(ruby.obj_wrap(RbScript { s, owner: Opaque::from(rb_self.as_value()) }))
+    }
+
+    pub(crate) fn rb_eval_module(
+        ruby: &Ruby,
+        rb_self: Obj<Self>,
+        source: RString,
+        filename: String,
+        resolver: Value,
+        timeout: Option<Value>,
+    ) -> Result<Value, Error> {
+        let source = rstring_to_string(source)?;
+        let timeout = seconds(ruby, timeout)?;
+        let me = &*rb_self;
+        *me.resolver.lock().unwrap_or_else(|e| e.into_inner()) = Some(Opaque::from(resolver));
+        // The closure lives in the core context: it must not own a clone of
+        // it (a cycle that would keep the context alive), so it reaches the
+        // context through the Ruby object, which is alive while JS runs.
+        let (resolver, owner) = (Opaque::from(resolver), Opaque::from(rb_self.as_value()));
+        let resolve = move |spec: &str, referrer: &str| -> Result<String, pr::HostError> {
+            with_gvl(|ruby| {
+                let run = || -> Result<String, Error> {
+                    if ruby.get_inner(resolver).is_nil() {
+                        return Err(Error::new(
+                            ruby.exception_type_error(),
+                            format!("no resolver given to import {spec:?}"),
+                        ));
+                    }
+                    let r: Value =
+                        ruby.get_inner(resolver).funcall("call", (ruby.str_new(spec), ruby.str_new(referrer)))?;
+                    let s = RString::from_value(r).ok_or_else(|| {
+                        Error::new(
+                            ruby.exception_type_error(),
+                            format!("the resolver must return a String for {spec:?}"),
+                        )
+                    })?;
+                    rstring_to_string(s)
+                };
+                run().map_err(|e| match owner_ctx(ruby, owner) {
+                    Ok(ctx) => host_error_from(ruby, &ctx.inner, e),
+                    Err(_) => pr::HostError::new("the context is gone"),
+                })
+            })
+        };
+        let opts = pr::ModuleOptions { timeout, ..Default::default() };
+        let m = without_gvl(ruby, || me.inner.eval_module_with(&source, &filename, resolve, opts))
+            .or_raise(ruby, Some(rb_self.as_value()))?;
+        to_rb(ruby, rb_self.as_value(), pr::Value::Handle(m.handle))
+    }
+}

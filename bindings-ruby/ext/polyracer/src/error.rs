@@ -1,0 +1,132 @@
+//! Core errors as `Polyracer::*Error`: the one place the extension maps
+//! them (`OrRaise`), plus argument validation shared by the classes.
+
+use std::time::Duration;
+
+use magnus::rb_sys::{AsRawValue, FromRawValue};
+use magnus::value::ReprValue;
+use magnus::{prelude::*, Error, Exception, IntoValue, RArray, Ruby, TryConvert, Value};
+use polyracer as pr;
+
+use crate::causes::*;
+use crate::classes::*;
+use crate::convert::*;
+
+pub(crate) fn ivar(obj: Value, name: &std::ffi::CStr, value: Value) {
+    // SAFETY: called with the GVL on a live object; `name` is NUL-terminated.
+    unsafe {
+        let id = rb_sys::rb_intern(name.as_ptr());
+        rb_sys::rb_ivar_set(obj.as_raw(), id, value.as_raw());
+    }
+}
+
+pub(crate) fn arg_error(ruby: &Ruby, msg: impl Into<String>) -> Error {
+    Error::new(ruby.exception_arg_error(), msg.into())
+}
+
+pub(crate) fn conversion_error(ruby: &Ruby, msg: impl Into<String>) -> Error {
+    Error::new(ruby.get_inner(&E_CONVERSION), msg.into())
+}
+
+/// A JS frame in Ruby's backtrace form: `file.js:3:in 'f'`.
+pub(crate) fn backtrace_line(f: &pr::StackFrame) -> String {
+    let file = f.file.as_deref().unwrap_or("<anonymous>");
+    let func = f.function.as_deref().unwrap_or("<js>");
+    format!("{file}:{}:in `{func}'", f.line)
+}
+
+/// Maps a core error to the matching `Polyracer::*Error`.
+pub(crate) fn to_rb_err(ruby: &Ruby, owner: Option<Value>, e: pr::Error) -> Error {
+    match build_err(ruby, owner, e) {
+        Ok(exc) => Error::from(exc),
+        Err(e) => e,
+    }
+}
+
+pub(crate) fn build_err(ruby: &Ruby, owner: Option<Value>, e: pr::Error) -> Result<Exception, Error> {
+    let (class, ex) = match &e {
+        pr::Error::Parse(ex) => (&E_PARSE, Some(ex)),
+        pr::Error::Js(ex) => (&E_JS, Some(ex)),
+        pr::Error::Timeout => (&E_TIMEOUT, None),
+        pr::Error::Terminated => (&E_TERMINATED, None),
+        pr::Error::OutOfMemory => (&E_OOM, None),
+        pr::Error::Conversion(_) => (&E_CONVERSION, None),
+        pr::Error::Disposed(_) => (&E_DISPOSED, None),
+        pr::Error::InvalidArgument(_) => (&E_INVALID, None),
+    };
+    let text = match ex {
+        Some(ex) => ex.message.clone(),
+        None => e.to_string(),
+    };
+    let exc: Exception = ruby.get_inner(class).new_instance((ruby.str_new(&text),))?;
+    if let Some(ex) = ex {
+        let e = exc.as_value();
+        ivar(e, c"@js_name", ruby.str_new(&ex.name).as_value());
+        ivar(e, c"@js_stack", ruby.str_new(&ex.stack).as_value());
+        ivar(e, c"@filename", ex.filename.as_deref().map(|f| ruby.str_new(f)).into_value_with(ruby));
+        ivar(e, c"@line", ex.line.into_value_with(ruby));
+        ivar(e, c"@column", ex.column.into_value_with(ruby));
+        let value = match owner {
+            Some(owner) => to_rb(ruby, owner, (*ex.value).clone()).unwrap_or_else(|_| ruby.qnil().as_value()),
+            None => ruby.qnil().as_value(),
+        };
+        ivar(e, c"@value", value);
+        // JS frames first (they are deeper), then where Ruby called in.
+        let bt = ruby.ary_new();
+        for f in &ex.frames {
+            bt.push(ruby.str_new(&backtrace_line(f)))?;
+        }
+        // SAFETY: called with the GVL; returns a new Array of Strings.
+        let rb_bt = unsafe { Value::from_raw(rb_sys::rb_make_backtrace()) };
+        if let Some(rb_bt) = RArray::from_value(rb_bt) {
+            bt.concat(rb_bt)?;
+        }
+        let _: Value = exc.funcall("set_backtrace", (bt,))?;
+        if let Some(cause) = ex.cause.as_deref().and_then(|c| c.downcast_ref::<RbCause>()) {
+            if let Some(c) = cause_exception(ruby, cause) {
+                // Ruby keeps a cause set before `raise` (the hidden `cause` ivar).
+                ivar(e, c"cause", c.as_value());
+            }
+        }
+    }
+    Ok(exc)
+}
+
+/// Wraps a core result: escapes and interrupts already handled by `without_gvl`.
+/// The result of a call made without the GVL, as a Ruby result: the
+/// extension's one way of raising a core error (`owner` is the context,
+/// for converting the thrown JS value).
+pub(crate) trait OrRaise<T> {
+    fn or_raise(self, ruby: &Ruby, owner: Option<Value>) -> Result<T, Error>;
+}
+
+impl<T> OrRaise<T> for Result<pr::Result<T>, Error> {
+    fn or_raise(self, ruby: &Ruby, owner: Option<Value>) -> Result<T, Error> {
+        self?.map_err(|e| to_rb_err(ruby, owner, e))
+    }
+}
+
+/// Timeouts in seconds, validated by core (same range and message in every binding).
+pub(crate) fn seconds(ruby: &Ruby, t: Option<Value>) -> Result<Option<Duration>, Error> {
+    let Some(t) = t.filter(|t| !t.is_nil()) else { return Ok(None) };
+    let invalid = |m: &str| to_rb_err(ruby, None, pr::Error::InvalidArgument(m.into()));
+    let s: f64 = f64::try_convert(t).map_err(|_| invalid("timeout must be a number of seconds or nil"))?;
+    pr::limits::optional_timeout(Some(s), pr::limits::TimeUnit::Seconds).map_err(|e| to_rb_err(ruby, None, e))
+}
+
+/// A memory limit in bytes (an Integer, or a Float with no fraction),
+/// validated and rounded by core.
+pub(crate) fn memory_limit(ruby: &Ruby, m: Option<Value>) -> Result<Option<usize>, Error> {
+    let Some(m) = m.filter(|m| !m.is_nil()) else { return Ok(None) };
+    let checked = if let Some(i) = magnus::Integer::from_value(m) {
+        // A Bignum beyond i64 is out of range all the same.
+        pr::limits::memory_limit(i.to_i64().map_or(i128::MAX, i128::from))
+    } else if let Some(f) = magnus::Float::from_value(m) {
+        pr::limits::memory_limit_f64(f.to_f64())
+    } else {
+        Err(pr::Error::InvalidArgument(format!("memory limit must be a whole number of bytes, not {}", unsafe {
+            m.classname()
+        })))
+    };
+    checked.map(Some).map_err(|e| to_rb_err(ruby, None, e))
+}
