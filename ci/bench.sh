@@ -1,9 +1,40 @@
 #!/usr/bin/env bash
-# Benchmarks (release build): the core round trips, then code cache and
-# snapshot start-up on a real 9 MB bundle.
+# Benchmarks (release builds), each side by side with its peers in one run:
+# the core round trips and interleaved latency, code cache and snapshot
+# start-up on a real 9 MB bundle, then Python (vs STPyV8, PyMiniRacer,
+# quickjs, v8-python) and Node (vs isolated-vm and node:vm), whose first
+# table is the interleaved latency: each call timed alone with 0–1000 µs of
+# host work between calls, p50 / p99.
+#   ci/bench.sh            everything
+#   ci/bench.sh latency    only the interleaved-latency tables
 set -euo pipefail
 . "$(dirname "$0")/env.sh"
 bash "$POLYRACER_ROOT/ci/setup.sh"
 cd "$POLYRACER_ROOT"
-cargo bench -p polyracer --bench core
-cargo bench -p polyracer --bench bundle
+only=${1:-}
+
+if [ "$only" != latency ]; then
+  cargo bench -p polyracer --bench core
+  cargo bench -p polyracer --bench bundle
+fi
+
+step "Python: release wheel and the peers in .venv-bench"
+python3 -m venv "$POLYRACER_ROOT/.venv-bench"
+bench_py="$POLYRACER_ROOT/.venv-bench/bin/python"
+"$bench_py" -m pip install --quiet -r bindings-python/requirements-bench.txt
+bash "$POLYRACER_ROOT/ci/python-env.sh"
+rm -rf "$POLYRACER_ROOT/target/wheels-bench"
+"$POLYRACER_ROOT/.venv/bin/maturin" build --release --quiet -m bindings-python/Cargo.toml -o "$POLYRACER_ROOT/target/wheels-bench"
+"$bench_py" -m pip install --quiet --force-reinstall --no-deps "$POLYRACER_ROOT"/target/wheels-bench/polyracer-*.whl
+(cd bindings-python/bench && "$bench_py" bench.py ${only:+--latency-only})
+
+step "Node: release addon, isolated-vm built from source"
+bash "$POLYRACER_ROOT/ci/node-build.sh"
+(
+  cd bindings-node/bench
+  npm ci --ignore-scripts --no-audit --no-fund
+  # npm 11 runs no dependency install scripts unless approved: build
+  # isolated-vm's native module explicitly, with the pinned node-gyp.
+  (cd node_modules/isolated-vm && ../.bin/node-gyp rebuild >/dev/null)
+  LATENCY_ONLY=${only:+1} node bench.js
+)

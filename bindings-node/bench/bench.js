@@ -1,6 +1,7 @@
 'use strict'
 // Side-by-side: polyracer vs isolated-vm vs Node's own `vm`, in one process.
-//   cd bindings-node/bench && npm ci && node bench.js
+//   ci/bench.sh (or: cd bindings-node/bench && npm ci --ignore-scripts &&
+//   (cd node_modules/isolated-vm && ../.bin/node-gyp rebuild) && node bench.js)
 // (isolated-vm builds from source with node-gyp; it is a dependency of this
 // bench package only, never of `polyracer`.)
 const vm = require('node:vm')
