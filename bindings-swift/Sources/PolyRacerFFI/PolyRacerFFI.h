@@ -307,26 +307,6 @@ typedef struct UniffiVTableCallbackInterfaceHostCause {
 } UniffiVTableCallbackInterfaceHostCause;
 
 #endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_POLYRACER_SWIFT_FN_CLONE_COMPLETER
-#define UNIFFI_FFIDEF_UNIFFI_POLYRACER_SWIFT_FN_CLONE_COMPLETER
-uint64_t uniffi_polyracer_swift_fn_clone_completer(uint64_t handle, RustCallStatus *_Nonnull out_status
-);
-#endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_POLYRACER_SWIFT_FN_FREE_COMPLETER
-#define UNIFFI_FFIDEF_UNIFFI_POLYRACER_SWIFT_FN_FREE_COMPLETER
-void uniffi_polyracer_swift_fn_free_completer(uint64_t handle, RustCallStatus *_Nonnull out_status
-);
-#endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_POLYRACER_SWIFT_FN_METHOD_COMPLETER_REJECT
-#define UNIFFI_FFIDEF_UNIFFI_POLYRACER_SWIFT_FN_METHOD_COMPLETER_REJECT
-void uniffi_polyracer_swift_fn_method_completer_reject(uint64_t ptr, RustBuffer error, RustCallStatus *_Nonnull out_status
-);
-#endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_POLYRACER_SWIFT_FN_METHOD_COMPLETER_RESOLVE
-#define UNIFFI_FFIDEF_UNIFFI_POLYRACER_SWIFT_FN_METHOD_COMPLETER_RESOLVE
-void uniffi_polyracer_swift_fn_method_completer_resolve(uint64_t ptr, RustBuffer value, RustCallStatus *_Nonnull out_status
-);
-#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_POLYRACER_SWIFT_FN_CLONE_CONTEXT
 #define UNIFFI_FFIDEF_UNIFFI_POLYRACER_SWIFT_FN_CLONE_CONTEXT
 uint64_t uniffi_polyracer_swift_fn_clone_context(uint64_t handle, RustCallStatus *_Nonnull out_status
@@ -427,6 +407,46 @@ void uniffi_polyracer_swift_fn_method_context_terminate(uint64_t ptr, RustCallSt
 void uniffi_polyracer_swift_fn_method_context_write_heap_snapshot(uint64_t ptr, RustBuffer path, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_POLYRACER_SWIFT_FN_CLONE_HOSTCAUSE
+#define UNIFFI_FFIDEF_UNIFFI_POLYRACER_SWIFT_FN_CLONE_HOSTCAUSE
+uint64_t uniffi_polyracer_swift_fn_clone_hostcause(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_POLYRACER_SWIFT_FN_FREE_HOSTCAUSE
+#define UNIFFI_FFIDEF_UNIFFI_POLYRACER_SWIFT_FN_FREE_HOSTCAUSE
+void uniffi_polyracer_swift_fn_free_hostcause(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_POLYRACER_SWIFT_FN_INIT_CALLBACK_VTABLE_HOSTCAUSE
+#define UNIFFI_FFIDEF_UNIFFI_POLYRACER_SWIFT_FN_INIT_CALLBACK_VTABLE_HOSTCAUSE
+void uniffi_polyracer_swift_fn_init_callback_vtable_hostcause(const UniffiVTableCallbackInterfaceHostCause* _Nonnull vtable
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_POLYRACER_SWIFT_FN_METHOD_HOSTCAUSE_DESCRIBE
+#define UNIFFI_FFIDEF_UNIFFI_POLYRACER_SWIFT_FN_METHOD_HOSTCAUSE_DESCRIBE
+RustBuffer uniffi_polyracer_swift_fn_method_hostcause_describe(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_POLYRACER_SWIFT_FN_CLONE_COMPLETER
+#define UNIFFI_FFIDEF_UNIFFI_POLYRACER_SWIFT_FN_CLONE_COMPLETER
+uint64_t uniffi_polyracer_swift_fn_clone_completer(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_POLYRACER_SWIFT_FN_FREE_COMPLETER
+#define UNIFFI_FFIDEF_UNIFFI_POLYRACER_SWIFT_FN_FREE_COMPLETER
+void uniffi_polyracer_swift_fn_free_completer(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_POLYRACER_SWIFT_FN_METHOD_COMPLETER_REJECT
+#define UNIFFI_FFIDEF_UNIFFI_POLYRACER_SWIFT_FN_METHOD_COMPLETER_REJECT
+void uniffi_polyracer_swift_fn_method_completer_reject(uint64_t ptr, RustBuffer error, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_POLYRACER_SWIFT_FN_METHOD_COMPLETER_RESOLVE
+#define UNIFFI_FFIDEF_UNIFFI_POLYRACER_SWIFT_FN_METHOD_COMPLETER_RESOLVE
+void uniffi_polyracer_swift_fn_method_completer_resolve(uint64_t ptr, RustBuffer value, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_POLYRACER_SWIFT_FN_CLONE_SCRIPT
 #define UNIFFI_FFIDEF_UNIFFI_POLYRACER_SWIFT_FN_CLONE_SCRIPT
 uint64_t uniffi_polyracer_swift_fn_clone_script(uint64_t handle, RustCallStatus *_Nonnull out_status
@@ -485,26 +505,6 @@ RustBuffer uniffi_polyracer_swift_fn_method_snapshot_dump(uint64_t ptr, RustCall
 #ifndef UNIFFI_FFIDEF_UNIFFI_POLYRACER_SWIFT_FN_METHOD_SNAPSHOT_WARMUP
 #define UNIFFI_FFIDEF_UNIFFI_POLYRACER_SWIFT_FN_METHOD_SNAPSHOT_WARMUP
 uint64_t uniffi_polyracer_swift_fn_method_snapshot_warmup(uint64_t ptr, RustBuffer source, RustCallStatus *_Nonnull out_status
-);
-#endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_POLYRACER_SWIFT_FN_CLONE_HOSTCAUSE
-#define UNIFFI_FFIDEF_UNIFFI_POLYRACER_SWIFT_FN_CLONE_HOSTCAUSE
-uint64_t uniffi_polyracer_swift_fn_clone_hostcause(uint64_t handle, RustCallStatus *_Nonnull out_status
-);
-#endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_POLYRACER_SWIFT_FN_FREE_HOSTCAUSE
-#define UNIFFI_FFIDEF_UNIFFI_POLYRACER_SWIFT_FN_FREE_HOSTCAUSE
-void uniffi_polyracer_swift_fn_free_hostcause(uint64_t handle, RustCallStatus *_Nonnull out_status
-);
-#endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_POLYRACER_SWIFT_FN_INIT_CALLBACK_VTABLE_HOSTCAUSE
-#define UNIFFI_FFIDEF_UNIFFI_POLYRACER_SWIFT_FN_INIT_CALLBACK_VTABLE_HOSTCAUSE
-void uniffi_polyracer_swift_fn_init_callback_vtable_hostcause(const UniffiVTableCallbackInterfaceHostCause* _Nonnull vtable
-);
-#endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_POLYRACER_SWIFT_FN_METHOD_HOSTCAUSE_DESCRIBE
-#define UNIFFI_FFIDEF_UNIFFI_POLYRACER_SWIFT_FN_METHOD_HOSTCAUSE_DESCRIBE
-RustBuffer uniffi_polyracer_swift_fn_method_hostcause_describe(uint64_t ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_POLYRACER_SWIFT_FN_CLONE_JSHANDLE
@@ -928,18 +928,6 @@ uint16_t uniffi_polyracer_swift_checksum_func_v8_version(void
     
 );
 #endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_POLYRACER_SWIFT_CHECKSUM_METHOD_COMPLETER_REJECT
-#define UNIFFI_FFIDEF_UNIFFI_POLYRACER_SWIFT_CHECKSUM_METHOD_COMPLETER_REJECT
-uint16_t uniffi_polyracer_swift_checksum_method_completer_reject(void
-    
-);
-#endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_POLYRACER_SWIFT_CHECKSUM_METHOD_COMPLETER_RESOLVE
-#define UNIFFI_FFIDEF_UNIFFI_POLYRACER_SWIFT_CHECKSUM_METHOD_COMPLETER_RESOLVE
-uint16_t uniffi_polyracer_swift_checksum_method_completer_resolve(void
-    
-);
-#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_POLYRACER_SWIFT_CHECKSUM_METHOD_CONTEXT_CALL
 #define UNIFFI_FFIDEF_UNIFFI_POLYRACER_SWIFT_CHECKSUM_METHOD_CONTEXT_CALL
 uint16_t uniffi_polyracer_swift_checksum_method_context_call(void
@@ -1042,6 +1030,24 @@ uint16_t uniffi_polyracer_swift_checksum_method_context_write_heap_snapshot(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_POLYRACER_SWIFT_CHECKSUM_METHOD_HOSTCAUSE_DESCRIBE
+#define UNIFFI_FFIDEF_UNIFFI_POLYRACER_SWIFT_CHECKSUM_METHOD_HOSTCAUSE_DESCRIBE
+uint16_t uniffi_polyracer_swift_checksum_method_hostcause_describe(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_POLYRACER_SWIFT_CHECKSUM_METHOD_COMPLETER_REJECT
+#define UNIFFI_FFIDEF_UNIFFI_POLYRACER_SWIFT_CHECKSUM_METHOD_COMPLETER_REJECT
+uint16_t uniffi_polyracer_swift_checksum_method_completer_reject(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_POLYRACER_SWIFT_CHECKSUM_METHOD_COMPLETER_RESOLVE
+#define UNIFFI_FFIDEF_UNIFFI_POLYRACER_SWIFT_CHECKSUM_METHOD_COMPLETER_RESOLVE
+uint16_t uniffi_polyracer_swift_checksum_method_completer_resolve(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_POLYRACER_SWIFT_CHECKSUM_METHOD_SCRIPT_CACHE_REJECTED
 #define UNIFFI_FFIDEF_UNIFFI_POLYRACER_SWIFT_CHECKSUM_METHOD_SCRIPT_CACHE_REJECTED
 uint16_t uniffi_polyracer_swift_checksum_method_script_cache_rejected(void
@@ -1075,12 +1081,6 @@ uint16_t uniffi_polyracer_swift_checksum_method_snapshot_dump(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_POLYRACER_SWIFT_CHECKSUM_METHOD_SNAPSHOT_WARMUP
 #define UNIFFI_FFIDEF_UNIFFI_POLYRACER_SWIFT_CHECKSUM_METHOD_SNAPSHOT_WARMUP
 uint16_t uniffi_polyracer_swift_checksum_method_snapshot_warmup(void
-    
-);
-#endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_POLYRACER_SWIFT_CHECKSUM_METHOD_HOSTCAUSE_DESCRIBE
-#define UNIFFI_FFIDEF_UNIFFI_POLYRACER_SWIFT_CHECKSUM_METHOD_HOSTCAUSE_DESCRIBE
-uint16_t uniffi_polyracer_swift_checksum_method_hostcause_describe(void
     
 );
 #endif

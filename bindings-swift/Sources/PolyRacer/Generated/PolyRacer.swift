@@ -4394,145 +4394,145 @@ private let initializationResult: InitializationResult = {
     if (uniffi_polyracer_swift_checksum_func_v8_version() != 36510) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_polyracer_swift_checksum_method_completer_reject() != 23737) {
+    if (uniffi_polyracer_swift_checksum_method_context_call() != 64976) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_polyracer_swift_checksum_method_completer_resolve() != 53996) {
+    if (uniffi_polyracer_swift_checksum_method_context_call_async() != 6178) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_polyracer_swift_checksum_method_context_call() != 23680) {
+    if (uniffi_polyracer_swift_checksum_method_context_call_function() != 3488) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_polyracer_swift_checksum_method_context_call_async() != 17439) {
+    if (uniffi_polyracer_swift_checksum_method_context_compile() != 38239) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_polyracer_swift_checksum_method_context_call_function() != 10509) {
+    if (uniffi_polyracer_swift_checksum_method_context_dispose() != 8399) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_polyracer_swift_checksum_method_context_compile() != 56114) {
+    if (uniffi_polyracer_swift_checksum_method_context_disposed() != 24902) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_polyracer_swift_checksum_method_context_dispose() != 1162) {
+    if (uniffi_polyracer_swift_checksum_method_context_eval() != 36268) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_polyracer_swift_checksum_method_context_disposed() != 50181) {
+    if (uniffi_polyracer_swift_checksum_method_context_eval_async() != 36326) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_polyracer_swift_checksum_method_context_eval() != 35223) {
+    if (uniffi_polyracer_swift_checksum_method_context_eval_module() != 7747) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_polyracer_swift_checksum_method_context_eval_async() != 11026) {
+    if (uniffi_polyracer_swift_checksum_method_context_expose() != 62469) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_polyracer_swift_checksum_method_context_eval_module() != 16260) {
+    if (uniffi_polyracer_swift_checksum_method_context_expose_async() != 34253) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_polyracer_swift_checksum_method_context_expose() != 28090) {
+    if (uniffi_polyracer_swift_checksum_method_context_heap_stats() != 29336) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_polyracer_swift_checksum_method_context_expose_async() != 134) {
+    if (uniffi_polyracer_swift_checksum_method_context_low_memory_notification() != 21326) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_polyracer_swift_checksum_method_context_heap_stats() != 6200) {
+    if (uniffi_polyracer_swift_checksum_method_context_run_event_loop() != 64666) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_polyracer_swift_checksum_method_context_low_memory_notification() != 30739) {
+    if (uniffi_polyracer_swift_checksum_method_context_set_global() != 15115) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_polyracer_swift_checksum_method_context_run_event_loop() != 50247) {
+    if (uniffi_polyracer_swift_checksum_method_context_terminate() != 40243) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_polyracer_swift_checksum_method_context_set_global() != 52580) {
-        return InitializationResult.apiChecksumMismatch
-    }
-    if (uniffi_polyracer_swift_checksum_method_context_terminate() != 9274) {
-        return InitializationResult.apiChecksumMismatch
-    }
-    if (uniffi_polyracer_swift_checksum_method_context_write_heap_snapshot() != 2726) {
-        return InitializationResult.apiChecksumMismatch
-    }
-    if (uniffi_polyracer_swift_checksum_method_script_cache_rejected() != 42294) {
-        return InitializationResult.apiChecksumMismatch
-    }
-    if (uniffi_polyracer_swift_checksum_method_script_cached_data() != 18478) {
-        return InitializationResult.apiChecksumMismatch
-    }
-    if (uniffi_polyracer_swift_checksum_method_script_dispose() != 65294) {
-        return InitializationResult.apiChecksumMismatch
-    }
-    if (uniffi_polyracer_swift_checksum_method_script_run() != 51890) {
-        return InitializationResult.apiChecksumMismatch
-    }
-    if (uniffi_polyracer_swift_checksum_method_snapshot_dump() != 20689) {
-        return InitializationResult.apiChecksumMismatch
-    }
-    if (uniffi_polyracer_swift_checksum_method_snapshot_warmup() != 345) {
+    if (uniffi_polyracer_swift_checksum_method_context_write_heap_snapshot() != 4639) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_polyracer_swift_checksum_method_hostcause_describe() != 59331) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_polyracer_swift_checksum_method_jshandle_await_async() != 54462) {
+    if (uniffi_polyracer_swift_checksum_method_completer_reject() != 6209) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_polyracer_swift_checksum_method_jshandle_await_promise() != 7752) {
+    if (uniffi_polyracer_swift_checksum_method_completer_resolve() != 55466) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_polyracer_swift_checksum_method_jshandle_call() != 1205) {
+    if (uniffi_polyracer_swift_checksum_method_script_cache_rejected() != 55807) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_polyracer_swift_checksum_method_jshandle_call_method() != 856) {
+    if (uniffi_polyracer_swift_checksum_method_script_cached_data() != 25927) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_polyracer_swift_checksum_method_jshandle_construct() != 62028) {
+    if (uniffi_polyracer_swift_checksum_method_script_dispose() != 24385) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_polyracer_swift_checksum_method_jshandle_delete() != 54492) {
+    if (uniffi_polyracer_swift_checksum_method_script_run() != 46447) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_polyracer_swift_checksum_method_jshandle_get() != 40867) {
+    if (uniffi_polyracer_swift_checksum_method_snapshot_dump() != 41761) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_polyracer_swift_checksum_method_jshandle_keys() != 32059) {
+    if (uniffi_polyracer_swift_checksum_method_snapshot_warmup() != 39470) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_polyracer_swift_checksum_method_jshandle_kind() != 62674) {
+    if (uniffi_polyracer_swift_checksum_method_jshandle_await_async() != 32978) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_polyracer_swift_checksum_method_jshandle_length() != 1788) {
+    if (uniffi_polyracer_swift_checksum_method_jshandle_await_promise() != 17691) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_polyracer_swift_checksum_method_jshandle_promise_state() != 31290) {
+    if (uniffi_polyracer_swift_checksum_method_jshandle_call() != 48773) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_polyracer_swift_checksum_method_jshandle_same_handle() != 37309) {
+    if (uniffi_polyracer_swift_checksum_method_jshandle_call_method() != 18469) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_polyracer_swift_checksum_method_jshandle_set() != 30985) {
+    if (uniffi_polyracer_swift_checksum_method_jshandle_construct() != 24411) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_polyracer_swift_checksum_method_jshandle_to_js_string() != 25956) {
+    if (uniffi_polyracer_swift_checksum_method_jshandle_delete() != 49157) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_polyracer_swift_checksum_method_jshandle_to_value() != 41850) {
+    if (uniffi_polyracer_swift_checksum_method_jshandle_get() != 27185) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_polyracer_swift_checksum_constructor_context_new() != 38614) {
+    if (uniffi_polyracer_swift_checksum_method_jshandle_keys() != 29686) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_polyracer_swift_checksum_constructor_snapshot_create() != 60671) {
+    if (uniffi_polyracer_swift_checksum_method_jshandle_kind() != 60830) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_polyracer_swift_checksum_constructor_snapshot_load() != 25322) {
+    if (uniffi_polyracer_swift_checksum_method_jshandle_length() != 61632) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_polyracer_swift_checksum_method_asynchostfunction_call() != 28370) {
+    if (uniffi_polyracer_swift_checksum_method_jshandle_promise_state() != 3837) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_polyracer_swift_checksum_method_hostfunction_call() != 37612) {
+    if (uniffi_polyracer_swift_checksum_method_jshandle_same_handle() != 50277) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_polyracer_swift_checksum_method_moduleresolver_resolve() != 21628) {
+    if (uniffi_polyracer_swift_checksum_method_jshandle_set() != 15371) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_polyracer_swift_checksum_method_jshandle_to_js_string() != 4617) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_polyracer_swift_checksum_method_jshandle_to_value() != 17299) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_polyracer_swift_checksum_constructor_context_new() != 44775) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_polyracer_swift_checksum_constructor_snapshot_create() != 53959) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_polyracer_swift_checksum_constructor_snapshot_load() != 42875) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_polyracer_swift_checksum_method_asynchostfunction_call() != 29359) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_polyracer_swift_checksum_method_hostfunction_call() != 55860) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_polyracer_swift_checksum_method_moduleresolver_resolve() != 3621) {
         return InitializationResult.apiChecksumMismatch
     }
 

@@ -1,0 +1,203 @@
+//! `Context`: calls into core on the calling foreign thread.
+
+use std::sync::{Arc, Mutex};
+
+use polyracer as pr;
+
+use crate::host::*;
+use crate::options::*;
+use crate::script::*;
+use crate::value::{from_js, from_js_all, to_js, JsHandle, JsValue};
+use crate::Res;
+
+/// A JS context: its own V8 isolate and heap; calls run on the calling thread. Calls may
+/// come from any thread; they are serialised.
+#[derive(uniffi::Object)]
+pub struct Context {
+    inner: pr::Context,
+}
+
+#[uniffi::export]
+impl Context {
+    /// Creates a context (starting the engine on first use).
+    #[uniffi::constructor(default(options = None))]
+    pub fn new(options: Option<ContextOptions>) -> Res<Arc<Self>> {
+        let o = match options {
+            None => pr::ContextOptions::default(),
+            Some(o) => pr::ContextOptions {
+                timeout: seconds(o.timeout)?,
+                memory_limit: o.memory_limit.map(|m| pr::limits::memory_limit(i128::from(m))).transpose()?,
+                snapshot: o.snapshot.map(|s| s.0.clone()),
+            },
+        };
+        Ok(Arc::new(Context { inner: pr::Context::new(o)? }))
+    }
+
+    /// Evaluates a script and returns its completion value.
+    #[uniffi::method(default(options = None))]
+    pub fn eval(&self, source: String, options: Option<EvalOptions>) -> Res<JsValue> {
+        value(self.inner.eval_with(&source, eval_options(options)?))
+    }
+
+    /// Calls `target` (a dotted global path such as `JSON.stringify`, or an
+    /// expression evaluating to a function) with `args`.
+    #[uniffi::method(default(options = None))]
+    pub fn call(&self, target: String, args: Vec<JsValue>, options: Option<EvalOptions>) -> Res<JsValue> {
+        let args = from_js_all(args)?;
+        value(self.inner.call_with(target.as_str(), &args, eval_options(options)?))
+    }
+
+    /// Calls a function handle with `args`.
+    #[uniffi::method(default(options = None))]
+    pub fn call_function(
+        &self,
+        function: Arc<JsHandle>,
+        args: Vec<JsValue>,
+        options: Option<EvalOptions>,
+    ) -> Res<JsValue> {
+        let args = from_js_all(args)?;
+        value(self.inner.call_with(&function.0, &args, eval_options(options)?))
+    }
+
+    /// Evaluates without blocking the caller, awaiting a promise result.
+    /// Host functions called meanwhile run on a helper thread.
+    #[uniffi::method(default(options = None))]
+    pub async fn eval_async(&self, source: String, options: Option<EvalOptions>) -> Res<JsValue> {
+        let fut = self.inner.eval_async(&source, eval_options(options)?);
+        value(fut.await)
+    }
+
+    /// Calls without blocking the caller, awaiting a promise result.
+    #[uniffi::method(default(options = None))]
+    pub async fn call_async(&self, target: String, args: Vec<JsValue>, options: Option<EvalOptions>) -> Res<JsValue> {
+        let args = from_js_all(args)?;
+        let fut = self.inner.call_async(&target, args, eval_options(options)?);
+        value(fut.await)
+    }
+
+    /// `globalThis[name] = value`.
+    pub fn set_global(&self, name: String, value: JsValue) -> Res<()> {
+        Ok(self.inner.set_global(&name, from_js(value)?)?)
+    }
+
+    /// Exposes `function` to JS as `name` (a global name or a dotted path
+    /// like `"app.log"`; missing intermediate objects are created).
+    pub fn expose(&self, name: String, function: Box<dyn HostFunction>) -> Res<()> {
+        let f: Arc<dyn HostFunction> = Arc::from(function);
+        Ok(self.inner.expose(&name, move |ctx, args| {
+            let context = Arc::new(Context { inner: ctx.clone() });
+            let out = f.call(context, args.into_iter().map(to_js).collect())?;
+            from_js(out).map_err(pr::HostError::from)
+        })?)
+    }
+
+    /// Exposes an async host function: JS receives a promise that the
+    /// function settles through its `Completer`.
+    pub fn expose_async(&self, name: String, function: Box<dyn AsyncHostFunction>) -> Res<()> {
+        let f: Arc<dyn AsyncHostFunction> = Arc::from(function);
+        Ok(self.inner.expose_async(&name, move |ctx, args, completer| {
+            let context = Arc::new(Context { inner: ctx.clone() });
+            let completer = Arc::new(Completer(Mutex::new(Some(completer))));
+            f.call(context, args.into_iter().map(to_js).collect(), completer);
+        })?)
+    }
+
+    /// Runs timers and pending async completions until none are left or
+    /// `timeout` seconds pass.
+    #[uniffi::method(default(timeout = None))]
+    pub fn run_event_loop(&self, timeout: Option<f64>) -> Res<()> {
+        Ok(self.inner.run_event_loop(seconds(timeout)?)?)
+    }
+
+    /// Stops the running JS from any thread; that call fails with
+    /// `PolyRacerError.Terminated`. Does nothing when no JS runs.
+    pub fn terminate(&self) {
+        self.inner.terminate();
+    }
+
+    pub fn heap_stats(&self) -> Res<HeapStats> {
+        let s = self.inner.heap_stats()?;
+        let n = |v: usize| v as u64;
+        Ok(HeapStats {
+            total_heap_size: n(s.total_heap_size),
+            total_heap_size_executable: n(s.total_heap_size_executable),
+            total_physical_size: n(s.total_physical_size),
+            total_available_size: n(s.total_available_size),
+            used_heap_size: n(s.used_heap_size),
+            heap_size_limit: n(s.heap_size_limit),
+            malloced_memory: n(s.malloced_memory),
+            external_memory: n(s.external_memory),
+            peak_malloced_memory: n(s.peak_malloced_memory),
+            number_of_native_contexts: n(s.number_of_native_contexts),
+            number_of_detached_contexts: n(s.number_of_detached_contexts),
+        })
+    }
+
+    /// Asks V8 to free as much memory as it can (a full GC).
+    pub fn low_memory_notification(&self) -> Res<()> {
+        Ok(self.inner.low_memory_notification()?)
+    }
+
+    /// Writes a heap snapshot (`.heapsnapshot` JSON for Chrome DevTools).
+    pub fn write_heap_snapshot(&self, path: String) -> Res<()> {
+        Ok(self.inner.write_heap_snapshot(path)?)
+    }
+
+    /// Compiles a script, optionally consuming or producing a code cache.
+    #[uniffi::method(default(options = None))]
+    pub fn compile(&self, source: String, options: Option<CompileOptions>) -> Res<Arc<Script>> {
+        let o = options.unwrap_or(CompileOptions { filename: None, cached_data: None, produce_cache: false });
+        let script = self.inner.compile(
+            &source,
+            pr::CompileOptions {
+                filename: o.filename.as_deref(),
+                cached_data: o.cached_data.as_deref(),
+                produce_cache: o.produce_cache,
+            },
+        )?;
+        Ok(Arc::new(Script(script)))
+    }
+
+    /// Evaluates `source` as an ES module named `filename`; imports (also
+    /// later dynamic `import()`s) are loaded through `resolver` on the
+    /// calling thread. Top-level await is awaited.
+    #[uniffi::method(default(options = None))]
+    pub fn eval_module(
+        &self,
+        source: String,
+        filename: String,
+        resolver: Box<dyn ModuleResolver>,
+        options: Option<ModuleOptions>,
+    ) -> Res<ModuleResult> {
+        let o = options.unwrap_or(ModuleOptions { cached_data: None, produce_cache: false, timeout: None });
+        let resolve = move |spec: &str, referrer: &str| -> Result<String, pr::HostError> {
+            resolver.resolve(spec.to_owned(), referrer.to_owned()).map_err(pr::HostError::from)
+        };
+        let m = self.inner.eval_module_with(
+            &source,
+            &filename,
+            resolve,
+            pr::ModuleOptions {
+                cached_data: o.cached_data.as_deref(),
+                produce_cache: o.produce_cache,
+                timeout: seconds(o.timeout)?,
+            },
+        )?;
+        Ok(ModuleResult {
+            namespace: to_js(m.namespace),
+            handle: Arc::new(JsHandle(m.handle)),
+            cache_rejected: m.cache_rejected,
+            cached_data: m.cached_data,
+        })
+    }
+
+    /// Stops running JS, frees the isolate and joins its thread. Idempotent;
+    /// later calls fail with `PolyRacerError.Disposed`.
+    pub fn dispose(&self) {
+        self.inner.dispose();
+    }
+
+    pub fn disposed(&self) -> bool {
+        self.inner.is_disposed()
+    }
+}
