@@ -8,8 +8,8 @@ use napi::sys;
 use polyracer as pr;
 
 use crate::envdata::{EnvData, H};
-use crate::host::{CtxState, HandleWrap, HANDLE_TAG};
 use crate::raw::{self, napi_call, Env, Val};
+use crate::state::{CtxState, HandleWrap, HANDLE_TAG};
 
 /// Why a Node value could not be copied, with the path to it (built while
 /// the recursion unwinds).
@@ -48,7 +48,7 @@ fn render_path(path: &[Seg]) -> String {
     for seg in path.iter().rev() {
         match seg {
             Seg::Index(i) => s.push_str(&format!("[{i}]")),
-            Seg::Key(k) if crate::host::is_identifier(k) => {
+            Seg::Key(k) if is_identifier(k) => {
                 s.push('.');
                 s.push_str(k);
             }
@@ -64,7 +64,7 @@ pub fn throw_cv(env: &EnvData, e: CvErr) -> napi::Error {
         CvErr::Napi(e) => e,
         CvErr::Conv { msg, path } => {
             let text = if path.is_empty() { msg } else { format!("{msg} at {}", render_path(&path)) };
-            crate::host::throw_kind(env, "Conversion", &text)
+            crate::envdata::throw_kind(env, "Conversion", &text)
         }
     }
 }
@@ -484,7 +484,7 @@ pub fn handle_to_node(env: &EnvData, h: pr::JsHandle, state: &Arc<CtxState>) -> 
         let mut args = vec![raw::string(e, kind)?];
         if kind == "function" {
             // Native, so calling it needs no lookup: its data is the wrap.
-            args.push(raw::function(e, "", crate::fast::call_handle, data.cast())?);
+            args.push(raw::function(e, "", env.call_handle, data.cast())?);
         }
         let obj = raw::call(e, undef, env.helper(H::MakeHandle)?, &args)?;
         napi_call!(napi_type_tag_object(e, obj, &HANDLE_TAG))?;
@@ -506,4 +506,10 @@ pub fn handle_to_node(env: &EnvData, h: pr::JsHandle, state: &Arc<CtxState>) -> 
         raw::check(st)?;
     }
     Ok(obj)
+}
+
+pub(crate) fn is_identifier(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_alphabetic() || c == '_' || c == '$')
+        && chars.all(|c| c.is_alphanumeric() || c == '_' || c == '$')
 }

@@ -69,16 +69,19 @@ impl EnvShared {
     }
 }
 
-/// Work a background thread hands to the JS thread.
-pub enum MainMsg {
-    /// A host call is waiting in this bridge.
-    Serve(Arc<crate::host::Bridge>),
-    /// An async operation finished: settle its promise.
-    Complete(Box<crate::host::Completion>),
-}
+/// Work a background thread hands to the JS thread: serving a host call a
+/// runner waits on, or settling a finished async operation's promise.
+pub struct MainMsg(pub Box<dyn FnOnce(Env) -> napi::Result<()> + Send>);
+
+/// A native N-API callback.
+pub type NativeFn = unsafe extern "C" fn(Env, sys::napi_callback_info) -> Val;
 
 pub struct EnvData {
     pub env: Env,
+    /// Calls a `JSFunction` wrapper's handle (`fast::call_handle`); passed in
+    /// at `init` so conversion can build wrappers without depending on the
+    /// module that calls into contexts.
+    pub call_handle: NativeFn,
     pub id: u64,
     pub helpers: Vec<sys::napi_ref>,
     pub shared: Arc<EnvShared>,
@@ -127,10 +130,7 @@ unsafe extern "C" fn tsfn_call(env: Env, _cb: Val, _ctx: *mut c_void, data: *mut
     if env.is_null() {
         return; // torn down: drop the message
     }
-    let result = match *msg {
-        MainMsg::Serve(bridge) => crate::host::serve_from_event_loop(env, &bridge),
-        MainMsg::Complete(c) => crate::host::complete(env, *c),
-    };
+    let result = (msg.0)(env);
     if let Err(e) = result {
         if e.status != napi::Status::PendingException {
             let msg = raw::string(env, &e.reason).ok();
@@ -152,7 +152,7 @@ unsafe extern "C" fn tsfn_finalize(_env: Env, data: *mut c_void, _hint: *mut c_v
 }
 
 /// `init(helpers)`: stores the JS helpers and creates the threadsafe function.
-pub fn init(env: Env, helpers: Val) -> napi::Result<()> {
+pub fn init(env: Env, helpers: Val, call_handle: NativeFn) -> napi::Result<()> {
     if ENV.with(|e| e.borrow().is_some()) {
         return Ok(());
     }
@@ -181,7 +181,7 @@ pub fn init(env: Env, helpers: Val) -> napi::Result<()> {
     ))?;
     napi_call!(napi_unref_threadsafe_function(env, tsfn))?;
     *shared.tsfn.lock().unwrap_or_else(|e| e.into_inner()) = Some(tsfn as usize);
-    let data = EnvData { env, id, helpers: refs, shared, tsfn, inflight: Cell::new(0) };
+    let data = EnvData { env, call_handle, id, helpers: refs, shared, tsfn, inflight: Cell::new(0) };
     ENV.with(|e| *e.borrow_mut() = Some(Rc::new(data)));
     Ok(())
 }
@@ -249,5 +249,22 @@ pub fn drain_deferred(env: &EnvData) {
     };
     for r in mine {
         unsafe { sys::napi_delete_reference(env.env, r as sys::napi_ref) };
+    }
+}
+
+// ------------------------------------------------------------ error objects
+
+/// Builds one of `lib/errors.js`'s classes: `makeError(kind, message, details)`.
+pub(crate) fn make_kind(data: &EnvData, kind: &str, message: &str, details: Option<Val>) -> napi::Result<Val> {
+    let env = data.env;
+    let undef = raw::undefined(env)?;
+    let args = [raw::string(env, kind)?, raw::string(env, message)?, details.unwrap_or(undef)];
+    raw::call(env, undef, data.helper(H::MakeError)?, &args)
+}
+
+pub(crate) fn throw_kind(data: &EnvData, kind: &str, message: &str) -> napi::Error {
+    match make_kind(data, kind, message, None) {
+        Ok(e) => raw::throw(data.env, e),
+        Err(e) => e,
     }
 }

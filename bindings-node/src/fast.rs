@@ -14,9 +14,11 @@ use napi::sys;
 use polyracer as pr;
 
 use crate::convert;
+use crate::envdata::throw_kind;
 use crate::envdata::{self, EnvData};
-use crate::host::{throw_kind, throw_pr, CtxState, Gate, HandleWrap};
+use crate::error::{millis, throw_pr};
 use crate::raw::{self, napi_call, Env, Val};
+use crate::state::{CtxState, Gate, HandleWrap};
 
 thread_local! {
     /// Reused for sources, so a call allocates nothing for its code.
@@ -64,7 +66,7 @@ fn eval_options(data: &EnvData, v: Option<Val>, await_promise: bool) -> napi::Re
     }
     let timeout = raw::get_named(e, v, c"timeout")?;
     match raw::type_of(e, timeout)? {
-        sys::ValueType::napi_number => o.timeout = crate::millis(data, Some(raw::get_f64(e, timeout)?))?,
+        sys::ValueType::napi_number => o.timeout = millis(data, Some(raw::get_f64(e, timeout)?))?,
         sys::ValueType::napi_undefined | sys::ValueType::napi_null => {}
         _ => return Err(throw_kind(data, "InvalidArgument", "timeout must be a number of milliseconds")),
     }

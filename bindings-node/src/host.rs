@@ -14,39 +14,25 @@
 //! thread: it is refused with a clear error instead.
 
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard, OnceLock, Weak};
-use std::thread::ThreadId;
+use std::sync::atomic::Ordering;
+use std::sync::{mpsc, Arc, Mutex, Weak};
 use std::time::Duration;
 
-use napi::sys;
-use polyracer as pr;
-
 use crate::convert;
-use crate::envdata::{self, EnvData, EnvShared, MainMsg, SendRef, H};
-use crate::raw::{self, napi_call, Env, Val};
-
-pub static HANDLE_TAG: sys::napi_type_tag =
-    sys::napi_type_tag { lower: 0x7079_7261_6365_725f, upper: 0x6861_6e64_6c65_0001 };
-
-type Job = Box<dyn FnOnce() + Send>;
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-pub fn is_identifier(s: &str) -> bool {
-    let mut chars = s.chars();
-    matches!(chars.next(), Some(c) if c.is_alphabetic() || c == '_' || c == '$')
-        && chars.all(|c| c.is_alphanumeric() || c == '_' || c == '$')
-}
+use crate::envdata::{self, make_kind, throw_kind, EnvData, MainMsg, SendRef, H};
+use crate::error::{caught, gone, host_error_from, make_pr_error};
+use crate::raw::{self, napi_call, Env, JsVal, Val};
+use crate::state::*;
+use napi::sys;
+use napi_derive::napi;
+use polyracer as pr;
 
 thread_local! {
     /// Bridges whose runner is blocked on a host call this thread is running.
     static SERVING: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
 }
 
-fn serving(bridge: &Arc<Bridge>) -> bool {
+pub(crate) fn serving(bridge: &Arc<Bridge>) -> bool {
     let key = Arc::as_ptr(bridge) as usize;
     SERVING.with(|s| {
         let s = s.borrow();
@@ -56,32 +42,8 @@ fn serving(bridge: &Arc<Bridge>) -> bool {
 
 // ------------------------------------------------------------ bridge
 
-struct HostCall {
-    host: Arc<HostFns>,
-    idx: usize,
-    args: Vec<pr::Value>,
-    completer: Option<pr::Completer>,
-}
-
-#[derive(Default)]
-struct Slots {
-    call: Option<HostCall>,
-    reply: Option<Result<pr::Value, pr::HostError>>,
-    nested: Option<Job>,
-    nested_done: bool,
-}
-
-/// The rendezvous between a context's runner thread and the JS thread.
-/// Strictly alternating, like core's own channel: every message is answered
-/// before the next one is sent, so one slot per direction suffices.
-#[derive(Default)]
-pub struct Bridge {
-    slots: Mutex<Slots>,
-    cv: Condvar,
-}
-
 /// Runs a host call that a runner handed over, from the event loop.
-pub fn serve_from_event_loop(env: Env, bridge: &Arc<Bridge>) -> napi::Result<()> {
+pub(crate) fn serve_from_event_loop(env: Env, bridge: &Arc<Bridge>) -> napi::Result<()> {
     let call = lock(&bridge.slots).call.take();
     if let Some(call) = call {
         let r = run_served(env, bridge, call);
@@ -91,7 +53,7 @@ pub fn serve_from_event_loop(env: Env, bridge: &Arc<Bridge>) -> napi::Result<()>
     Ok(())
 }
 
-fn run_served(env: Env, bridge: &Arc<Bridge>, call: HostCall) -> Result<pr::Value, pr::HostError> {
+pub(crate) fn run_served(env: Env, bridge: &Arc<Bridge>, call: HostCall) -> Result<pr::Value, pr::HostError> {
     let key = Arc::as_ptr(bridge) as usize;
     SERVING.with(|s| s.borrow_mut().push(key));
     let r = call.host.call_here(env, call.idx, call.args, call.completer);
@@ -106,7 +68,7 @@ fn run_served(env: Env, bridge: &Arc<Bridge>, call: HostCall) -> Result<pr::Valu
 
 /// JS thread, inside a served host call: runs `op` on the runner (the thread
 /// core sees as the caller) and serves host calls until it is done.
-fn forward<R: Send + 'static>(env: Env, bridge: &Arc<Bridge>, op: impl FnOnce() -> R + Send + 'static) -> R {
+pub(crate) fn forward<R: Send + 'static>(env: Env, bridge: &Arc<Bridge>, op: impl FnOnce() -> R + Send + 'static) -> R {
     let slot = Arc::new(Mutex::new(None));
     let out = slot.clone();
     let job: Job = Box::new(move || {
@@ -141,16 +103,6 @@ fn forward<R: Send + 'static>(env: Env, bridge: &Arc<Bridge>, op: impl FnOnce() 
 }
 
 // ------------------------------------------------------------ host functions
-
-/// The Node functions exposed to one context. Core's host-function closures
-/// hold it; it holds the functions by reference (deleted on the JS thread).
-pub struct HostFns {
-    thread: ThreadId,
-    fns: Mutex<Vec<Option<SendRef>>>,
-    bridge: Arc<Bridge>,
-    shared: Arc<EnvShared>,
-    state: OnceLock<Weak<CtxState>>,
-}
 
 impl HostFns {
     pub fn add(&self, r: SendRef) -> usize {
@@ -188,7 +140,10 @@ impl HostFns {
         lock(&b.slots).call = Some(call);
         // The JS thread may be waiting in `forward` rather than in the event loop.
         b.cv.notify_all();
-        if !self.shared.post(MainMsg::Serve(b.clone())) {
+        if !self.shared.post({
+            let b = b.clone();
+            MainMsg(Box::new(move |env| serve_from_event_loop(env, &b)))
+        }) {
             lock(&b.slots).call = None;
             return Err(gone());
         }
@@ -289,136 +244,17 @@ impl HostFns {
     }
 }
 
-fn gone() -> pr::HostError {
-    pr::HostError::new("the Node.js environment is shutting down")
-}
-
-/// The Node exception behind a failed N-API call, as a host error whose
-/// payload (returned as `cause`) is the exception itself.
-fn caught(data: &EnvData, e: napi::Error) -> pr::HostError {
-    let env = data.env;
-    if !raw::is_exception_pending(env) {
-        return pr::HostError::new(e.reason);
-    }
-    let Ok(exc) = raw::take_exception(env) else {
-        return pr::HostError::new("exception in host function");
-    };
-    host_error_from(data, exc)
-}
-
-pub fn host_error_from(data: &EnvData, exc: Val) -> pr::HostError {
-    let env = data.env;
-    let (name, message) = if raw::is(env, sys::napi_is_error, exc).unwrap_or(false) {
-        match convert::error_value(env, exc) {
-            Ok(ev) => (if ev.name.is_empty() { "Error".to_string() } else { ev.name }, ev.message),
-            Err(_) => ("Error".to_string(), String::new()),
-        }
-    } else {
-        let mut s = std::ptr::null_mut();
-        let text = if unsafe { sys::napi_coerce_to_string(env, exc, &mut s) } == sys::Status::napi_ok {
-            raw::get_string(env, s).unwrap_or_default()
-        } else {
-            if raw::is_exception_pending(env) {
-                let _ = raw::take_exception(env);
-            }
-            String::from("(unprintable value)")
-        };
-        ("Error".to_string(), text)
-    };
-    let err = pr::HostError::new(message).with_name(name);
-    // Objects travel by reference; primitives (Node-API cannot reference
-    // them before Node 22) as copies.
-    let cause = match SendRef::new(data, exc) {
-        Ok(r) => NodeCause::Ref(r),
-        Err(_) => {
-            if raw::is_exception_pending(env) {
-                let _ = raw::take_exception(env);
-            }
-            match convert::from_node(data, exc) {
-                Ok(v) => NodeCause::Value(v),
-                Err(_) => {
-                    if raw::is_exception_pending(env) {
-                        let _ = raw::take_exception(env);
-                    }
-                    return err;
-                }
-            }
-        }
-    };
-    err.with_payload(Arc::new(cause))
-}
-
-/// The Node exception behind a host error, returned as the `cause`.
-pub enum NodeCause {
-    Ref(SendRef),
-    Value(pr::Value),
-}
-
 /// Hooks a Node promise (or value) to a core completer.
-fn settle(data: &EnvData, v: Val, c: pr::Completer) -> napi::Result<()> {
+pub(crate) fn settle(data: &EnvData, v: Val, c: pr::Completer) -> napi::Result<()> {
     use napi::bindgen_prelude::JavaScriptClassExt;
     let env = napi::Env::from_raw(data.env);
-    let inst = crate::NativeCompleter { inner: Mutex::new(Some(c)) }.into_instance(&env)?;
+    let inst = NativeCompleter { inner: Mutex::new(Some(c)) }.into_instance(&env)?;
     let undef = raw::undefined(data.env)?;
     raw::call(data.env, undef, data.helper(H::Settle)?, &[v, inst.value])?;
     Ok(())
 }
 
 // ------------------------------------------------------------ contexts
-
-/// The binding's side of one context, shared by the `Context` object, its
-/// handles, scripts and in-flight async work.
-pub struct CtxState {
-    pub ctx: pr::Context,
-    pub host: Arc<HostFns>,
-    bridge: Arc<Bridge>,
-    runner: Mutex<Option<mpsc::Sender<Job>>>,
-    /// Async operations queued or running (changed on the JS thread only).
-    busy_async: AtomicUsize,
-    disposed: AtomicBool,
-}
-
-/// What a `JSFunction`/`JSObject`/... wrapper object carries.
-pub struct HandleWrap {
-    pub h: pr::JsHandle,
-    pub state: Arc<CtxState>,
-}
-
-/// An async operation's outcome, settled on the JS thread.
-pub struct Completion {
-    deferred: usize,
-    result: pr::Result<pr::Value>,
-    state: Arc<CtxState>,
-}
-
-pub fn new_state(data: &EnvData, ctx: pr::Context) -> Arc<CtxState> {
-    let bridge = Arc::new(Bridge::default());
-    let host = Arc::new(HostFns {
-        thread: std::thread::current().id(),
-        fns: Mutex::new(Vec::new()),
-        bridge: bridge.clone(),
-        shared: data.shared.clone(),
-        state: OnceLock::new(),
-    });
-    let state = Arc::new(CtxState {
-        ctx,
-        host: host.clone(),
-        bridge,
-        runner: Mutex::new(None),
-        busy_async: AtomicUsize::new(0),
-        disposed: AtomicBool::new(false),
-    });
-    let _ = host.state.set(Arc::downgrade(&state));
-    state
-}
-
-/// Where a sync operation on a context runs.
-pub enum Gate {
-    /// On this thread, now.
-    Here,
-    /// On the runner, which waits in a host call this thread serves.
-    Forward,
-}
 
 impl CtxState {
     /// Checks that a sync operation may run, throwing `DisposedError` or the
@@ -481,7 +317,7 @@ impl CtxState {
             let result = op(&state.ctx);
             let c = Completion { deferred, result, state };
             // If the environment is gone there is no promise to settle.
-            shared.post(MainMsg::Complete(Box::new(c)));
+            shared.post(MainMsg(Box::new(move |env| complete(env, c))));
         });
         self.busy_async.fetch_add(1, Ordering::Relaxed);
         data.begin_async();
@@ -544,7 +380,7 @@ impl CtxState {
 }
 
 /// Settles an async operation's promise (JS thread, from the event loop).
-pub fn complete(env: Env, c: Completion) -> napi::Result<()> {
+pub(crate) fn complete(env: Env, c: Completion) -> napi::Result<()> {
     let data = envdata::current()?;
     c.state.busy_async.fetch_sub(1, Ordering::Relaxed);
     data.end_async();
@@ -581,75 +417,37 @@ pub fn complete(env: Env, c: Completion) -> napi::Result<()> {
 
 // ------------------------------------------------------------ errors
 
-/// Builds one of `lib/errors.js`'s classes: `makeError(kind, message, details)`.
-pub fn make_kind(data: &EnvData, kind: &str, message: &str, details: Option<Val>) -> napi::Result<Val> {
-    let env = data.env;
-    let undef = raw::undefined(env)?;
-    let args = [raw::string(env, kind)?, raw::string(env, message)?, details.unwrap_or(undef)];
-    raw::call(env, undef, data.helper(H::MakeError)?, &args)
+/// Settles the sandbox promise of an async host function (see `settle` in
+/// `lib/index.js`).
+#[napi]
+pub struct NativeCompleter {
+    pub(crate) inner: Mutex<Option<pr::Completer>>,
 }
 
-pub fn throw_kind(data: &EnvData, kind: &str, message: &str) -> napi::Error {
-    match make_kind(data, kind, message, None) {
-        Ok(e) => raw::throw(data.env, e),
-        Err(e) => e,
-    }
-}
-
-pub fn make_pr_error(data: &EnvData, state: Option<&Arc<CtxState>>, e: pr::Error) -> napi::Result<Val> {
-    let env = data.env;
-    let kind = match &e {
-        pr::Error::Parse(_) => "ParseError",
-        pr::Error::Js(_) => "JSError",
-        pr::Error::Timeout => "Timeout",
-        pr::Error::Terminated => "Terminated",
-        pr::Error::OutOfMemory => "OutOfMemory",
-        pr::Error::Conversion(_) => "Conversion",
-        pr::Error::Disposed(_) => "Disposed",
-        pr::Error::InvalidArgument(_) => "InvalidArgument",
-    };
-    let Some(ex) = e.exception() else {
-        let text = match &e {
-            pr::Error::Disposed(m) => m.clone(),
-            other => other.to_string(),
-        };
-        return make_kind(data, kind, &text, None);
-    };
-    let d = raw::object(env)?;
-    raw::set_named(env, d, c"name", raw::string(env, &ex.name)?)?;
-    raw::set_named(env, d, c"message", raw::string(env, &ex.message)?)?;
-    raw::set_named(env, d, c"stack", raw::string(env, &ex.stack)?)?;
-    if let Some(f) = &ex.filename {
-        raw::set_named(env, d, c"filename", raw::string(env, f)?)?;
-    }
-    if let Some(l) = ex.line {
-        raw::set_named(env, d, c"line", raw::int(env, l as i64)?)?;
-    }
-    if let Some(c) = ex.column {
-        raw::set_named(env, d, c"column", raw::int(env, c as i64)?)?;
-    }
-    match ex.cause_as::<NodeCause>() {
-        Some(NodeCause::Ref(r)) => {
-            if let Ok(Some(v)) = r.get(data) {
-                raw::set_named(env, d, c"cause", v)?;
+#[napi]
+impl NativeCompleter {
+    #[napi(ts_args_type = "value: unknown")]
+    pub fn resolve(&self, env: napi::Env, value: JsVal) -> napi::Result<()> {
+        let d = envdata::current()?;
+        let Some(c) = self.inner.lock().unwrap_or_else(|e| e.into_inner()).take() else { return Ok(()) };
+        match convert::from_node(&d, value.0) {
+            Ok(v) => c.resolve(v),
+            Err(_) => {
+                let exc = raw::take_exception(env.raw())?;
+                c.reject(host_error_from(&d, exc));
             }
         }
-        Some(NodeCause::Value(v)) => {
-            let v = convert::to_node(data, v.clone(), state)?;
-            raw::set_named(env, d, c"cause", v)?;
-        }
-        None => {}
+        Ok(())
     }
-    // The thrown value (handles in it need the context, which errors from
-    // snapshots do not have: those become undefined).
-    let value = convert::to_node(data, (*ex.value).clone(), state)?;
-    raw::set_named(env, d, c"value", value)?;
-    make_kind(data, kind, &e.to_string(), Some(d))
+
+    #[napi(ts_args_type = "error: unknown")]
+    pub fn reject(&self, error: JsVal) -> napi::Result<()> {
+        let d = envdata::current()?;
+        if let Some(c) = self.inner.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            c.reject(host_error_from(&d, error.0));
+        }
+        Ok(())
+    }
 }
 
-pub fn throw_pr(data: &EnvData, state: Option<&Arc<CtxState>>, e: pr::Error) -> napi::Error {
-    match make_pr_error(data, state, e) {
-        Ok(v) => raw::throw(data.env, v),
-        Err(e) => e,
-    }
-}
+// ------------------------------------------------------------ handles

@@ -5,6 +5,7 @@
 use std::ffi::c_void;
 use std::ptr;
 
+use napi::bindgen_prelude::{FromNapiValue, ToNapiValue, TypeName, ValidateNapiValue, ValueType};
 use napi::sys;
 
 pub type Env = sys::napi_env;
@@ -342,3 +343,29 @@ pub fn function(
     napi_call!(napi_create_function(env, name.as_ptr().cast(), name.len() as isize, Some(cb), data, &mut f))?;
     Ok(f)
 }
+
+/// A raw JS value passed through unchanged (typed in the `ts_*` attributes).
+pub struct JsVal(pub Val);
+
+impl FromNapiValue for JsVal {
+    unsafe fn from_napi_value(_env: sys::napi_env, v: sys::napi_value) -> napi::Result<Self> {
+        Ok(JsVal(v))
+    }
+}
+
+impl ToNapiValue for JsVal {
+    unsafe fn to_napi_value(_env: sys::napi_env, v: Self) -> napi::Result<sys::napi_value> {
+        Ok(v.0)
+    }
+}
+
+impl TypeName for JsVal {
+    fn type_name() -> &'static str {
+        "unknown"
+    }
+    fn value_type() -> ValueType {
+        ValueType::Unknown
+    }
+}
+
+impl ValidateNapiValue for JsVal {}

@@ -14,6 +14,7 @@ rescue LoadError
 end
 
 QUICK = ENV["QUICK"] == "1"
+scale = QUICK ? 0.1 : 1.0
 
 def clock
   Process.clock_gettime(Process::CLOCK_MONOTONIC)
@@ -37,13 +38,60 @@ def fmt(seconds)
   format("%.2f s", seconds)
 end
 
+# Each call timed alone with host busy-work between calls (as a real
+# program calls), p50 and p99 in µs; tight loops hide per-call costs such
+# as waking a parked thread. Beside it, the same call's tight-loop time.
+GAPS_US = [0, 5, 50, 200, 1000].freeze
+
+def busy(micros)
+  stop = clock + (micros / 1e6)
+  x = 0
+  x += 1 while clock < stop
+  x
+end
+
+def percentiles(gap, count)
+  200.times { yield }
+  times = Array.new(count) do
+    busy(gap)
+    t = clock
+    yield
+    (clock - t) * 1e6
+  end.sort
+  [times[count / 2], times[[count - 1, count * 99 / 100].min]]
+end
+
+def latency_table(cases, scale)
+  counts = { 0 => 20_000, 5 => 20_000, 50 => 10_000, 200 => 3000, 1000 => 1000 }
+  puts "Interleaved latency (each call timed alone, host busy-work between calls):"
+  puts "| per-call latency, p50 / p99 µs | tight loop | #{GAPS_US.map { |g| "gap #{g} µs" }.join(" | ")} |"
+  puts "|---|---|#{GAPS_US.map { "---" }.join("|")}|"
+  cases.each do |name, fn|
+    tight = per_op([(100_000 * scale).to_i, 1000].max, rounds: 5) { fn.call }
+    cells = GAPS_US.map do |g|
+      format("%.2f / %.2f", *percentiles(g, [(counts[g] * scale).to_i, 200].max) { fn.call })
+    end
+    puts "| #{name} | #{format("%.2f", tight * 1e6)} | #{cells.join(" | ")} |"
+  end
+  puts
+end
+
 rows = []
 add = ->(name, ours, theirs, note = "") { rows << [name, ours, theirs, note] }
-scale = QUICK ? 0.1 : 1.0
 n = ->(x) { [(x * scale).to_i, 1].max }
 
 ctx = Polyracer::Context.new
 ctx.eval("function add(a, b) { return a + b }")
+lat_fn = ctx.eval("(a, b) => a + b")
+ctx.attach("rb_id", ->(x) { x })
+lat_cb = ctx.eval("() => rb_id(1)")
+latency_table(
+  [["eval `1+1`", -> { ctx.eval("1+1") }],
+   ["call `(a,b)=>a+b` (JSFunction)", -> { lat_fn.call(1, 2) }],
+   ["callback round trip (JS → Ruby → JS)", -> { lat_cb.call }]],
+  scale
+)
+exit if ENV["LATENCY_ONLY"] == "1"
 node = EXECJS&.compile("function add(a, b) { return a + b }; function id(x) { return x }")
 
 eval_ours = per_op(n.(100_000), rounds: 7) { ctx.eval("1+1") }
