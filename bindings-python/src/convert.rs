@@ -5,20 +5,12 @@ use std::collections::HashSet;
 use num_bigint::BigInt;
 use polyracer as pr;
 use pyo3::prelude::*;
-use pyo3::sync::PyOnceLock;
 use pyo3::types::{
     PyBool, PyByteArray, PyBytes, PyDateTime, PyDict, PyFloat, PyFrozenSet, PyInt, PyList, PyMemoryView, PySet,
     PyString, PyTuple,
 };
 
-use crate::error::*;
-use crate::handles::*;
-
-pub(crate) static UNDEFINED: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-
-pub(crate) fn undefined(py: Python<'_>) -> PyResult<Py<PyAny>> {
-    UNDEFINED.get_or_try_init(py, || Ok(types(py)?.getattr("undefined")?.unbind())).map(|u| u.clone_ref(py))
-}
+use crate::types::{conversion, error_class, undefined, JSArray, JSFunction, JSObject, JSPromise, JSSymbol};
 
 /// JS → Python.
 pub(crate) fn to_py(py: Python<'_>, v: pr::Value) -> PyResult<Py<PyAny>> {

@@ -5,22 +5,12 @@ use std::sync::Arc;
 
 use polyracer as pr;
 use pyo3::prelude::*;
-use pyo3::sync::PyOnceLock;
 
-use crate::convert::*;
+use crate::convert::to_py;
+use crate::types::error_class;
 
 /// The original Python exception behind a JS error, returned as `__cause__`.
 pub(crate) struct PyCause(pub(crate) Py<PyAny>);
-
-pub(crate) static TYPES: PyOnceLock<Py<PyModule>> = PyOnceLock::new();
-
-pub(crate) fn types(py: Python<'_>) -> PyResult<&Bound<'_, PyModule>> {
-    TYPES.get_or_try_init(py, || py.import("polyracer._types").map(Bound::unbind)).map(|m| m.bind(py))
-}
-
-pub(crate) fn error_class<'py>(py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
-    types(py)?.getattr(name)
-}
 
 /// Maps a core error to the matching `polyracer` exception.
 pub(crate) fn to_pyerr(py: Python<'_>, e: pr::Error) -> PyErr {
@@ -81,13 +71,6 @@ impl<T> OrRaise<T> for pr::Result<T> {
             return Err(sig);
         }
         self.map_err(|e| to_pyerr(py, e))
-    }
-}
-
-pub(crate) fn conversion(py: Python<'_>, msg: String) -> PyErr {
-    match error_class(py, "ConversionError").and_then(|c| c.call1((msg,))) {
-        Ok(inst) => PyErr::from_value(inst),
-        Err(e) => e,
     }
 }
 

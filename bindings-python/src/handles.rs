@@ -5,13 +5,10 @@ use polyracer as pr;
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyTuple};
 
-use crate::context::*;
-use crate::convert::*;
-use crate::error::*;
-
-/// A JS function; call it like a Python function.
-#[pyclass(module = "polyracer._polyracer", frozen)]
-pub(crate) struct JSFunction(pub(crate) pr::JsHandle);
+use crate::convert::{args_from_py, from_py, key_value, to_py};
+use crate::error::OrRaise;
+use crate::options::seconds;
+use crate::types::{JSArray, JSFunction, JSObject, JSPromise, JSSymbol};
 
 #[pymethods]
 impl JSFunction {
@@ -27,10 +24,6 @@ impl JSFunction {
         "<JSFunction>".into()
     }
 }
-
-/// A JS object held in its context; a mutable mapping of its own keys.
-#[pyclass(module = "polyracer._polyracer", frozen)]
-pub(crate) struct JSObject(pub(crate) pr::JsHandle);
 
 #[pymethods]
 impl JSObject {
@@ -84,10 +77,6 @@ impl JSObject {
     }
 }
 
-/// A JS array held in its context; a mutable sequence.
-#[pyclass(module = "polyracer._polyracer", frozen)]
-pub(crate) struct JSArray(pub(crate) pr::JsHandle);
-
 impl JSArray {
     fn index(&self, py: Python<'_>, i: isize) -> PyResult<usize> {
         let len = py.detach(|| self.0.length()).or_raise(py)? as isize;
@@ -139,10 +128,6 @@ impl JSArray {
     }
 }
 
-/// A JS promise: `result(timeout=)` waits for it; `await` it in asyncio.
-#[pyclass(module = "polyracer._polyracer", frozen)]
-pub(crate) struct JSPromise(pub(crate) pr::JsHandle);
-
 #[pymethods]
 impl JSPromise {
     #[pyo3(signature = (timeout=None))]
@@ -161,10 +146,6 @@ impl JSPromise {
         "<JSPromise>".into()
     }
 }
-
-/// A JS symbol.
-#[pyclass(module = "polyracer._polyracer", frozen)]
-pub(crate) struct JSSymbol(pub(crate) pr::JsHandle);
 
 #[pymethods]
 impl JSSymbol {

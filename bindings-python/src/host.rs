@@ -4,8 +4,8 @@ use polyracer as pr;
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
-use crate::convert::*;
-use crate::error::*;
+use crate::convert::{from_py, to_py};
+use crate::error::host_error;
 
 pub(crate) fn call_python(f: &Py<PyAny>, args: Vec<pr::Value>) -> Result<pr::Value, pr::HostError> {
     Python::attach(|py| {

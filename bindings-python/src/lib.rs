@@ -7,14 +7,16 @@ mod convert;
 mod error;
 mod handles;
 mod host;
+mod options;
+mod types;
 
 use polyracer as pr;
 use pyo3::prelude::*;
 
 use context::{Context, Script, Snapshot};
 use error::{check_signals, OrRaise};
-use handles::{JSArray, JSFunction, JSObject, JSPromise, JSSymbol};
 use host::Completer;
+use types::{JSArray, JSFunction, JSObject, JSPromise, JSSymbol};
 
 #[pyfunction]
 #[pyo3(signature = (*flags, single_threaded=false))]
