@@ -4,11 +4,51 @@ use std::sync::{Arc, Mutex};
 
 use polyracer as pr;
 
-use crate::host::*;
-use crate::options::*;
-use crate::script::*;
-use crate::value::{from_js, from_js_all, to_js, JsHandle, JsValue};
-use crate::Res;
+use crate::convert::{from_js, from_js_all};
+use crate::error::{HostFunctionError, Res};
+use crate::host::Completer;
+use crate::options::{
+    eval_options, seconds, value, CompileOptions, EvalOptions, HeapStats, ModuleOptions, ModuleResult,
+};
+use crate::script::{Script, Snapshot};
+use crate::value::{to_js, JsHandle, JsValue};
+
+/// Options for `Context(options:)`.
+#[derive(uniffi::Record)]
+pub struct ContextOptions {
+    /// Default timeout for every call, in seconds.
+    #[uniffi(default = None)]
+    pub timeout: Option<f64>,
+    /// Heap limit in bytes; reaching it gives `PolyRacerError.OutOfMemory`.
+    #[uniffi(default = None)]
+    pub memory_limit: Option<u64>,
+    /// Start from this snapshot's heap.
+    #[uniffi(default = None)]
+    pub snapshot: Option<Arc<Snapshot>>,
+}
+
+/// A host function exposed to JS. Runs on the thread that is waiting on the
+/// context (the thread that called `eval`/`call`), so it may call back into
+/// the same context (nested JS → host → JS to any depth). `context` is a
+/// non-owning reference to the calling context: using it does not keep the
+/// context alive, which avoids reference cycles through captured contexts.
+#[uniffi::export(callback_interface)]
+pub trait HostFunction: Send + Sync {
+    fn call(&self, context: Arc<Context>, args: Vec<JsValue>) -> Result<JsValue, HostFunctionError>;
+}
+
+/// A host function whose JS result is a promise, settled through
+/// `completer` from any thread at any later time.
+#[uniffi::export(callback_interface)]
+pub trait AsyncHostFunction: Send + Sync {
+    fn call(&self, context: Arc<Context>, args: Vec<JsValue>, completer: Arc<Completer>);
+}
+
+/// Loads ES modules: returns the source of `specifier` imported from `referrer`.
+#[uniffi::export(callback_interface)]
+pub trait ModuleResolver: Send + Sync {
+    fn resolve(&self, specifier: String, referrer: String) -> Result<String, HostFunctionError>;
+}
 
 /// A JS context: its own V8 isolate and heap; calls run on the calling thread. Calls may
 /// come from any thread; they are serialised.

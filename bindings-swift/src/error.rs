@@ -203,3 +203,6 @@ impl From<PolyRacerError> for pr::HostError {
         }
     }
 }
+
+/// What the exported functions return.
+pub(crate) type Res<T> = Result<T, PolyRacerError>;

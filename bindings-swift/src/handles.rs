@@ -4,9 +4,11 @@ use std::sync::Arc;
 
 use polyracer as pr;
 
-use crate::options::*;
-use crate::value::{from_js, from_js_all, HandleKind, JsHandle, JsValue};
-use crate::Res;
+use crate::convert::{from_js, from_js_all};
+use crate::options::{seconds, value};
+use crate::value::{HandleKind, JsHandle, JsValue};
+
+use crate::error::Res;
 
 #[uniffi::export]
 impl JsHandle {

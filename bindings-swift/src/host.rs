@@ -1,36 +1,13 @@
 //! Swift host functions, async completions and module resolvers
 //! (callback interfaces, run on the calling thread).
 
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use polyracer as pr;
 
-use crate::context::*;
+use crate::convert::from_js;
 use crate::error::HostFunctionError;
-use crate::value::{from_js, JsValue};
-
-/// A host function exposed to JS. Runs on the thread that is waiting on the
-/// context (the thread that called `eval`/`call`), so it may call back into
-/// the same context (nested JS → host → JS to any depth). `context` is a
-/// non-owning reference to the calling context: using it does not keep the
-/// context alive, which avoids reference cycles through captured contexts.
-#[uniffi::export(callback_interface)]
-pub trait HostFunction: Send + Sync {
-    fn call(&self, context: Arc<Context>, args: Vec<JsValue>) -> Result<JsValue, HostFunctionError>;
-}
-
-/// A host function whose JS result is a promise, settled through
-/// `completer` from any thread at any later time.
-#[uniffi::export(callback_interface)]
-pub trait AsyncHostFunction: Send + Sync {
-    fn call(&self, context: Arc<Context>, args: Vec<JsValue>, completer: Arc<Completer>);
-}
-
-/// Loads ES modules: returns the source of `specifier` imported from `referrer`.
-#[uniffi::export(callback_interface)]
-pub trait ModuleResolver: Send + Sync {
-    fn resolve(&self, specifier: String, referrer: String) -> Result<String, HostFunctionError>;
-}
+use crate::value::JsValue;
 
 /// Settles the promise an async host function returned. Dropping it
 /// unsettled rejects the promise.

@@ -14,7 +14,10 @@
 
 use polyracer as pr;
 
+use crate::error::Res;
+
 mod context;
+mod convert;
 mod error;
 mod handles;
 mod host;
@@ -27,11 +30,9 @@ pub use value::{HandleKind, JsHandle, JsMapEntry, JsProperty, JsValue};
 
 uniffi::setup_scaffolding!();
 
-type Res<T> = Result<T, PolyRacerError>;
-
-pub use context::Context;
-pub use host::{AsyncHostFunction, Completer, HostFunction, ModuleResolver};
-pub use options::{CompileOptions, ContextOptions, EvalOptions, HeapStats, ModuleOptions, ModuleResult};
+pub use context::{AsyncHostFunction, Context, ContextOptions, HostFunction, ModuleResolver};
+pub use host::Completer;
+pub use options::{CompileOptions, EvalOptions, HeapStats, ModuleOptions, ModuleResult};
 pub use script::{Script, Snapshot};
 
 // ------------------------------------------------------------ engine

@@ -5,23 +5,9 @@ use std::time::Duration;
 
 use polyracer as pr;
 
-use crate::script::*;
 use crate::value::{to_js, JsHandle, JsValue};
-use crate::Res;
 
-/// Options for `Context(options:)`.
-#[derive(uniffi::Record)]
-pub struct ContextOptions {
-    /// Default timeout for every call, in seconds.
-    #[uniffi(default = None)]
-    pub timeout: Option<f64>,
-    /// Heap limit in bytes; reaching it gives `PolyRacerError.OutOfMemory`.
-    #[uniffi(default = None)]
-    pub memory_limit: Option<u64>,
-    /// Start from this snapshot's heap.
-    #[uniffi(default = None)]
-    pub snapshot: Option<Arc<Snapshot>>,
-}
+use crate::error::Res;
 
 /// Per-call options.
 #[derive(uniffi::Record)]

@@ -4,9 +4,10 @@ use std::sync::Arc;
 
 use polyracer as pr;
 
-use crate::options::*;
+use crate::options::{eval_options, seconds, value, EvalOptions};
 use crate::value::JsValue;
-use crate::Res;
+
+use crate::error::Res;
 
 /// A compiled script that can run many times in its context.
 #[derive(uniffi::Object)]

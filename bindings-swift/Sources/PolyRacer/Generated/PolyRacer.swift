@@ -4418,13 +4418,13 @@ private let initializationResult: InitializationResult = {
     if (uniffi_polyracer_swift_checksum_method_context_eval_async() != 36326) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_polyracer_swift_checksum_method_context_eval_module() != 7747) {
+    if (uniffi_polyracer_swift_checksum_method_context_eval_module() != 53306) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_polyracer_swift_checksum_method_context_expose() != 62469) {
+    if (uniffi_polyracer_swift_checksum_method_context_expose() != 21346) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_polyracer_swift_checksum_method_context_expose_async() != 34253) {
+    if (uniffi_polyracer_swift_checksum_method_context_expose_async() != 50864) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_polyracer_swift_checksum_method_context_heap_stats() != 29336) {
@@ -4517,7 +4517,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_polyracer_swift_checksum_method_jshandle_to_value() != 17299) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_polyracer_swift_checksum_constructor_context_new() != 44775) {
+    if (uniffi_polyracer_swift_checksum_constructor_context_new() != 41768) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_polyracer_swift_checksum_constructor_snapshot_create() != 53959) {
@@ -4526,13 +4526,13 @@ private let initializationResult: InitializationResult = {
     if (uniffi_polyracer_swift_checksum_constructor_snapshot_load() != 42875) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_polyracer_swift_checksum_method_asynchostfunction_call() != 29359) {
+    if (uniffi_polyracer_swift_checksum_method_asynchostfunction_call() != 26553) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_polyracer_swift_checksum_method_hostfunction_call() != 55860) {
+    if (uniffi_polyracer_swift_checksum_method_hostfunction_call() != 9356) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_polyracer_swift_checksum_method_moduleresolver_resolve() != 3621) {
+    if (uniffi_polyracer_swift_checksum_method_moduleresolver_resolve() != 8436) {
         return InitializationResult.apiChecksumMismatch
     }
 
