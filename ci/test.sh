@@ -14,6 +14,8 @@ step "cargo fmt --check"
 cargo fmt --all --check
 step "cargo clippy -D warnings (whole workspace, bindings included)"
 cargo clippy --workspace --all-targets -- -D warnings
+step "no import cycles between each binding's native modules"
+python3 ci/check-module-cycles.py bindings-python/src bindings-ruby/ext/polyracer/src bindings-node/src bindings-swift/src
 # The default members (core, cli) only: the bindings are cdylibs tested by
 # their languages' own runners below. cargo-nextest runs each test in its own
 # process with a time limit (.config/nextest.toml), so a hang fails the test.

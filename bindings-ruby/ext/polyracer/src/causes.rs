@@ -12,7 +12,7 @@ use magnus::value::ReprValue;
 use magnus::{prelude::*, Error, Exception, RArray, RClass, Ruby, Value};
 use polyracer as pr;
 
-use crate::classes::*;
+use crate::classes::{module, CAUSES};
 
 /// A Ruby exception raised in a callback, travelling through JS as the
 /// `HostError` payload. The exception itself stays in `CAUSES` (a GC root):

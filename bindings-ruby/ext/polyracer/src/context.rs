@@ -4,45 +4,16 @@ use std::sync::Mutex;
 
 use magnus::typed_data::Obj;
 use magnus::value::{Opaque, ReprValue};
-use magnus::{gc, DataTypeFunctions, Error, RHash, RString, Ruby, Symbol, TryConvert, TypedData, Value};
+use magnus::{Error, RHash, RString, Ruby, Symbol, TryConvert, Value};
 use polyracer as pr;
 
-use crate::causes::*;
-use crate::convert::*;
-use crate::error::*;
-use crate::gvl::*;
-use crate::handles::*;
-use crate::script::*;
-
-/// `Polyracer::Context`: owns the core context and the Ruby objects JS may
-/// call back into (marked so the GC keeps them while the context lives).
-#[derive(TypedData)]
-#[magnus(class = "Polyracer::Context", mark, size)]
-pub(crate) struct RbContext {
-    pub(crate) inner: pr::Context,
-    pub(crate) keep: Mutex<Vec<Opaque<Value>>>,
-    pub(crate) resolver: Mutex<Option<Opaque<Value>>>,
-}
-
-impl DataTypeFunctions for RbContext {
-    fn mark(&self, marker: &gc::Marker) {
-        for v in self.keep.lock().unwrap_or_else(|e| e.into_inner()).iter() {
-            marker.mark(*v);
-        }
-        if let Some(r) = *self.resolver.lock().unwrap_or_else(|e| e.into_inner()) {
-            marker.mark(r);
-        }
-    }
-}
-
-pub(crate) fn eval_opts(
-    ruby: &Ruby,
-    filename: Option<String>,
-    timeout: Option<Value>,
-    await_promise: bool,
-) -> Result<pr::EvalOptions, Error> {
-    Ok(pr::EvalOptions { filename, timeout: seconds(ruby, timeout)?, as_handle: false, await_promise })
-}
+use crate::causes::host_error_from;
+use crate::classes::{arg_error, JsRef, RbContext, RbScript, RbSnapshot};
+use crate::convert::{args_from_rb, from_rb, rstring_to_string, to_rb};
+use crate::error::OrRaise;
+use crate::gvl::{with_gvl, without_gvl};
+use crate::options::{eval_opts, memory_limit, seconds};
+use crate::script::owner_ctx;
 
 /// Runs a Ruby callable for JS, on the waiting thread, with the GVL.
 pub(crate) fn call_ruby(

@@ -8,9 +8,7 @@ use magnus::{
 };
 use polyracer as pr;
 
-use crate::classes::*;
-use crate::error::*;
-use crate::handles::*;
+use crate::classes::{conversion_error, ivar, JsRef, C_SET, E_JS, UNDEFINED};
 
 /// A conversion failure, with the path to where it happened.
 pub(crate) enum ConvFail {

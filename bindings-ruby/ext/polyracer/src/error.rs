@@ -1,32 +1,14 @@
 //! Core errors as `Polyracer::*Error`: the one place the extension maps
 //! them (`OrRaise`), plus argument validation shared by the classes.
 
-use std::time::Duration;
-
-use magnus::rb_sys::{AsRawValue, FromRawValue};
+use magnus::rb_sys::FromRawValue;
 use magnus::value::ReprValue;
-use magnus::{prelude::*, Error, Exception, IntoValue, RArray, Ruby, TryConvert, Value};
+use magnus::{prelude::*, Error, Exception, IntoValue, RArray, Ruby, Value};
 use polyracer as pr;
 
-use crate::causes::*;
-use crate::classes::*;
-use crate::convert::*;
-
-pub(crate) fn ivar(obj: Value, name: &std::ffi::CStr, value: Value) {
-    // SAFETY: called with the GVL on a live object; `name` is NUL-terminated.
-    unsafe {
-        let id = rb_sys::rb_intern(name.as_ptr());
-        rb_sys::rb_ivar_set(obj.as_raw(), id, value.as_raw());
-    }
-}
-
-pub(crate) fn arg_error(ruby: &Ruby, msg: impl Into<String>) -> Error {
-    Error::new(ruby.exception_arg_error(), msg.into())
-}
-
-pub(crate) fn conversion_error(ruby: &Ruby, msg: impl Into<String>) -> Error {
-    Error::new(ruby.get_inner(&E_CONVERSION), msg.into())
-}
+use crate::causes::{cause_exception, RbCause};
+use crate::classes::{ivar, E_CONVERSION, E_DISPOSED, E_INVALID, E_JS, E_OOM, E_PARSE, E_TERMINATED, E_TIMEOUT};
+use crate::convert::to_rb;
 
 /// A JS frame in Ruby's backtrace form: `file.js:3:in 'f'`.
 pub(crate) fn backtrace_line(f: &pr::StackFrame) -> String {
@@ -104,29 +86,4 @@ impl<T> OrRaise<T> for Result<pr::Result<T>, Error> {
     fn or_raise(self, ruby: &Ruby, owner: Option<Value>) -> Result<T, Error> {
         self?.map_err(|e| to_rb_err(ruby, owner, e))
     }
-}
-
-/// Timeouts in seconds, validated by core (same range and message in every binding).
-pub(crate) fn seconds(ruby: &Ruby, t: Option<Value>) -> Result<Option<Duration>, Error> {
-    let Some(t) = t.filter(|t| !t.is_nil()) else { return Ok(None) };
-    let invalid = |m: &str| to_rb_err(ruby, None, pr::Error::InvalidArgument(m.into()));
-    let s: f64 = f64::try_convert(t).map_err(|_| invalid("timeout must be a number of seconds or nil"))?;
-    pr::limits::optional_timeout(Some(s), pr::limits::TimeUnit::Seconds).map_err(|e| to_rb_err(ruby, None, e))
-}
-
-/// A memory limit in bytes (an Integer, or a Float with no fraction),
-/// validated and rounded by core.
-pub(crate) fn memory_limit(ruby: &Ruby, m: Option<Value>) -> Result<Option<usize>, Error> {
-    let Some(m) = m.filter(|m| !m.is_nil()) else { return Ok(None) };
-    let checked = if let Some(i) = magnus::Integer::from_value(m) {
-        // A Bignum beyond i64 is out of range all the same.
-        pr::limits::memory_limit(i.to_i64().map_or(i128::MAX, i128::from))
-    } else if let Some(f) = magnus::Float::from_value(m) {
-        pr::limits::memory_limit_f64(f.to_f64())
-    } else {
-        Err(pr::Error::InvalidArgument(format!("memory limit must be a whole number of bytes, not {}", unsafe {
-            m.classname()
-        })))
-    };
-    checked.map(Some).map_err(|e| to_rb_err(ruby, None, e))
 }

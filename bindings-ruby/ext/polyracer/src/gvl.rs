@@ -10,7 +10,7 @@ use magnus::rb_sys::{protect, AsRawValue};
 use magnus::value::ReprValue;
 use magnus::{Error, Ruby};
 
-use crate::causes::*;
+use crate::causes::{keep_cause, take_escape, INTERRUPT_EXC};
 
 pub(crate) struct Job<F, R> {
     pub(crate) f: Option<F>,

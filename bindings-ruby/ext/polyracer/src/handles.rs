@@ -2,35 +2,14 @@
 //! context, as Ruby objects that mark their context for the GC.
 
 use magnus::typed_data::{DataTypeBuilder, Obj};
-use magnus::value::{Lazy, Opaque};
-use magnus::{
-    gc, prelude::*, DataType, DataTypeFunctions, Error, RArray, RClass, Ruby, Symbol, TryConvert, TypedData, Value,
-};
+use magnus::{DataType, Error, RArray, RClass, Ruby, Symbol, TryConvert, TypedData, Value};
 use polyracer as pr;
 
-use crate::classes::*;
-use crate::convert::*;
-use crate::error::*;
-use crate::gvl::*;
-
-/// A JS object, function, promise, array or symbol that stays in its
-/// context. The Ruby class depends on the kind (`JSFunction`, `JSPromise`
-/// are subclasses of `JSObject`); it keeps its Ruby context alive.
-pub(crate) struct JsRef {
-    pub(crate) h: pr::JsHandle,
-    pub(crate) owner: Opaque<Value>,
-}
-
-impl DataTypeFunctions for JsRef {
-    fn mark(&self, marker: &gc::Marker) {
-        marker.mark(self.owner);
-    }
-}
-
-pub(crate) static C_JSFUNCTION: Lazy<RClass> =
-    Lazy::new(|ruby| module(ruby).const_get("JSFunction").expect("JSFunction"));
-pub(crate) static C_JSPROMISE: Lazy<RClass> = Lazy::new(|ruby| module(ruby).const_get("JSPromise").expect("JSPromise"));
-pub(crate) static C_JSOBJECT: Lazy<RClass> = Lazy::new(|ruby| module(ruby).const_get("JSObject").expect("JSObject"));
+use crate::classes::{arg_error, JsRef, C_JSFUNCTION, C_JSOBJECT, C_JSPROMISE};
+use crate::convert::{args_from_rb, from_rb, to_rb};
+use crate::error::OrRaise;
+use crate::gvl::without_gvl;
+use crate::options::seconds;
 
 unsafe impl TypedData for JsRef {
     fn class(ruby: &Ruby) -> RClass {

@@ -20,17 +20,15 @@ mod convert;
 mod error;
 mod gvl;
 mod handles;
+mod options;
 mod script;
 
 use magnus::{function, method, prelude::*, Error, Ruby};
 use polyracer as pr;
 
-use crate::classes::*;
-use crate::context::*;
-use crate::error::*;
-use crate::gvl::*;
-use crate::handles::*;
-use crate::script::*;
+use crate::classes::{module, JsRef, RbContext, RbScript, RbSnapshot, CAUSES, C_SET, UNDEFINED};
+use crate::error::OrRaise;
+use crate::gvl::interrupt_requested;
 
 fn rb_configure(ruby: &Ruby, flags: Vec<String>, single_threaded: bool) -> Result<(), Error> {
     Ok(pr::configure(pr::EngineOptions { flags, single_threaded })).or_raise(ruby, None)

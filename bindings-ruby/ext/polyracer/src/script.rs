@@ -4,26 +4,15 @@ use std::sync::Mutex;
 
 use magnus::typed_data::Obj;
 use magnus::value::{Opaque, ReprValue};
-use magnus::{gc, DataTypeFunctions, Error, RString, Ruby, TryConvert, TypedData, Value};
+use magnus::{Error, RString, Ruby, TryConvert, Value};
+
 use polyracer as pr;
 
-use crate::context::*;
-use crate::convert::*;
-use crate::error::*;
-use crate::gvl::*;
-
-#[derive(TypedData)]
-#[magnus(class = "Polyracer::Script", mark, size, free_immediately)]
-pub(crate) struct RbScript {
-    pub(crate) s: pr::Script,
-    pub(crate) owner: Opaque<Value>,
-}
-
-impl DataTypeFunctions for RbScript {
-    fn mark(&self, marker: &gc::Marker) {
-        marker.mark(self.owner);
-    }
-}
+use crate::classes::{RbContext, RbScript, RbSnapshot};
+use crate::convert::{rstring_to_string, to_rb};
+use crate::error::OrRaise;
+use crate::gvl::without_gvl;
+use crate::options::eval_opts;
 
 pub(crate) fn owner_ctx(ruby: &Ruby, owner: Opaque<Value>) -> Result<Obj<RbContext>, Error> {
     Obj::<RbContext>::try_convert(ruby.get_inner(owner))
@@ -49,12 +38,6 @@ impl RbScript {
         self.s.dispose();
     }
 }
-
-#[derive(TypedData)]
-#[magnus(class = "Polyracer::Snapshot", size, free_immediately)]
-pub(crate) struct RbSnapshot(Mutex<pr::Snapshot>);
-
-impl DataTypeFunctions for RbSnapshot {}
 
 impl RbSnapshot {
     pub(crate) fn get(&self) -> pr::Snapshot {
