@@ -378,24 +378,27 @@ def percentiles(fn: Callable[[], Any], gap: int, n: int) -> tuple[float, float]:
 
 
 def engine_latency(eng: Any, scale: float) -> list[tuple[str, str, list[tuple[float, float]]]]:
-    """One engine's interleaved latency rows."""
+    """One engine's interleaved latency rows.
+
+    Each context is closed before the next is made: STPyV8 contexts are
+    entered on creation and must not overlap (overlapping ones crashed a
+    later context creation).
+    """
     counts = {0: 20000, 5: 20000, 50: 10000, 200: 3000, 1000: 1000}
+
+    def cells(fn: Callable[[], Any]) -> list[tuple[float, float]]:
+        return [percentiles(fn, gap, max(200, int(counts[gap] * scale))) for gap in GAPS_US]
+
+    rows = []
     ctx = eng.new()
     add = eng.function(ctx, "(a, b) => a + b")
-    cases: list[tuple[str, Callable[[], Any]]] = [
-        ("eval `1+1`", lambda: eng.eval(ctx, "1+1")),
-        ("call `(a,b)=>a+b`", lambda: add(1, 2)),
-    ]
+    rows.append(("eval `1+1`", eng.name, cells(lambda: eng.eval(ctx, "1+1"))))
+    rows.append(("call `(a,b)=>a+b`", eng.name, cells(lambda: add(1, 2))))
+    eng.close(ctx)
     caller = eng.callback_caller()
     if caller:
-        cases.append(("callback round trip (JS → Python → JS)", caller[0]))
-    rows = []
-    for case, fn in cases:
-        cells = [percentiles(fn, gap, max(200, int(counts[gap] * scale))) for gap in GAPS_US]
-        rows.append((case, eng.name, cells))
-    if caller:
+        rows.append(("callback round trip (JS → Python → JS)", eng.name, cells(caller[0])))
         caller[1]()
-    eng.close(ctx)
     return rows
 
 
@@ -469,11 +472,19 @@ def main() -> None:
     parser.add_argument("--png")
     parser.add_argument("--latency-only", action="store_true")
     args = parser.parse_args()
-    print("Interleaved latency (each call timed alone, host busy-work between calls):")
-    print(latency_table(latency(args.quick)))
-    print()
     if args.latency_only:
+        print("Interleaved latency (each call timed alone, host busy-work between calls):")
+        print(latency_table(latency(args.quick)))
         return
+    # In a child process: STPyV8 crashed (SIGSEGV) creating a context later
+    # in a process whose earlier STPyV8 contexts had a custom global object.
+    import subprocess
+
+    child = [sys.executable, __file__, "--latency-only"] + (["--quick"] if args.quick else [])
+    done = subprocess.run(child, check=False)
+    if done.returncode != 0:
+        print(f"(the latency run exited with {done.returncode})", file=sys.stderr)
+    print()
     results = run(args.quick)
     print(table(results))
     p = results.get("polyracer", {})
