@@ -122,8 +122,17 @@ export declare class JSSymbol {
 
 export declare class PolyracerError extends Error {}
 /** A SyntaxError at compile time; `name` is the sandbox's (`SyntaxError`). */
+/** One frame of a sandbox stack (`frames` of `JSError`/`ParseError`, innermost first). */
+export interface StackFrame {
+  /** The function's name; absent for top-level code and anonymous functions. */
+  function?: string
+  file?: string
+  line: number
+  column: number
+}
 export declare class ParseError extends PolyracerError {
   value: unknown
+  frames: StackFrame[]
   filename?: string
   line?: number
   column?: number
@@ -131,6 +140,8 @@ export declare class ParseError extends PolyracerError {
 /** An uncaught sandbox exception: `name`, `message`, `stack` are the sandbox's; `cause` is the Node exception that started it. */
 export declare class JSError extends PolyracerError {
   value: unknown
+  /** The sandbox stack as data. */
+  frames: StackFrame[]
   filename?: string
   line?: number
   column?: number

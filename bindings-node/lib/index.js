@@ -62,6 +62,7 @@ function makeError(kind, message, details) {
     if (details.filename !== undefined) err.filename = details.filename
     if (details.line !== undefined) err.line = details.line
     if (details.column !== undefined) err.column = details.column
+    if (details.frames !== undefined) err.frames = details.frames
     if ('cause' in details) err.cause = details.cause
   } else {
     err.stack = `${C.name}: ${message}\n${hostStack}`

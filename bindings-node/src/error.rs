@@ -96,6 +96,20 @@ pub(crate) fn make_pr_error(data: &EnvData, state: Option<&Arc<CtxState>>, e: pr
     if let Some(f) = &ex.filename {
         raw::set_named(env, d, c"filename", raw::string(env, f)?)?;
     }
+    let frames = raw::array(env, ex.frames.len())?;
+    for (i, f) in ex.frames.iter().enumerate() {
+        let o = raw::object(env)?;
+        if let Some(name) = &f.function {
+            raw::set_named(env, o, c"function", raw::string(env, name)?)?;
+        }
+        if let Some(file) = &f.file {
+            raw::set_named(env, o, c"file", raw::string(env, file)?)?;
+        }
+        raw::set_named(env, o, c"line", raw::int(env, f.line as i64)?)?;
+        raw::set_named(env, o, c"column", raw::int(env, f.column as i64)?)?;
+        raw::set_element(env, frames, i as u32, o)?;
+    }
+    raw::set_named(env, d, c"frames", frames)?;
     if let Some(l) = ex.line {
         raw::set_named(env, d, c"line", raw::int(env, l as i64)?)?;
     }

@@ -420,3 +420,26 @@ test('V8_VERSION is the sandbox V8', () => {
   assert.match(pr.V8_VERSION, /^\d+\.\d+\.\d+/)
   assert.notEqual(pr.V8_VERSION, process.versions.v8)
 })
+
+test('sandbox exceptions carry their stack frames as data', () => {
+  const ctx = new pr.Context()
+  const src = "function inner() { throw new TypeError('bad') }\nfunction outer() { inner() }\nouter()"
+  const err = (() => {
+    try {
+      ctx.evalSync(src, { filename: 'app.js' })
+    } catch (e) {
+      return e
+    }
+  })()
+  assert.ok(err instanceof pr.JSError)
+  assert.deepEqual(
+    err.frames.map((f) => f.function),
+    ['inner', 'outer', undefined],
+  )
+  assert.deepEqual(err.frames[0], { function: 'inner', file: 'app.js', line: 1, column: 26 })
+  assert.throws(
+    () => ctx.evalSync('let x = ;', { filename: 'bad.js' }),
+    (e) => e instanceof pr.ParseError && e.frames.length === 1 && e.frames[0].line === 1 && e.frames[0].file === 'bad.js',
+  )
+  ctx.dispose()
+})

@@ -5,9 +5,10 @@ use std::sync::Arc;
 
 use polyracer as pr;
 use pyo3::prelude::*;
+use pyo3::types::PyList;
 
 use crate::convert::to_py;
-use crate::types::error_class;
+use crate::types::{error_class, types};
 
 /// The original Python exception behind a JS error, returned as `__cause__`.
 pub(crate) struct PyCause(pub(crate) Py<PyAny>);
@@ -41,6 +42,12 @@ pub(crate) fn build_pyerr(py: Python<'_>, e: pr::Error) -> PyResult<PyErr> {
         inst.setattr("name", &ex.name)?;
         inst.setattr("message", &ex.message)?;
         inst.setattr("stack", &ex.stack)?;
+        let frame = types(py)?.getattr("StackFrame")?;
+        let frames = PyList::empty(py);
+        for f in &ex.frames {
+            frames.append(frame.call1((f.function.as_deref(), f.file.as_deref(), f.line, f.column))?)?;
+        }
+        inst.setattr("frames", frames)?;
         inst.setattr("filename", ex.filename.as_deref())?;
         inst.setattr("line", ex.line)?;
         inst.setattr("column", ex.column)?;

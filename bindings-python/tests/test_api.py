@@ -349,3 +349,16 @@ def test_as_handle_returns_live_objects_and_arrays(ctx: polyracer.Context) -> No
         arr[10]
     made = ctx.call("() => [1]", as_handle=True)
     assert isinstance(made, polyracer.JSArray)
+
+
+def test_js_errors_carry_their_stack_frames_as_data(ctx: polyracer.Context) -> None:
+    src = "function inner() { throw new TypeError('bad') }\nfunction outer() { inner() }\nouter()"
+    with pytest.raises(polyracer.JSError) as e:
+        ctx.eval(src, filename="app.js")
+    frames = e.value.frames
+    assert [f.function for f in frames] == ["inner", "outer", None]
+    assert frames[0] == polyracer.StackFrame("inner", "app.js", 1, 26)
+    assert (frames[1].line, frames[2].line) == (2, 3)
+    with pytest.raises(polyracer.ParseError) as p:
+        ctx.eval("let x = ;", filename="bad.js")
+    assert p.value.frames == [polyracer.StackFrame(None, "bad.js", 1, 9)]

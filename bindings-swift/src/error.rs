@@ -19,6 +19,16 @@ pub trait HostCause: Send + Sync {
 /// Keeps the foreign cause inside the core's `HostError` payload.
 struct CausePayload(Arc<dyn HostCause>);
 
+/// One frame of a JS stack (innermost first in `JsException::frames`).
+#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+pub struct JsStackFrame {
+    /// The function's name; `nil` for top-level code and anonymous functions.
+    pub function: Option<String>,
+    pub file: Option<String>,
+    pub line: u32,
+    pub column: u32,
+}
+
 /// A JS exception (or compile error) with everything needed to report it.
 #[derive(Clone, uniffi::Record)]
 pub struct JsException {
@@ -27,6 +37,8 @@ pub struct JsException {
     pub message: String,
     /// The JS stack, or `file:line:column` for thrown non-Errors and syntax errors.
     pub stack: String,
+    /// The stack as data.
+    pub frames: Vec<JsStackFrame>,
     /// The thrown value itself.
     pub value: JsValue,
     pub filename: Option<String>,
@@ -120,6 +132,11 @@ fn exception(ex: pr::JsException) -> JsException {
         name: ex.name,
         message: ex.message,
         stack: ex.stack,
+        frames: ex
+            .frames
+            .into_iter()
+            .map(|f| JsStackFrame { function: f.function, file: f.file, line: f.line, column: f.column })
+            .collect(),
         value: to_js(*ex.value),
         filename: ex.filename,
         line: ex.line,

@@ -25,7 +25,7 @@ mod options;
 mod script;
 mod value;
 
-pub use error::{HostCause, HostFunctionError, JsException, PolyRacerError};
+pub use error::{HostCause, HostFunctionError, JsException, JsStackFrame, PolyRacerError};
 pub use value::{HandleKind, JsHandle, JsMapEntry, JsProperty, JsValue};
 
 uniffi::setup_scaffolding!();

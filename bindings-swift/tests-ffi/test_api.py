@@ -190,6 +190,15 @@ def test_eval_filename_shows_in_stack(ctx):
     assert (ex.filename, ex.line) == ("app.js", 3)
 
 
+def test_exceptions_carry_their_stack_frames_as_data(ctx):
+    src = "function inner() { throw new TypeError('bad') }\nfunction outer() { inner() }\nouter()"
+    with pytest.raises(PolyRacerError.Js) as info:
+        ctx.eval(src, EvalOptions(filename="app.js"))
+    frames = info.value.exception.frames
+    assert [f.function for f in frames] == ["inner", "outer", None]
+    assert frames[0] == pr.JsStackFrame(function="inner", file="app.js", line=1, column=26)
+
+
 def test_call_global_path_expression_and_handle(ctx):
     assert ctx.call("Math.max", [js(3), js(9), js(4)]) == JsValue.INTEGER(9)
     assert ctx.call("(a, b) => a + b", [js("x"), js(1)]) == JsValue.STRING("x1")

@@ -20,7 +20,7 @@ async function main(): Promise<void> {
   try {
     ctx.evalSync('throw 1')
   } catch (e) {
-    if (e instanceof JSError) console.log(e.name, e.message, e.stack, e.value, e.cause)
+    if (e instanceof JSError) console.log(e.name, e.message, e.stack, e.value, e.cause, e.frames.map((f) => `${f.function ?? "<js>"}@${f.file}:${f.line}:${f.column}`))
     if (e instanceof TimeoutError) console.log('timeout')
   }
   console.log(n, sum, v, cache, ns.a, used, V8_VERSION, CACHED_DATA_VERSION_TAG)

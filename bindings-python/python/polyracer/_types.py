@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import builtins
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 
 class Undefined:
@@ -33,12 +33,24 @@ class Error(Exception):
     """Base class of every polyracer error."""
 
 
+class StackFrame(NamedTuple):
+    """One frame of a JS stack (``JSError.frames`` and ``ParseError.frames``,
+    innermost first)."""
+
+    function: str | None
+    """The function's name; ``None`` for top-level code and anonymous functions."""
+    file: str | None
+    line: int
+    column: int
+
+
 class ParseError(Error):
     """The source failed to compile (a ``SyntaxError``)."""
 
     name: str
     message: str
     stack: str
+    frames: list[StackFrame]
     filename: str | None
     line: int | None
     column: int | None
@@ -47,14 +59,16 @@ class ParseError(Error):
 class JSError(Error):
     """JavaScript threw and nothing caught it.
 
-    ``name`` and ``message`` are the error's, ``stack`` the JS stack, and
-    ``value`` the thrown value itself (converted). If a Python function
+    ``name`` and ``message`` are the error's, ``stack`` the JS stack (and
+    ``frames`` the same as data), and ``value`` the thrown value itself
+    (converted). If a Python function
     exposed to JS raised it, the original exception is ``__cause__``.
     """
 
     name: str
     message: str
     stack: str
+    frames: list[StackFrame]
     value: Any
     filename: str | None
     line: int | None

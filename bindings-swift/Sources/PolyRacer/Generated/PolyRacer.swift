@@ -2512,6 +2512,10 @@ public struct JsException {
      */
     public var stack: String
     /**
+     * The stack as data.
+     */
+    public var frames: [JsStackFrame]
+    /**
      * The thrown value itself.
      */
     public var value: JsValue
@@ -2534,6 +2538,9 @@ public struct JsException {
          * The JS stack, or `file:line:column` for thrown non-Errors and syntax errors.
          */stack: String, 
         /**
+         * The stack as data.
+         */frames: [JsStackFrame], 
+        /**
          * The thrown value itself.
          */value: JsValue, filename: String?, line: UInt32?, column: UInt32?, 
         /**
@@ -2543,6 +2550,7 @@ public struct JsException {
         self.name = name
         self.message = message
         self.stack = stack
+        self.frames = frames
         self.value = value
         self.filename = filename
         self.line = line
@@ -2569,6 +2577,7 @@ public struct FfiConverterTypeJsException: FfiConverterRustBuffer {
                 name: FfiConverterString.read(from: &buf), 
                 message: FfiConverterString.read(from: &buf), 
                 stack: FfiConverterString.read(from: &buf), 
+                frames: FfiConverterSequenceTypeJsStackFrame.read(from: &buf), 
                 value: FfiConverterTypeJsValue.read(from: &buf), 
                 filename: FfiConverterOptionString.read(from: &buf), 
                 line: FfiConverterOptionUInt32.read(from: &buf), 
@@ -2581,6 +2590,7 @@ public struct FfiConverterTypeJsException: FfiConverterRustBuffer {
         FfiConverterString.write(value.name, into: &buf)
         FfiConverterString.write(value.message, into: &buf)
         FfiConverterString.write(value.stack, into: &buf)
+        FfiConverterSequenceTypeJsStackFrame.write(value.frames, into: &buf)
         FfiConverterTypeJsValue.write(value.value, into: &buf)
         FfiConverterOptionString.write(value.filename, into: &buf)
         FfiConverterOptionUInt32.write(value.line, into: &buf)
@@ -2716,6 +2726,77 @@ public func FfiConverterTypeJsProperty_lift(_ buf: RustBuffer) throws -> JsPrope
 #endif
 public func FfiConverterTypeJsProperty_lower(_ value: JsProperty) -> RustBuffer {
     return FfiConverterTypeJsProperty.lower(value)
+}
+
+
+/**
+ * One frame of a JS stack (innermost first in `JsException::frames`).
+ */
+public struct JsStackFrame: Equatable, Hashable {
+    /**
+     * The function's name; `nil` for top-level code and anonymous functions.
+     */
+    public var function: String?
+    public var file: String?
+    public var line: UInt32
+    public var column: UInt32
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The function's name; `nil` for top-level code and anonymous functions.
+         */function: String?, file: String?, line: UInt32, column: UInt32) {
+        self.function = function
+        self.file = file
+        self.line = line
+        self.column = column
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension JsStackFrame: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeJsStackFrame: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> JsStackFrame {
+        return
+            try JsStackFrame(
+                function: FfiConverterOptionString.read(from: &buf), 
+                file: FfiConverterOptionString.read(from: &buf), 
+                line: FfiConverterUInt32.read(from: &buf), 
+                column: FfiConverterUInt32.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: JsStackFrame, into buf: inout [UInt8]) {
+        FfiConverterOptionString.write(value.function, into: &buf)
+        FfiConverterOptionString.write(value.file, into: &buf)
+        FfiConverterUInt32.write(value.line, into: &buf)
+        FfiConverterUInt32.write(value.column, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeJsStackFrame_lift(_ buf: RustBuffer) throws -> JsStackFrame {
+    return try FfiConverterTypeJsStackFrame.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeJsStackFrame_lower(_ value: JsStackFrame) -> RustBuffer {
+    return FfiConverterTypeJsStackFrame.lower(value)
 }
 
 
@@ -4244,6 +4325,31 @@ fileprivate struct FfiConverterSequenceTypeJsProperty: FfiConverterRustBuffer {
         seq.reserveCapacity(Int(len))
         for _ in 0 ..< len {
             seq.append(try FfiConverterTypeJsProperty.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeJsStackFrame: FfiConverterRustBuffer {
+    typealias SwiftType = [JsStackFrame]
+
+    public static func write(_ value: [JsStackFrame], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeJsStackFrame.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [JsStackFrame] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [JsStackFrame]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeJsStackFrame.read(from: &buf))
         }
         return seq
     }
