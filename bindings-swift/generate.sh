@@ -14,12 +14,12 @@ lang=$1 lib=$(cd "$(dirname "$2")" && pwd)/$(basename "$2") dest=$3
 # uniffi_bindgen is mostly askama-generated code: at the workspace's
 # dependency opt-level 2 it took minutes of CPU to compile, unoptimised it
 # generates these bindings in under a second all the same.
-(cd "$POLYRACER_ROOT" &&
-  cargo build -q -p uniffi-bindgen --config 'profile.dev.package.uniffi_bindgen.opt-level=0')
+bindgen=$(cd "$POLYRACER_ROOT" && python3 ci/cargo-artifact.py --debug uniffi-bindgen bin \
+  -q --config 'profile.dev.package.uniffi_bindgen.opt-level=0')
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 # From the workspace: library mode finds uniffi.toml through `cargo metadata`.
-(cd "$POLYRACER_ROOT" && target/debug/uniffi-bindgen generate --no-format \
+(cd "$POLYRACER_ROOT" && "$bindgen" generate --no-format \
   --language "$lang" --out-dir "$tmp" "$lib" >"$tmp/log" 2>&1) || { cat "$tmp/log" >&2; exit 1; }
 mkdir -p "$dest"
 case $lang in

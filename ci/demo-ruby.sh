@@ -6,7 +6,6 @@ set -euo pipefail
 cd "$POLYRACER_ROOT"
 command -v ruby >/dev/null || { echo "ruby is missing: run ci/setup.sh" >&2; exit 1; }
 step "Ruby binding: build"
-cargo build --release --quiet -p polyracer-ruby
-install -m 0755 target/release/libpolyracer_ruby.so bindings-ruby/lib/polyracer/polyracer.so
+install -m 0755 "$(python3 ci/cargo-artifact.py polyracer-ruby cdylib --quiet)" bindings-ruby/lib/polyracer/polyracer.so
 step "Ruby: docs/examples/ruby/quickstart.rb"
 ruby -Ibindings-ruby/lib docs/examples/ruby/quickstart.rb

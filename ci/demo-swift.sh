@@ -7,10 +7,8 @@
 set -euo pipefail
 . "$(dirname "$0")/env.sh"
 cd "$POLYRACER_ROOT"
-lib=$POLYRACER_ROOT/target/debug/libpolyracer_swift.so
-
 step "Swift binding: building libpolyracer_swift and regenerating its bindings"
-cargo build -q -p polyracer-swift
+lib=$(python3 ci/cargo-artifact.py --debug polyracer-swift cdylib --quiet)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 bash bindings-swift/generate.sh swift "$lib" "$tmp/swift"

@@ -7,8 +7,7 @@ bash "$POLYRACER_ROOT/ci/setup.sh"
 cd "$POLYRACER_ROOT"
 
 step "building the polyracer CLI"
-cargo build -p polyracer-cli
-bin="$POLYRACER_ROOT/target/debug/polyracer"
+bin=$(python3 ci/cargo-artifact.py --debug polyracer-cli bin)
 
 step "polyracer eval"
 "$bin" eval '[1, 2, 3].map((x) => x * 2)'

@@ -28,7 +28,8 @@ if [ ! -x "$pkg/node_modules/.bin/napi" ] || [ ! -x "$pkg/node_modules/.bin/tsc"
 fi
 
 step "building the Node addon (cargo build --release -p polyracer-node)"
-(cd "$POLYRACER_ROOT" && cargo build --release -p polyracer-node)
+# Cargo says where the library is (CARGO_TARGET_DIR and friends honoured).
+built=$(cd "$POLYRACER_ROOT" && python3 ci/cargo-artifact.py polyracer-node cdylib)
 suffix=$(node -e '
   const arch = process.arch
   if (process.platform === "linux") {
@@ -36,10 +37,6 @@ suffix=$(node -e '
     console.log(`linux-${arch}-${glibc ? "gnu" : "musl"}`)
   } else if (process.platform === "win32") console.log(`win32-${arch}-msvc`)
   else console.log(`${process.platform}-${arch}`)')
-case "$(uname -s)" in
-  Darwin) lib=libpolyracer_node.dylib ;;
-  *) lib=libpolyracer_node.so ;;
-esac
 # Copy then rename: overwriting a loaded .node in place crashes the processes using it.
-cp "$POLYRACER_ROOT/target/release/$lib" "$pkg/polyracer.$suffix.node.tmp"
+cp "$built" "$pkg/polyracer.$suffix.node.tmp"
 mv -f "$pkg/polyracer.$suffix.node.tmp" "$pkg/polyracer.$suffix.node"

@@ -14,8 +14,7 @@ bash "$POLYRACER_ROOT/ci/setup.sh"
 ruby --version
 
 step "Ruby binding: build (cargo build --release -p polyracer-ruby)"
-cargo build --release -p polyracer-ruby
-install -m 0755 target/release/libpolyracer_ruby.so bindings-ruby/lib/polyracer/polyracer.so
+install -m 0755 "$(python3 ci/cargo-artifact.py polyracer-ruby cdylib)" bindings-ruby/lib/polyracer/polyracer.so
 
 step "Ruby binding: minitest (rake test)"
 # Time limits: test/test_helper.rb fails any test that runs over 120 s

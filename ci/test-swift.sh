@@ -12,10 +12,9 @@ set -euo pipefail
 . "$(dirname "$0")/env.sh"
 cd "$POLYRACER_ROOT"
 pkg=bindings-swift
-lib=$POLYRACER_ROOT/target/debug/libpolyracer_swift.so
 
 step "Swift binding: cargo build -p polyracer-swift"
-cargo build -p polyracer-swift
+lib=$(python3 ci/cargo-artifact.py --debug polyracer-swift cdylib)
 
 step "Swift binding: generated sources are current"
 tmp=$(mktemp -d)
