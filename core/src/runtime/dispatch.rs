@@ -188,9 +188,7 @@ fn eval_cached<'s>(
     source: &str,
     filename: Option<&str>,
 ) -> Result<v8::Local<'s, v8::Value>> {
-    // Kept bound, so never for a source that may declare top-level lexicals
-    // (see `script::Runnable::Rebind`).
-    let cacheable = source.len() <= SCRIPT_CACHE_MAX_SOURCE && !crate::script::may_declare_lexicals(source);
+    let cacheable = source.len() <= SCRIPT_CACHE_MAX_SOURCE;
     let cached = if cacheable {
         st.scripts.borrow().get(source).filter(|(f, _)| f.as_deref() == filename).map(|(_, g)| v8::Local::new(scope, g))
     } else {
@@ -208,7 +206,10 @@ fn eval_cached<'s>(
                     None => return Err(caught(tc, st, true)),
                 }
             };
-            if cacheable {
+            // Kept bound, so never for a source that may declare top-level
+            // lexicals (see `script::Runnable::Rebind`); checked only on a
+            // miss, since only such sources are ever in the cache.
+            if cacheable && !crate::script::may_declare_lexicals(source) {
                 let mut scripts = st.scripts.borrow_mut();
                 if scripts.len() >= SCRIPT_CACHE_MAX_ENTRIES {
                     scripts.clear();

@@ -311,8 +311,8 @@ impl Shared {
         self.check_usable()?;
         HELD.with(|h| h.borrow_mut().push(key));
         let held = HeldGuard(key);
-        // SAFETY: the lane is held and the context is not disposed, so the
-        // isolate is present and no other thread uses it.
+        // The lane is held and the context is not disposed: the isolate is
+        // present and no other thread uses it.
         let out = crate::runtime::run_top_level(self, req, deadline);
         drop(held);
         if self.fixed.disposed.load(Ordering::SeqCst) {
