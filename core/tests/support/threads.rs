@@ -9,9 +9,7 @@ use std::time::{Duration, Instant};
 
 use polyracer::{Context, ContextOptions, Error, EvalOptions, Value};
 
-fn ctx() -> Context {
-    Context::new(ContextOptions::default()).unwrap()
-}
+use super::ctx;
 
 fn on_thread<T: Send + 'static>(stack: usize, f: impl FnOnce() -> T + Send + 'static) -> T {
     std::thread::Builder::new().stack_size(stack).spawn(f).unwrap().join().unwrap()
