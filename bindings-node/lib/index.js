@@ -46,7 +46,6 @@ const KINDS = {
   Conversion: ConversionError,
   Disposed: DisposedError,
   InvalidArgument: InvalidArgumentError,
-  Busy: PolyracerError,
 }
 
 function makeError(kind, message, details) {

@@ -34,18 +34,6 @@ pub(crate) fn target(data: &EnvData, v: Val) -> Result<Target> {
     Err(throw_kind(data, "InvalidArgument", "call target must be a JSFunction, a global path or a function expression"))
 }
 
-pub(crate) fn call_target(
-    ctx: &pr::Context,
-    t: &Target,
-    args: &[pr::Value],
-    o: pr::EvalOptions,
-) -> pr::Result<pr::Value> {
-    match t {
-        Target::Source(s) => ctx.call_with(s.as_str(), args, o),
-        Target::Handle(h) => ctx.call_with(h, args, o),
-    }
-}
-
 /// `{ evalSync, callSync }` for this context as raw functions (see `fast.rs`).
 #[napi(
     ts_args_type = "ctx: NativeContext",
@@ -82,7 +70,7 @@ impl NativeContext {
     pub fn eval(&self, code: String, options: Option<EvalOptions>) -> Result<JsVal> {
         let d = envdata::current()?;
         let o = eval_options(&d, options, true)?;
-        self.state.run_async(&d, move |ctx| ctx.eval_with(&code, o)).map(JsVal)
+        self.state.run_async(&d, move |ctx| ctx.eval_async(&code, o)).map(JsVal)
     }
 
     #[napi(
@@ -95,7 +83,12 @@ impl NativeContext {
         let t = target(&d, target_v.0)?;
         let argv = convert::args_from_node(&d, args.0)?;
         let o = eval_options(&d, options, true)?;
-        self.state.run_async(&d, move |ctx| call_target(ctx, &t, &argv, o)).map(JsVal)
+        self.state
+            .run_async(&d, move |ctx| match &t {
+                Target::Source(s) => ctx.call_async(s.as_str(), &argv, o),
+                Target::Handle(h) => ctx.call_async(h, &argv, o),
+            })
+            .map(JsVal)
     }
 
     #[napi(ts_args_type = "name: string, value: unknown")]

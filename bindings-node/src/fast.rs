@@ -18,7 +18,7 @@ use crate::envdata::throw_kind;
 use crate::envdata::{self, EnvData};
 use crate::error::{millis, throw_pr};
 use crate::raw::{self, napi_call, Env, Val};
-use crate::state::{CtxState, Gate, HandleWrap};
+use crate::state::{CtxState, HandleWrap};
 
 thread_local! {
     /// Reused for sources, so a call allocates nothing for its code.
@@ -100,13 +100,8 @@ unsafe extern "C" fn eval_sync(env: Env, info: sys::napi_callback_info) -> Val {
             return Err(throw_kind(&data, "InvalidArgument", "code must be a string"));
         }
         let o = eval_options(&data, a.argv.get(1).copied(), false)?;
-        let r = match state.gate(&data)? {
-            Gate::Here => with_source(env, code, |src| Ok(state.ctx.eval_with(src, o)))?,
-            Gate::Forward => {
-                let src = raw::get_string(env, code)?;
-                state.run_sync(&data, move |ctx| ctx.eval_with(&src, o))?
-            }
-        };
+        state.check(&data)?;
+        let r = with_source(env, code, |src| Ok(state.ctx.eval_with(src, o)))?;
         out(&data, &state, r)
     })
 }
@@ -125,13 +120,8 @@ unsafe extern "C" fn call_sync(env: Env, info: sys::napi_callback_info) -> Val {
         }
         let o = pr::EvalOptions::default();
         let r = if raw::type_of(env, target)? == sys::ValueType::napi_string {
-            match state.gate(&data)? {
-                Gate::Here => with_source(env, target, |t| Ok(state.ctx.call_with(t, &args, o)))?,
-                Gate::Forward => {
-                    let t = raw::get_string(env, target)?;
-                    state.run_sync(&data, move |ctx| ctx.call_with(t.as_str(), &args, o))?
-                }
-            }
+            state.check(&data)?;
+            with_source(env, target, |t| Ok(state.ctx.call_with(t, &args, o)))?
         } else {
             let h = match convert::handle_of(env, target)? {
                 Some(w) if w.h.kind() == pr::HandleKind::Function => w.h.clone(),
@@ -186,13 +176,8 @@ pub unsafe extern "C" fn call_handle(env: Env, info: sys::napi_callback_info) ->
         for (i, v) in a.argv.iter().enumerate() {
             args.push(convert::from_node_arg(&data, *v, i as u32)?);
         }
-        let r = match w.state.gate(&data)? {
-            Gate::Here => w.h.call(&args),
-            Gate::Forward => {
-                let h = w.h.clone();
-                w.state.run_sync(&data, move |_| h.call(&args))?
-            }
-        };
+        w.state.check(&data)?;
+        let r = w.h.call(&args);
         out(&data, &w.state, r)
     })
 }

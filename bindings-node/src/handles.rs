@@ -2,6 +2,7 @@
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
+use polyracer as pr;
 
 use crate::envdata::throw_kind;
 use crate::error::{millis, throw_pr};
@@ -25,7 +26,7 @@ pub fn handle_call_async(env: Env, handle: JsVal, args: JsVal) -> Result<JsVal> 
     let d = envdata::current()?;
     let argv = convert::args_from_node(&d, args.0)?;
     let h = w.h.clone();
-    w.state.run_async(&d, move |_| h.call(&argv)).map(JsVal)
+    w.state.run_async(&d, move |ctx| ctx.call_async(&h, &argv, pr::EvalOptions::default())).map(JsVal)
 }
 
 #[napi(ts_args_type = "handle: object, key: string | number", ts_return_type = "any")]
@@ -104,14 +105,14 @@ pub fn handle_state(env: Env, handle: JsVal) -> Result<String> {
     r.map(str::to_string).map_err(|e| throw_pr(&d, Some(&w.state), e))
 }
 
-/// Awaits a sandbox promise on the context's runner thread.
+/// Awaits a sandbox promise without blocking (or holding the context).
 #[napi(ts_args_type = "handle: object, timeout?: number | undefined | null", ts_return_type = "Promise<any>")]
 pub fn handle_await(env: Env, handle: JsVal, timeout: Option<f64>) -> Result<JsVal> {
     let w = wrap_of(env, &handle)?;
     let d = envdata::current()?;
     let t = millis(&d, timeout)?;
     let h = w.h.clone();
-    w.state.run_async(&d, move |_| h.await_promise(t)).map(JsVal)
+    w.state.run_async(&d, move |_| h.await_async(t)).map(JsVal)
 }
 
 /// Waits for a sandbox promise on this thread (runs the sandbox's event loop).

@@ -5,6 +5,7 @@ use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString, PyTuple};
 
+use crate::aio::{self, PendingCall};
 use crate::convert::{args_from_py, from_py, handle_to_py, to_py};
 use crate::error::{host_error, OrRaise};
 use crate::host::{call_python, Completer};
@@ -87,6 +88,59 @@ impl Context {
             return Err(PyTypeError::new_err("call() needs a JSFunction, a global path or a function expression"));
         };
         to_py(py, v)
+    }
+
+    /// Evaluates now; `done(ok, value)` gets the (awaited) result once it
+    /// settles. Returns the `PendingCall` that can cancel the await.
+    #[pyo3(signature = (code, done, *, filename=None, timeout=None, as_handle=false))]
+    fn _eval_future(
+        &self,
+        py: Python<'_>,
+        code: &str,
+        done: Py<PyAny>,
+        filename: Option<String>,
+        timeout: Option<f64>,
+        as_handle: bool,
+    ) -> PyResult<Py<PendingCall>> {
+        let opts = eval_options(filename, timeout, false, as_handle)?;
+        let fut = py.detach(|| self.inner.eval_async(code, opts));
+        aio::deliver(py, fut, done)
+    }
+
+    /// `call` with its result handed to `done(ok, value)` (see `_eval_future`).
+    #[pyo3(signature = (target, args, done, *, timeout=None))]
+    fn _call_future(
+        &self,
+        py: Python<'_>,
+        target: &Bound<'_, PyAny>,
+        args: &Bound<'_, PyTuple>,
+        done: Py<PyAny>,
+        timeout: Option<f64>,
+    ) -> PyResult<Py<PendingCall>> {
+        let argv = args_from_py(args)?;
+        let opts = eval_options(None, timeout, false, false)?;
+        let fut = if let Ok(f) = target.cast::<JSFunction>() {
+            let h = f.get().0.clone();
+            py.detach(|| self.inner.call_async(&h, &argv, opts))
+        } else if let Ok(s) = target.cast::<PyString>() {
+            let s = s.to_string_lossy().into_owned();
+            py.detach(|| self.inner.call_async(s.as_str(), &argv, opts))
+        } else {
+            return Err(PyTypeError::new_err("call() needs a JSFunction, a global path or a function expression"));
+        };
+        aio::deliver(py, fut, done)
+    }
+
+    /// Installs `schedule()` (or removes it with `None`): called when timers
+    /// or async completions are due and no thread waits on the context; it
+    /// returns True once it has queued `run_pending_tasks` on its loop.
+    fn _set_task_scheduler(&self, schedule: Option<Py<PyAny>>) {
+        self.inner.set_task_scheduler(schedule.map(aio::scheduler));
+    }
+
+    /// Runs the timers, async host completions and V8 tasks that are due.
+    fn run_pending_tasks(&self, py: Python<'_>) -> PyResult<()> {
+        py.detach(|| self.inner.run_pending_tasks()).or_raise(py)
     }
 
     fn set_global(&self, py: Python<'_>, name: &str, value: &Bound<'_, PyAny>) -> PyResult<()> {

@@ -5,6 +5,7 @@ use polyracer as pr;
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyTuple};
 
+use crate::aio::{self, PendingCall};
 use crate::convert::{args_from_py, from_py, key_value, to_py};
 use crate::error::OrRaise;
 use crate::options::seconds;
@@ -135,6 +136,14 @@ impl JSPromise {
         let t = seconds(timeout)?;
         let v = py.detach(|| self.0.await_promise(t)).or_raise(py)?;
         to_py(py, v)
+    }
+
+    /// `done(ok, value)` gets the promise's result once it settles.
+    #[pyo3(signature = (done, timeout=None))]
+    fn _future(&self, py: Python<'_>, done: Py<PyAny>, timeout: Option<f64>) -> PyResult<Py<PendingCall>> {
+        let t = seconds(timeout)?;
+        let fut = py.detach(|| self.0.await_async(t));
+        aio::deliver(py, fut, done)
     }
 
     fn __await__(slf: &Bound<'_, Self>) -> PyResult<Py<PyAny>> {

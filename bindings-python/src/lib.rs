@@ -2,6 +2,7 @@
 //! design: value conversion, error mapping and GIL handling; everything
 //! else lives in the `polyracer` core crate.
 
+mod aio;
 mod context;
 mod convert;
 mod error;
@@ -13,6 +14,7 @@ mod types;
 use polyracer as pr;
 use pyo3::prelude::*;
 
+use aio::PendingCall;
 use context::{Context, Script, Snapshot};
 use error::{check_signals, OrRaise};
 use host::Completer;
@@ -42,6 +44,7 @@ fn _polyracer(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<JSPromise>()?;
     m.add_class::<JSSymbol>()?;
     m.add_class::<Completer>()?;
+    m.add_class::<PendingCall>()?;
     m.add_function(wrap_pyfunction!(configure, m)?)?;
     m.add("V8_VERSION", pr::v8_version())?;
     m.add_function(wrap_pyfunction!(cached_data_version_tag, m)?)?;

@@ -15,12 +15,34 @@ end
 
 require "polyracer/polyracer"
 
+module Polyracer
+  @task_mutex = Mutex.new
+
+  # The Ruby thread that runs contexts' due work (a timer whose callback
+  # calls Ruby, an async completion) while no thread is in a call or an
+  # await on them: Ruby code may only run on Ruby threads. Started with the
+  # first context (and again after `fork`); it sleeps with the GVL released.
+  # @return [Thread]
+  def self.task_thread
+    @task_mutex.synchronize do
+      return @task_thread if @task_thread&.alive?
+
+      Polyracer.__expect_drainer
+      @task_thread = Thread.new { Polyracer.__drain_tasks }
+      @task_thread.name = "polyracer-tasks"
+      @task_thread.report_on_exception = false
+      @task_thread
+    end
+  end
+end
+
 # polyracer: a V8 JavaScript engine embedded in Ruby.
 #
-# Each {Context} owns its own V8 isolate and heap, running on its own native
-# thread. Calls release the GVL while JavaScript runs, so other Ruby threads
-# proceed; Ruby callables attached with {Context#attach} run on the calling
-# Ruby thread with the GVL held.
+# Each {Context} owns its own V8 isolate and heap and no thread: a call runs
+# its JavaScript on the calling Ruby thread with the GVL released, so other
+# Ruby threads proceed; Ruby callables attached with {Context#attach} run on
+# that thread with the GVL held. Timers and async work that become due while
+# no thread is in a call run on the `polyracer-tasks` Ruby thread.
 #
 # @example
 #   require "polyracer"
@@ -108,6 +130,7 @@ module Polyracer
     # @param snapshot [Snapshot, nil] start from this snapshot's heap
     # @return [Context]
     def self.new(timeout: nil, memory_limit: nil, snapshot: nil)
+      Polyracer.task_thread
       __new(timeout, memory_limit, snapshot)
     end
 
@@ -122,8 +145,10 @@ module Polyracer
       __eval(code, filename, timeout, false)
     end
 
-    # Like {#eval}, and if the result is a promise waits for it (running
-    # timers and microtasks); a rejection raises {JSError}.
+    # Like {#eval}, and if the result is a promise waits for it; a
+    # rejection raises {JSError}. The calling thread blocks with the GVL
+    # released and runs the context's timers and callbacks while it waits;
+    # the context itself is free, so other threads' calls run meanwhile.
     # @param code [String]
     # @param filename [String, nil]
     # @param timeout [Float, nil] seconds
@@ -169,9 +194,31 @@ module Polyracer
       __attach(name.to_s, callable)
     end
 
+    # Makes an async Ruby callable available to JS as `name`: JS gets a
+    # promise. The callable runs like {#attach}'s, with a {Completer} before
+    # the JS arguments, and returns at once; any Ruby thread settles the
+    # promise later with {Completer#resolve} or {Completer#reject}. The
+    # context is free meanwhile, so that thread may call into it.
+    # @example
+    #   ctx.attach_async("fetch") do |done, url|
+    #     Thread.new { done.resolve(Net::HTTP.get(URI(url))) }
+    #   end
+    #   ctx.eval_await("fetch('https://example.com').then((s) => s.length)")
+    # @param name [String, Symbol]
+    # @param callable [#call, nil]
+    # @yield [completer, *args] the block, when no callable is given
+    # @return [void]
+    def attach_async(name, callable = nil, &block)
+      callable ||= block
+      raise ArgumentError, "attach_async needs a callable or a block" unless callable
+
+      __attach_async(name.to_s, callable)
+    end
+
     # @!method terminate
     #   Stops the JS running in this context (from any thread); that call
-    #   raises {TerminatedError}. Does nothing when no JS runs.
+    #   raises {TerminatedError}, and so does every pending {#eval_await}.
+    #   Otherwise does nothing when no JS runs.
     #   @return [void]
 
     # @!method heap_stats
@@ -340,6 +387,21 @@ module Polyracer
     def to_proc
       method(:call).to_proc
     end
+  end
+
+  # Settles the promise an {Context#attach_async} function gave JS; from
+  # any thread, once.
+  #
+  # @!method resolve(value)
+  #   Fulfils the promise with `value` (converted to JS).
+  #   @return [void]
+  # @!method reject(error)
+  #   Rejects the promise with `error` (an exception: its class name and
+  #   message reach JS; uncaught, it comes back as the {JSError#cause}).
+  #   @return [void]
+  # @!method settled?
+  #   @return [Boolean] whether `resolve` or `reject` was called
+  class Completer
   end
 
   # A JS promise.

@@ -99,19 +99,22 @@ impl Context {
         value(self.inner.call_with(&function.0, &args, eval_options(options)?))
     }
 
-    /// Evaluates without blocking the caller, awaiting a promise result.
-    /// Host functions called meanwhile run on a helper thread.
+    /// Evaluates (on the calling thread, now) and awaits a promise result
+    /// without blocking the caller or holding the context: other calls run
+    /// meanwhile. Timers and async completions it waits on run on
+    /// polyracer's driver thread, and so do host functions they call.
+    /// Cancelling the task withdraws the await.
     #[uniffi::method(default(options = None))]
     pub async fn eval_async(&self, source: String, options: Option<EvalOptions>) -> Res<JsValue> {
         let fut = self.inner.eval_async(&source, eval_options(options)?);
         value(fut.await)
     }
 
-    /// Calls without blocking the caller, awaiting a promise result.
+    /// Calls and awaits a promise result like `eval_async`.
     #[uniffi::method(default(options = None))]
     pub async fn call_async(&self, target: String, args: Vec<JsValue>, options: Option<EvalOptions>) -> Res<JsValue> {
         let args = from_js_all(args)?;
-        let fut = self.inner.call_async(&target, args, eval_options(options)?);
+        let fut = self.inner.call_async(target.as_str(), &args, eval_options(options)?);
         value(fut.await)
     }
 

@@ -78,7 +78,7 @@ impl JsHandle {
         value(self.0.await_promise(seconds(timeout)?))
     }
 
-    /// Awaits a promise without blocking the caller.
+    /// Awaits a promise without blocking the caller or holding the context.
     #[uniffi::method(default(timeout = None))]
     pub async fn await_async(&self, timeout: Option<f64>) -> Res<JsValue> {
         let fut = self.0.await_async(seconds(timeout)?);

@@ -7,6 +7,7 @@ import asyncio
 import datetime
 import json
 import math
+import os
 import threading
 import time
 from pathlib import Path
@@ -516,6 +517,74 @@ def test_call_async_and_await_async(ctx):
         return a, b
 
     assert asyncio.run(main()) == (JsValue.STRING("hey!"), JsValue.INTEGER(5))
+
+
+def test_async_host_function_awaits_io_then_calls_into_its_context_twice(ctx):
+    ctx.eval("globalThis.hits = 0")
+
+    def fetch_later(context, args, completer):
+        x = py(args[0])
+
+        def io():
+            time.sleep(0.02)  # host I/O; the sandbox promise is pending
+            a = py(context.eval("++hits"))
+            b = py(context.eval("++hits"))
+            completer.resolve(js(x * 10 + a + b))
+
+        threading.Thread(target=io).start()
+
+    ctx.expose_async("fetchLater", AsyncFn(fetch_later))
+
+    async def main():
+        return await ctx.eval_async("(async () => (await fetchLater(4)) + hits)()")
+
+    assert asyncio.run(main()) == JsValue.INTEGER(40 + 1 + 2 + 2)
+
+
+def test_a_hundred_concurrent_awaits_without_threads(ctx):
+    async def main():
+        before = len(os.listdir("/proc/self/task"))
+        tasks = [
+            asyncio.ensure_future(ctx.eval_async(f"new Promise((r) => setTimeout(() => r({i}), {100 - i}))"))
+            for i in range(100)
+        ]
+        await asyncio.sleep(0.01)
+        assert len(os.listdir("/proc/self/task")) <= before + 1  # the driver, once
+        return await asyncio.gather(*tasks)
+
+    assert asyncio.run(main()) == [JsValue.INTEGER(i) for i in range(100)]
+
+
+def test_a_timer_fires_while_the_host_sleeps(ctx):
+    fired = threading.Event()
+    ctx.expose("report", Fn(lambda _c, _a: fired.set() or js(None)))
+    ctx.eval("setTimeout(() => report(), 20)")
+    time.sleep(0.05)  # no call, no await: the driver thread runs it
+    assert fired.wait(5)
+
+
+def test_cancelling_an_await_leaves_the_context_usable(ctx):
+    async def main():
+        task = asyncio.ensure_future(ctx.eval_async("new Promise((r) => { globalThis.later = r })"))
+        await asyncio.sleep(0.02)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        ctx.eval("later(1)")
+        return await ctx.eval_async("Promise.resolve(7)")
+
+    assert asyncio.run(main()) == JsValue.INTEGER(7)
+
+
+def test_disposing_rejects_pending_awaits(ctx):
+    async def main():
+        task = asyncio.ensure_future(ctx.eval_async("new Promise((r) => setTimeout(r, 10000))"))
+        await asyncio.sleep(0.02)
+        ctx.dispose()
+        with pytest.raises(PolyRacerError.Disposed):
+            await task
+
+    asyncio.run(main())
 
 
 def test_eval_async_timeout(ctx):

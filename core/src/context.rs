@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::handle::JsHandle;
-use crate::protocol::{CallTarget, Out, Request};
+use crate::protocol::{AwaitMode, CallTarget, Out, Request};
 pub(crate) use crate::runtime::shared::wait_hook;
 pub(crate) use crate::runtime::Shared;
 use crate::runtime::Termination;
@@ -192,6 +192,12 @@ impl Context {
         Ok(Context { _owner: Some(Arc::new(Owner(shared.clone()))), shared })
     }
 
+    /// A reference that does not keep the context alive (for closures the
+    /// context itself holds, such as a task scheduler).
+    pub fn downgrade(&self) -> WeakContext {
+        WeakContext(Arc::downgrade(&self.shared))
+    }
+
     pub(crate) fn borrowed(shared: Arc<Shared>) -> Context {
         Context { shared, _owner: None }
     }
@@ -212,7 +218,7 @@ impl Context {
                     source,
                     filename: options.filename.as_deref(),
                     as_handle: options.as_handle,
-                    await_promise: options.await_promise,
+                    await_promise: AwaitMode::blocking(options.await_promise),
                 },
                 options.timeout,
             )?
@@ -239,7 +245,12 @@ impl Context {
         };
         self.shared
             .request(
-                Request::Call { target, args, as_handle: options.as_handle, await_promise: options.await_promise },
+                Request::Call {
+                    target,
+                    args,
+                    as_handle: options.as_handle,
+                    await_promise: AwaitMode::blocking(options.await_promise),
+                },
                 options.timeout,
             )?
             .into_value()
@@ -293,18 +304,49 @@ impl Context {
     }
 
     /// Runs timers and pending async completions until none are left (or
-    /// the timeout passes).
+    /// the timeout passes). From a host callback of this context, it runs
+    /// in place; otherwise this thread holds the context only while work
+    /// runs, and other threads' calls run in between.
     pub fn run_event_loop(&self, timeout: Option<Duration>) -> Result<()> {
-        self.shared.request(Request::RunEventLoop, timeout).map(drop)
+        if self.shared.nested_here() {
+            return self.shared.request(Request::RunEventLoop, timeout).map(drop);
+        }
+        let deadline = self.shared.deadline_for(timeout)?;
+        self.shared.drive(None, deadline)
+    }
+
+    /// Runs what is due now (timers, async host completions, V8 tasks and
+    /// their microtasks) and returns. A binding's task scheduler (see
+    /// [`Context::set_task_scheduler`]) calls this on the host's loop. The
+    /// context's default timeout bounds it (a runaway timer callback then
+    /// gives [`Error::Timeout`]).
+    pub fn run_pending_tasks(&self) -> Result<()> {
+        let deadline = self.shared.deadline_for(None)?;
+        self.shared.run_pending(deadline, false).map(drop)
+    }
+
+    /// Installs the host's way to run due work on its own loop. When a timer
+    /// is due, an async host function completes or an await needs V8's
+    /// tasks, and no thread is blocked waiting on this context, polyracer's
+    /// driver thread calls `scheduler`: it should arrange for
+    /// [`Context::run_pending_tasks`] to run soon on the host's loop (an
+    /// asyncio loop, Node's JS thread) and return `true`, or return `false`
+    /// to have the driver thread run the work itself (the default without a
+    /// scheduler). It must not block.
+    pub fn set_task_scheduler(&self, scheduler: Option<Arc<dyn Fn() -> bool + Send + Sync>>) {
+        self.shared.set_scheduler(scheduler);
     }
 
     /// Stops the running JS (from any thread); the call returns
-    /// [`Error::Terminated`]. Does nothing when no JS runs: it is not
-    /// remembered for the next call, so a `terminate()` that races the start
-    /// of a call may be lost. To stop a call for sure, give it a timeout, or
-    /// repeat `terminate()` until the call has returned.
+    /// [`Error::Terminated`], and so does every pending await
+    /// ([`JsFuture`](crate::JsFuture), a blocked `eval` of a promise).
+    /// Otherwise it does nothing when no JS runs: it is not remembered for
+    /// the next call, so a `terminate()` that races the start of a call may
+    /// be lost. To stop a call for sure, give it a timeout, or repeat
+    /// `terminate()` until the call has returned.
     pub fn terminate(&self) {
         self.shared.interrupt(Termination::Terminated);
+        self.shared.reject_awaits(|| Error::Terminated);
     }
 
     pub fn heap_stats(&self) -> Result<HeapStats> {
@@ -336,12 +378,29 @@ impl Context {
         self.shared.fixed.disposed.load(Ordering::Acquire) || self.shared.forked()
     }
 
+    pub(crate) fn owned_handle_id(&self, h: &JsHandle) -> Result<u32> {
+        self.check_owns(h)?;
+        Ok(h.0.id)
+    }
+
     fn check_owns(&self, h: &JsHandle) -> Result<()> {
         if Arc::ptr_eq(&h.0.shared, &self.shared) {
             Ok(())
         } else {
             Err(Error::InvalidArgument("the handle belongs to another context".into()))
         }
+    }
+}
+
+/// A [`Context`] reference that does not keep it alive.
+#[derive(Clone)]
+pub struct WeakContext(std::sync::Weak<Shared>);
+
+impl WeakContext {
+    /// The context, if it still exists; the `Context` returned does not
+    /// keep it alive either (like the one host functions receive).
+    pub fn upgrade(&self) -> Option<Context> {
+        self.0.upgrade().map(Context::borrowed)
     }
 }
 

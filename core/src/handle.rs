@@ -145,7 +145,7 @@ impl JsHandle {
     /// (microtasks, timers, async host functions) meanwhile. A rejection is
     /// returned as [`Error::Js`].
     pub fn await_promise(&self, timeout: Option<Duration>) -> Result<Value> {
-        self.op(HandleOp::Await, timeout)?.into_value()
+        self.op(HandleOp::Await { defer: false }, timeout)?.into_value()
     }
 
     /// A copy of the referenced value (functions, promises and symbols stay

@@ -34,7 +34,7 @@ mod snapshot;
 mod value;
 
 pub use asynchronous::JsFuture;
-pub use context::{Completer, Context, ContextOptions, EvalOptions, HeapStats, Target};
+pub use context::{Completer, Context, ContextOptions, EvalOptions, HeapStats, Target, WeakContext};
 pub use convert::MAX_DEPTH;
 pub use display::iso_date;
 pub use engine::{configure, is_initialized, options as engine_options, set_flags, v8_version, EngineOptions};

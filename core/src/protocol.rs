@@ -25,26 +25,87 @@ pub(crate) enum HandleOp<'a> {
     Call { this: Option<Value>, args: &'a [Value], as_handle: bool },
     CallMethod { name: String, args: &'a [Value] },
     Construct { args: &'a [Value] },
-    Await,
+    Await { defer: bool },
     Copy,
     ToJsString,
     PromiseState,
 }
 
+/// What a call does when its result is a promise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AwaitMode {
+    /// Return the promise.
+    No,
+    /// Wait for it: a top-level call releases the context while it waits
+    /// (`Out::Await`, waited on by the caller after unlocking); a call
+    /// nested in a host callback turns the event loop in place.
+    Block,
+    /// Register the await and return (`Out::Await`): a future.
+    Defer,
+}
+
+impl AwaitMode {
+    pub(crate) fn blocking(await_promise: bool) -> AwaitMode {
+        if await_promise {
+            AwaitMode::Block
+        } else {
+            AwaitMode::No
+        }
+    }
+}
+
 #[derive(Debug)]
 pub(crate) enum Request<'a> {
-    Eval { source: &'a str, filename: Option<&'a str>, as_handle: bool, await_promise: bool },
-    Call { target: CallTarget<'a>, args: &'a [Value], as_handle: bool, await_promise: bool },
-    SetGlobal { name: String, value: Value },
-    Expose { name: String, fn_id: usize, is_async: bool },
-    Handle { id: u32, op: HandleOp<'a> },
+    Eval {
+        source: &'a str,
+        filename: Option<&'a str>,
+        as_handle: bool,
+        await_promise: AwaitMode,
+    },
+    Call {
+        target: CallTarget<'a>,
+        args: &'a [Value],
+        as_handle: bool,
+        await_promise: AwaitMode,
+    },
+    SetGlobal {
+        name: String,
+        value: Value,
+    },
+    Expose {
+        name: String,
+        fn_id: usize,
+        is_async: bool,
+    },
+    Handle {
+        id: u32,
+        op: HandleOp<'a>,
+    },
     RunEventLoop,
+    /// Due timers, async host completions and V8 tasks, then return.
+    RunPending,
     HeapStats,
     LowMemoryNotification,
-    HeapSnapshot { path: PathBuf },
-    Compile { source: &'a str, filename: Option<&'a str>, cached_data: Option<&'a [u8]>, produce_cache: bool },
-    RunScript { id: u32, as_handle: bool, await_promise: bool },
-    EvalModule { source: &'a str, filename: &'a str, cached_data: Option<&'a [u8]>, produce_cache: bool },
+    HeapSnapshot {
+        path: PathBuf,
+    },
+    Compile {
+        source: &'a str,
+        filename: Option<&'a str>,
+        cached_data: Option<&'a [u8]>,
+        produce_cache: bool,
+    },
+    RunScript {
+        id: u32,
+        as_handle: bool,
+        await_promise: AwaitMode,
+    },
+    EvalModule {
+        source: &'a str,
+        filename: &'a str,
+        cached_data: Option<&'a [u8]>,
+        produce_cache: bool,
+    },
 }
 
 /// Results of requests.
@@ -54,7 +115,15 @@ pub(crate) enum Out {
     Stats(Box<crate::HeapStats>),
     Script(crate::script::ScriptInfo),
     Module(Box<crate::module::ModuleResult>),
+    /// A pending promise the caller awaits after releasing the context.
+    Await(std::sync::Arc<crate::runtime::AwaitSlot>),
     Unit,
+}
+
+impl std::fmt::Debug for crate::runtime::AwaitSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AwaitSlot").field("id", &self.id).finish_non_exhaustive()
+    }
 }
 
 impl Out {
@@ -62,6 +131,8 @@ impl Out {
         match self {
             Out::Value(v) => Ok(v),
             Out::Unit => Ok(Value::Undefined),
+            // Waits with the context released (see `AwaitMode::Block`).
+            Out::Await(slot) => crate::asynchronous::JsFuture::from_slot(slot).wait(),
             other => Err(Error::Conversion(format!("unexpected reply {other:?}"))),
         }
     }

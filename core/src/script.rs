@@ -83,7 +83,7 @@ impl Script {
                 Request::RunScript {
                     id: self.0.info.id,
                     as_handle: options.as_handle,
-                    await_promise: options.await_promise,
+                    await_promise: crate::protocol::AwaitMode::blocking(options.await_promise),
                 },
                 options.timeout,
             )?
@@ -226,7 +226,7 @@ pub(crate) fn run(
     st: &State,
     id: u32,
     as_handle: bool,
-    await_promise: bool,
+    await_promise: crate::protocol::AwaitMode,
     deadline: Option<std::time::Instant>,
 ) -> Result<Out> {
     let script = st.script_local(scope, id).ok_or_else(|| Error::Disposed("the script is disposed".into()))?;

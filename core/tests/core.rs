@@ -529,15 +529,19 @@ fn async_awaits_for_async_hosts() {
     assert!(!fut.is_ready());
     assert_eq!(block_on(fut).unwrap(), Value::from("async done"));
     c.eval("globalThis.later = (x) => new Promise((r) => setTimeout(() => r(x * 2), 5))").unwrap();
-    assert_eq!(block_on(c.call_async("later", vec![21.into()], EvalOptions::default())).unwrap(), Value::Integer(42));
+    assert_eq!(block_on(c.call_async("later", &[21.into()], EvalOptions::default())).unwrap(), Value::Integer(42));
     let p = c.eval("Promise.reject(new TypeError('async no'))").unwrap();
     match block_on(p.as_handle().unwrap().await_async(None)) {
         Err(Error::Js(e)) => assert_eq!(e.name, "TypeError"),
         other => panic!("{other:?}"),
     }
-    // Host functions called meanwhile run on the helper thread that awaits.
+    // The call itself runs on this thread; work that is due later, with no
+    // thread waiting and no task scheduler, runs on the driver thread.
     c.expose("where_am_i", |_, _| Ok(Value::from(std::thread::current().name().unwrap_or("").to_string()))).unwrap();
-    assert_eq!(block_on(c.eval_async("where_am_i()", EvalOptions::default())).unwrap(), Value::from("polyracer-await"));
+    let here = std::thread::current().name().unwrap_or("").to_string();
+    assert_eq!(block_on(c.eval_async("where_am_i()", EvalOptions::default())).unwrap(), Value::from(here));
+    let later = c.eval_async("new Promise((r) => setTimeout(() => r(where_am_i()), 5))", EvalOptions::default());
+    assert_eq!(block_on(later).unwrap(), Value::from("polyracer-driver"));
     // Several awaits at once on one context.
     let futs: Vec<_> = (0..4)
         .map(|i| c.eval_async(&format!("new Promise((r) => setTimeout(() => r({i}), 10))"), EvalOptions::default()))
@@ -1419,6 +1423,9 @@ mod conformance {
 
 #[path = "support/safety.rs"]
 mod safety;
+
+#[path = "support/asynchronous.rs"]
+mod asynchronous;
 
 #[path = "../../docs/examples/rust/quickstart.rs"]
 mod quickstart;

@@ -71,6 +71,13 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'polyracer' has no attribute {name!r}")
 
 
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
 class Context(_polyracer.Context):
     """A JavaScript context: its own V8 isolate and heap; calls run on the calling thread.
 
@@ -83,31 +90,42 @@ class Context(_polyracer.Context):
     def expose(self, name: str, function: Callable[..., Any]) -> None:
         """Makes ``function`` callable from JS as ``name`` (dotted paths create objects).
 
-        Plain callables run on the thread that is waiting on the context, with
-        the GIL. ``async def`` functions give JS a promise.
+        Plain callables run on the thread that runs the JS calling them (the
+        caller, or the asyncio loop running the context's timers), with the
+        GIL. ``async def`` functions give JS a promise; they run on the
+        asyncio loop the context is used from (the running loop when exposed,
+        or the last one that awaited on it), else on a private loop thread.
         """
         if inspect.iscoroutinefunction(function):
-            from ._aio import async_host_function
+            from ._aio import async_host_function, bind_loop
 
-            self._expose(name, async_host_function(function), is_async=True)
+            loop = _running_loop()
+            if loop is not None:
+                bind_loop(self, loop)
+            self._expose(name, async_host_function(self, function), is_async=True)
         else:
             self._expose(name, function)
 
     async def eval_async(
         self, code: str, *, filename: str | None = None, timeout: float | None = None
     ) -> Any:
-        """Evaluates without blocking the event loop, awaiting a promise result."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            None, lambda: self.eval(code, filename=filename, timeout=timeout, await_promise=True)
-        )
+        """Evaluates on this thread and awaits a promise result without blocking the loop.
+
+        No thread waits meanwhile and the context is free for other calls;
+        timers and async host functions run on this loop. Cancelling the
+        awaiting task withdraws the await; the context stays usable.
+        """
+        from ._aio import bind_loop, settle
+
+        bind_loop(self, asyncio.get_running_loop())
+        return await settle(lambda done: self._eval_future(code, done, filename=filename, timeout=timeout))
 
     async def call_async(self, target: str | JSFunction, *args: Any, timeout: float | None = None) -> Any:
-        """Calls without blocking the event loop, awaiting a promise result."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            None, lambda: self.call(target, *args, timeout=timeout, await_promise=True)
-        )
+        """Calls on this thread and awaits a promise result without blocking the loop."""
+        from ._aio import bind_loop, settle
+
+        bind_loop(self, asyncio.get_running_loop())
+        return await settle(lambda done: self._call_future(target, args, done, timeout=timeout))
 
     def __enter__(self) -> Context:
         return self

@@ -11,7 +11,7 @@ use crate::context::HeapStats;
 use crate::convert::{self, ToHost};
 use crate::error::{Error, Result};
 use crate::handle::HandleKind;
-use crate::protocol::{CallTarget, HandleOp, Out, Request};
+use crate::protocol::{AwaitMode, CallTarget, HandleOp, Out, Request};
 use crate::value::Value;
 
 /// Sources up to this size are kept compiled for repeated `eval`s: a
@@ -36,7 +36,10 @@ pub(super) fn top_level(scope: &mut v8::PinScope, st: &State, req: Request, dead
         req,
         Request::HeapStats | Request::LowMemoryNotification | Request::HeapSnapshot { .. } | Request::Expose { .. }
     );
-    let mut out = run_pending(scope, st).and_then(|_| handle(scope, st, req, deadline));
+    let mut out = run_pending(scope, st).and_then(|ran| {
+        st.ran_pending.set(ran);
+        handle(scope, st, req, deadline)
+    });
     if out.is_ok() && !st.interrupted() && !st.checkpointed.replace(false) {
         scope.perform_microtask_checkpoint();
     }
@@ -53,6 +56,7 @@ pub(super) fn top_level(scope: &mut v8::PinScope, st: &State, req: Request, dead
     }
     st.depth.set(0);
     st.host_errors.borrow_mut().clear();
+    st.publish_pending();
     st.shared.finish_call();
     out
 }
@@ -91,6 +95,19 @@ pub(super) fn handle(scope: &mut v8::PinScope, st: &State, req: Request, deadlin
         Request::RunEventLoop => {
             event_loop(scope, st, deadline, None)?;
             Ok(Out::Unit)
+        }
+        Request::RunPending => {
+            // `top_level` already ran what was due; V8's own tasks now.
+            let platform = &crate::engine::engine().platform;
+            let mut ran = false;
+            while v8::Platform::pump_message_loop(platform, scope, false) {
+                ran = true;
+            }
+            if ran {
+                scope.perform_microtask_checkpoint();
+                ran |= run_pending(scope, st)?;
+            }
+            Ok(Out::Value(Value::Bool(ran || st.ran_pending.get())))
         }
         Request::HeapStats => {
             let s = scope.get_heap_statistics();
@@ -146,12 +163,15 @@ pub(crate) fn finish<'s>(
     st: &State,
     v: v8::Local<'s, v8::Value>,
     as_handle: bool,
-    await_promise: bool,
+    await_promise: AwaitMode,
     deadline: Option<Instant>,
 ) -> Result<Out> {
     let mut v = v;
-    if await_promise && v.is_promise() {
+    if await_promise != AwaitMode::No && v.is_promise() {
         let p: v8::Local<v8::Promise> = v.try_into().unwrap();
+        if st.depth.get() == 1 || await_promise == AwaitMode::Defer {
+            return await_released(scope, st, p, as_handle, deadline);
+        }
         v = await_promise_local(scope, st, p, deadline)?;
     } else if st.depth.get() == 1 {
         // Settle what the call queued so a returned promise that is already
@@ -162,6 +182,30 @@ pub(crate) fn finish<'s>(
             return Err(st.termination_error());
         }
     }
+    Ok(Out::Value(ToHost::new(st).convert(scope, v, as_handle)?))
+}
+
+/// Awaits `p` without holding the context: settles what is already queued
+/// and, if it is still pending, registers the await for the caller.
+fn await_released<'s>(
+    scope: &mut v8::PinScope<'s, '_>,
+    st: &State,
+    p: v8::Local<'s, v8::Promise>,
+    as_handle: bool,
+    deadline: Option<Instant>,
+) -> Result<Out> {
+    scope.perform_microtask_checkpoint();
+    if st.depth.get() == 1 {
+        st.checkpointed.set(true);
+    }
+    if st.interrupted() {
+        return Err(st.termination_error());
+    }
+    if p.state() == v8::PromiseState::Pending {
+        return Ok(Out::Await(super::awaits::register(scope, st, p, as_handle, deadline)?));
+    }
+    // Settled already: no loop turns (`await_promise_local` returns at once).
+    let v = await_promise_local(scope, st, p, deadline)?;
     Ok(Out::Value(ToHost::new(st).convert(scope, v, as_handle)?))
 }
 
@@ -399,7 +443,7 @@ fn handle_op<'s>(
                 None => v8::undefined(scope).into(),
             };
             let r = call_function(scope, st, f, this, args)?;
-            finish(scope, st, r, as_handle, false, deadline)
+            finish(scope, st, r, as_handle, AwaitMode::No, deadline)
         }
         HandleOp::CallMethod { name, args } => {
             let obj = as_object(v)?;
@@ -408,7 +452,7 @@ fn handle_op<'s>(
             let f = v8::Local::<v8::Function>::try_from(m)
                 .map_err(|_| Error::InvalidArgument(format!("{name} is {}, not a function", type_name(m))))?;
             let r = call_function(scope, st, f, obj.into(), args)?;
-            finish(scope, st, r, false, false, deadline)
+            finish(scope, st, r, false, AwaitMode::No, deadline)
         }
         HandleOp::Construct { args } => {
             let f = v8::Local::<v8::Function>::try_from(v)
@@ -419,15 +463,15 @@ fn handle_op<'s>(
             }
             v8::tc_scope!(let tc, scope);
             match f.new_instance(tc, &argv) {
-                Some(r) => finish(tc, st, r.into(), true, false, deadline),
+                Some(r) => finish(tc, st, r.into(), true, AwaitMode::No, deadline),
                 None => Err(caught(tc, st, false)),
             }
         }
-        HandleOp::Await => {
+        HandleOp::Await { defer } => {
             let p = v8::Local::<v8::Promise>::try_from(v)
                 .map_err(|_| Error::InvalidArgument("the handle is not a promise".into()))?;
-            let r = await_promise_local(scope, st, p, deadline)?;
-            out(scope, st, r)
+            let mode = if defer { AwaitMode::Defer } else { AwaitMode::Block };
+            finish(scope, st, p.into(), false, mode, deadline)
         }
         HandleOp::Copy => out(scope, st, v),
         HandleOp::ToJsString => {

@@ -15,7 +15,7 @@ use crate::value::{HostError, Value};
 /// How long an await with nothing left that could settle the promise keeps
 /// pumping V8's platform tasks (async WebAssembly compilation) before it
 /// reports that the promise can never settle.
-const STALL_GRACE: Duration = Duration::from_millis(200);
+pub(crate) const STALL_GRACE: Duration = Duration::from_millis(200);
 
 /// Due timers and finished async host calls ("queued for the next wait").
 pub(super) fn run_pending(scope: &mut v8::PinScope, st: &State) -> Result<bool> {
@@ -39,18 +39,23 @@ pub(crate) fn await_promise_local<'s>(
             let msg = v8::Exception::create_message(scope, reason);
             Err(Error::Js(Box::new(exception(scope, Some(st), reason, Some(msg)))))
         }
-        v8::PromiseState::Pending => Err(Error::Js(Box::new(JsException {
-            name: "Error".into(),
-            message: "the promise can never settle: no timers, async host calls or tasks are pending".into(),
-            stack: String::new(),
-            value: Box::new(Value::Undefined),
-            frames: Vec::new(),
-            filename: None,
-            line: None,
-            column: None,
-            cause: None,
-        }))),
+        v8::PromiseState::Pending => Err(never_settles()),
     }
+}
+
+/// The error for an await that nothing could ever settle.
+pub(crate) fn never_settles() -> Error {
+    Error::Js(Box::new(JsException {
+        name: "Error".into(),
+        message: "the promise can never settle: no timers, async host calls or tasks are pending".into(),
+        stack: String::new(),
+        value: Box::new(Value::Undefined),
+        frames: Vec::new(),
+        filename: None,
+        line: None,
+        column: None,
+        cause: None,
+    }))
 }
 
 /// Turns the event loop until `until` settles (or, without a promise, until

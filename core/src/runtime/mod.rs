@@ -8,12 +8,15 @@
 //! does), `event_loop`, `timers`, `host_calls`, `exceptions`,
 //! `heap_limits` and `watchdog` (deadlines and periodic checks).
 //!
-//! Invariant: JS runs only during a call. Timers and async completions
-//! that become due while no call runs wait for the next call or await
-//! ("queued for the next wait").
+//! JS runs only while a thread holds the lock: a call, a waiter pumping
+//! the event loop between its checks (`Shared::drive`), the binding's loop
+//! running `run_pending_tasks`, or the driver thread (`driver`). Awaits
+//! (`awaits`) hold nothing while the promise is pending.
 
+mod awaits;
 mod dispatch;
-mod event_loop;
+pub(crate) mod driver;
+pub(crate) mod event_loop;
 mod exceptions;
 mod heap_limits;
 mod host_calls;
@@ -37,6 +40,7 @@ use crate::handle::{HandleInner, HandleKind, JsHandle};
 use crate::protocol::{Out, Request};
 use crate::value::Value;
 
+pub(crate) use awaits::AwaitSlot;
 pub(crate) use dispatch::{finish, new_source, origin};
 pub(crate) use event_loop::await_promise_local;
 pub(crate) use exceptions::{caught, exception};
@@ -149,6 +153,7 @@ fn init_isolate(
         heap_limit_raised: Cell::new(false),
         scripts: RefCell::new(HashMap::new()),
         checkpointed: Cell::new(false),
+        ran_pending: Cell::new(false),
         compiled: RefCell::new(Vec::new()),
         free_compiled: RefCell::new(Vec::new()),
         modules: RefCell::new(HashMap::new()),
@@ -266,6 +271,8 @@ pub(crate) struct State {
     scripts: RefCell<HashMap<String, CachedScript>>,
     /// The current top-level request already ran its microtask checkpoint.
     checkpointed: Cell<bool>,
+    /// The current top-level request ran timers or completions first.
+    ran_pending: Cell<bool>,
     /// Scripts from `Context::compile`, by id.
     compiled: RefCell<Vec<Option<crate::script::Runnable>>>,
     free_compiled: RefCell<Vec<u32>>,
@@ -384,6 +391,24 @@ impl State {
 
     pub(crate) fn termination_error(&self) -> Error {
         self.shared.reason().error()
+    }
+
+    /// The termination's error if the call is being stopped, else `e`.
+    pub(crate) fn termination_error_or(&self, e: Error) -> Error {
+        if self.interrupted() {
+            self.termination_error()
+        } else {
+            e
+        }
+    }
+
+    /// Tells threads outside the lock (waiters, the driver) when the next
+    /// timer is due and whether async host calls are outstanding.
+    pub(crate) fn publish_pending(&self) {
+        let next = self.timers.borrow().queue.keys().next().map_or(0, |(t, _)| watchdog::to_nanos(*t));
+        let p = &self.shared.pending;
+        p.next_timer.store(next, Ordering::Release);
+        p.outstanding.store(self.resolvers.borrow().len(), Ordering::Release);
     }
 
     pub(crate) fn budget(&self) -> Option<&Arc<crate::memory::Budget>> {

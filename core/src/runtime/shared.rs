@@ -11,6 +11,8 @@ use crate::context::{Completer, Context, HostFn, ModuleResolver, Release, RESOLV
 use crate::engine;
 use crate::error::{Error, Result};
 use crate::protocol::{Out, Request};
+use crate::runtime::awaits::{AwaitSlot, Awaits};
+use crate::runtime::driver;
 use crate::runtime::locker::RawIsolate;
 use crate::runtime::watchdog;
 use crate::value::{HostError, Value};
@@ -175,6 +177,24 @@ pub(crate) struct Fixed {
     pub(crate) memory_limited: bool,
 }
 
+/// What the isolate has pending, published at the end of every top-level
+/// call for threads that do not hold the lock.
+#[derive(Default)]
+pub(crate) struct Pending {
+    /// When the next timer is due (`watchdog::to_nanos`), 0 for none.
+    pub(crate) next_timer: AtomicU64,
+    /// Async host calls whose promises are not settled yet.
+    pub(crate) outstanding: AtomicUsize,
+    /// Threads blocked in `drive` (they pump the context themselves).
+    sync_waiters: AtomicUsize,
+    /// The driver's current interval for polling V8's tasks (nanoseconds).
+    task_poll: AtomicU64,
+}
+
+/// The binding's way to run due work on the host's own loop (see
+/// `Context::set_task_scheduler`).
+pub(crate) type TaskScheduler = Arc<dyn Fn() -> bool + Send + Sync>;
+
 /// A running call, as the watchdog sees it.
 pub(crate) struct RunningCall {
     pub(crate) seq: usize,
@@ -196,8 +216,12 @@ pub(crate) struct Shared {
     pub(crate) has_releases: AtomicBool,
     pub(crate) completions: Mutex<Vec<(u32, Result<Value, HostError>)>>,
     pub(crate) has_completions: AtomicBool,
-    /// Wakes an event loop waiting for completions or a termination.
-    signal: Mutex<bool>,
+    pub(crate) awaits: Awaits,
+    pub(crate) pending: Pending,
+    scheduler: RwLock<Option<TaskScheduler>>,
+    /// Counts wake-ups for threads waiting for completions, settled awaits,
+    /// new timers or a termination.
+    signal: Mutex<u64>,
     signal_cv: Condvar,
     pub(crate) watchdog: OnceLock<Arc<watchdog::Watchdog>>,
 }
@@ -266,7 +290,10 @@ impl Shared {
             has_releases: AtomicBool::new(false),
             completions: Mutex::new(Vec::new()),
             has_completions: AtomicBool::new(false),
-            signal: Mutex::new(false),
+            awaits: Awaits::default(),
+            pending: Pending::default(),
+            scheduler: RwLock::new(None),
+            signal: Mutex::new(0),
             signal_cv: Condvar::new(),
             watchdog: OnceLock::new(),
         }
@@ -303,6 +330,10 @@ impl Shared {
             Some(t) => Some(Instant::now() + crate::limits::check_timeout(t)?),
             None => None,
         };
+        self.request_until(req, deadline)
+    }
+
+    fn request_until(self: &Arc<Self>, req: Request, deadline: Option<Instant>) -> Result<Out> {
         let key = self.key();
         if HELD.with(|h| h.borrow().contains(&key)) {
             return crate::runtime::run_nested(self, req, deadline);
@@ -320,7 +351,212 @@ impl Shared {
             // that the call has unwound.
             self.teardown();
         }
+        drop(_lane);
+        self.after_session();
         out
+    }
+
+    /// After a thread released the lock: hands settled awaits to their
+    /// waiters, and makes sure work the call left (timers, completions) is
+    /// run by a waiter or the driver. Two atomic loads when there is none.
+    fn after_session(self: &Arc<Self>) {
+        let delivered = self.awaits.deliver();
+        let next_timer = self.pending.next_timer.load(Ordering::Acquire);
+        let completions = self.has_completions.load(Ordering::SeqCst);
+        if self.pending.sync_waiters.load(Ordering::SeqCst) > 0 {
+            if delivered || next_timer != 0 || completions {
+                self.signal();
+            }
+            return;
+        }
+        if completions {
+            driver::schedule(self, Instant::now());
+        } else if next_timer != 0 {
+            driver::schedule(self, watchdog::from_nanos(next_timer));
+        }
+    }
+
+    /// Installs (or removes) the binding's task scheduler.
+    pub(crate) fn set_scheduler(&self, s: Option<TaskScheduler>) {
+        *self.scheduler.write().unwrap_or_else(|e| e.into_inner()) = s;
+    }
+
+    /// Runs what is due (timers, completions, V8 tasks) with the lock taken
+    /// on this thread. Returns whether anything ran. `try_only`: give up if
+    /// another thread holds the context (its call runs the work, and
+    /// `after_session` reschedules what is left).
+    pub(crate) fn run_pending(self: &Arc<Self>, deadline: Option<Instant>, try_only: bool) -> Result<bool> {
+        self.check_usable()?;
+        let key = self.key();
+        let nested = HELD.with(|h| h.borrow().contains(&key));
+        if try_only && !nested && self.lane.held.load(Ordering::SeqCst) {
+            return Ok(false);
+        }
+        match self.request_until(Request::RunPending, deadline)? {
+            Out::Value(Value::Bool(b)) => Ok(b),
+            _ => Ok(false),
+        }
+    }
+
+    /// An await was registered: the driver watches its deadline and, while
+    /// no thread waits on the context, polls V8's tasks for it.
+    pub(crate) fn await_registered(self: &Arc<Self>, deadline: Option<Instant>) {
+        let first = driver::TASK_POLL_FIRST.as_nanos() as u64;
+        self.pending.task_poll.store(first, Ordering::Relaxed);
+        let now = Instant::now();
+        let mut at = now + driver::TASK_POLL_FIRST;
+        if let Some(d) = deadline {
+            at = at.min(d);
+        }
+        driver::schedule(self, at);
+    }
+
+    /// The driver's visit: expires awaits past their deadline, then runs
+    /// what is due, through the binding's scheduler if it has one.
+    pub(crate) fn service(self: &Arc<Self>) {
+        if self.forked() || self.fixed.disposed.load(Ordering::Acquire) {
+            return;
+        }
+        let now = Instant::now();
+        self.awaits.expire(now);
+        if self.pending.sync_waiters.load(Ordering::SeqCst) > 0 {
+            return; // they pump it themselves
+        }
+        let next_timer = self.pending.next_timer.load(Ordering::Acquire);
+        let timer_due = next_timer != 0 && watchdog::from_nanos(next_timer) <= now;
+        let completions = self.has_completions.load(Ordering::SeqCst);
+        let live = self.awaits.live();
+        if timer_due || completions || live {
+            let scheduler = self.scheduler.read().unwrap_or_else(|e| e.into_inner()).clone();
+            let taken = scheduler.is_some_and(|s| s());
+            if !taken {
+                // The context's default timeout bounds work run here.
+                let deadline = self.fixed.default_timeout.map(|t| Instant::now() + t);
+                let _ = self.run_pending(deadline, true);
+            }
+        }
+        // What is left: the next timer, the next await deadline, the next
+        // look at V8's tasks while awaits are live.
+        let mut at: Option<Instant> = None;
+        let next_timer = self.pending.next_timer.load(Ordering::Acquire);
+        if next_timer != 0 {
+            at = Some(watchdog::from_nanos(next_timer));
+        }
+        if self.awaits.live() {
+            let poll = self.pending.task_poll.load(Ordering::Relaxed).max(driver::TASK_POLL_FIRST.as_nanos() as u64);
+            let next = (poll * 2).min(driver::TASK_POLL_MAX.as_nanos() as u64);
+            self.pending.task_poll.store(next, Ordering::Relaxed);
+            let poll_at = Instant::now() + Duration::from_nanos(poll);
+            at = Some(at.map_or(poll_at, |a| a.min(poll_at)));
+            if let Some(d) = self.awaits.earliest_deadline() {
+                at = Some(at.map_or(d, |a| a.min(d)));
+            }
+        }
+        if let Some(at) = at {
+            driver::schedule(self, at);
+        }
+    }
+
+    /// Blocks this thread until `slot` settles (or, without one, until no
+    /// timers or async host calls are left), pumping the event loop here
+    /// whenever work is due and holding the context only while it runs.
+    pub(crate) fn drive(self: &Arc<Self>, slot: Option<&AwaitSlot>, deadline: Option<Instant>) -> Result<()> {
+        self.pending.sync_waiters.fetch_add(1, Ordering::SeqCst);
+        let _waiting = SyncWaiter(self);
+        let hook = wait_hook();
+        // Nothing of ours can settle the promise: V8's own tasks get a
+        // moment, unless another call on the context shows it is in use.
+        let mut stalled: Option<(Instant, usize)> = None;
+        loop {
+            let seen = *lock(&self.signal);
+            if slot.is_some_and(|s| s.is_finished()) {
+                return Ok(());
+            }
+            self.check_usable()?;
+            let now = Instant::now();
+            if deadline.is_some_and(|d| now >= d) {
+                return Err(Error::Timeout);
+            }
+            let next_timer = match self.pending.next_timer.load(Ordering::Acquire) {
+                0 => None,
+                n => Some(watchdog::from_nanos(n)),
+            };
+            let completions = self.has_completions.load(Ordering::SeqCst);
+            let outstanding = self.pending.outstanding.load(Ordering::Acquire) > 0;
+            let idle = next_timer.is_none() && !outstanding && !completions;
+            let poll_tasks = idle && slot.is_some();
+            if completions || next_timer.is_some_and(|t| t <= now) || poll_tasks {
+                let ran = self.run_pending(deadline, false)?;
+                if slot.is_some_and(|s| s.is_finished()) {
+                    return Ok(());
+                }
+                if !poll_tasks || ran {
+                    stalled = None;
+                    continue;
+                }
+                // Our own pump is not another call.
+                if let Some(st) = stalled.as_mut() {
+                    st.1 = self.exec.request_seq.load(Ordering::SeqCst);
+                }
+            }
+            if idle {
+                let Some(slot) = slot else { return Ok(()) };
+                let calls = self.exec.request_seq.load(Ordering::SeqCst);
+                let (since, seq) = *stalled.get_or_insert((now, calls));
+                if seq != calls {
+                    stalled = None;
+                } else if now.duration_since(since) >= crate::runtime::event_loop::STALL_GRACE {
+                    slot.cancel();
+                    return Err(crate::runtime::event_loop::never_settles());
+                }
+            } else {
+                stalled = None;
+            }
+            let mut wake = next_timer;
+            if poll_tasks {
+                wake = Some(now + Duration::from_millis(5));
+            }
+            if let Some(d) = deadline {
+                wake = Some(wake.map_or(d, |w| w.min(d)));
+            }
+            if hook.is_some() {
+                let h = now + WAIT_HOOK_PERIOD;
+                wake = Some(wake.map_or(h, |w| w.min(h)));
+            }
+            let mut g = lock(&self.signal);
+            if *g == seen {
+                g = match wake {
+                    Some(w) if w <= now => g,
+                    Some(w) => self.signal_cv.wait_timeout(g, w - now).unwrap_or_else(|e| e.into_inner()).0,
+                    None => self.signal_cv.wait(g).unwrap_or_else(|e| e.into_inner()),
+                };
+            }
+            drop(g);
+            if hook.is_some_and(|h| h()) {
+                return Err(Error::Terminated);
+            }
+        }
+    }
+
+    /// Whether this thread is inside one of this context's host callbacks.
+    pub(crate) fn nested_here(self: &Arc<Self>) -> bool {
+        let key = self.key();
+        HELD.with(|h| h.borrow().contains(&key))
+    }
+
+    /// The deadline for a call with `timeout` (or the context's default).
+    pub(crate) fn deadline_for(&self, timeout: Option<Duration>) -> Result<Option<Instant>> {
+        self.check_usable()?;
+        Ok(match timeout.or(self.fixed.default_timeout) {
+            Some(t) => Some(Instant::now() + crate::limits::check_timeout(t)?),
+            None => None,
+        })
+    }
+
+    /// Rejects every pending await and wakes threads blocked on one.
+    pub(crate) fn reject_awaits(&self, err: impl Fn() -> Error) {
+        self.awaits.reject_all(err);
+        self.signal();
     }
 
     /// Publishes the start of a top-level call (on the calling thread, with
@@ -502,14 +738,17 @@ impl Shared {
         self.has_releases.store(true, Ordering::Release);
     }
 
-    pub(crate) fn complete(&self, id: u32, result: Result<Value, HostError>) {
+    pub(crate) fn complete(self: &Arc<Self>, id: u32, result: Result<Value, HostError>) {
         lock(&self.completions).push((id, result));
         self.has_completions.store(true, Ordering::SeqCst);
         self.signal();
+        if self.pending.sync_waiters.load(Ordering::SeqCst) == 0 {
+            driver::schedule(self, Instant::now());
+        }
     }
 
     fn signal(&self) {
-        *lock(&self.signal) = true;
+        *lock(&self.signal) += 1;
         self.signal_cv.notify_all();
     }
 
@@ -519,7 +758,7 @@ impl Shared {
     pub(crate) fn wait_for_work(&self, until: Option<Instant>) {
         let hook = wait_hook();
         let mut g = lock(&self.signal);
-        if !*g && !self.has_completions.load(Ordering::SeqCst) && !self.interrupted() {
+        if !self.has_completions.load(Ordering::SeqCst) && !self.interrupted() {
             let now = Instant::now();
             let mut wake = until;
             if hook.is_some() {
@@ -531,7 +770,6 @@ impl Shared {
                 None => self.signal_cv.wait(g).unwrap_or_else(|e| e.into_inner()),
             };
         }
-        *g = false;
         drop(g);
         if hook.is_some_and(|h| h()) {
             self.interrupt(Termination::Terminated);
@@ -543,6 +781,7 @@ impl Shared {
             // The isolate cannot be used in a forked child, and the lane may
             // be held by a thread that does not exist here. Only mark it.
             self.fixed.disposed.store(true, Ordering::SeqCst);
+            self.awaits.reject_all(disposed_error);
             return;
         }
         if !self.fixed.disposed.swap(true, Ordering::SeqCst) {
@@ -570,6 +809,26 @@ impl Shared {
         let isolate = unsafe { (*self.isolate.get()).take() };
         if let Some(isolate) = isolate {
             crate::runtime::dispose_isolate(isolate, self.fixed.raw);
+        }
+        self.awaits.reject_all(disposed_error);
+        self.signal();
+    }
+}
+
+fn disposed_error() -> Error {
+    Error::Disposed("the context was disposed while the promise was pending".into())
+}
+
+/// A thread in `drive`; when it leaves, the driver takes over what is left.
+struct SyncWaiter<'a>(&'a Arc<Shared>);
+impl Drop for SyncWaiter<'_> {
+    fn drop(&mut self) {
+        let s = self.0;
+        if s.pending.sync_waiters.fetch_sub(1, Ordering::SeqCst) == 1 && !s.fixed.disposed.load(Ordering::Acquire) {
+            let timers = s.pending.next_timer.load(Ordering::Acquire) != 0;
+            if timers || s.awaits.live() || s.has_completions.load(Ordering::SeqCst) {
+                driver::schedule(s, Instant::now());
+            }
         }
     }
 }

@@ -46,6 +46,11 @@ pub(crate) fn to_nanos(t: Instant) -> u64 {
     (t.saturating_duration_since(base()).as_nanos() as u64).max(1)
 }
 
+/// The instant `to_nanos` gave `n` for.
+pub(crate) fn from_nanos(n: u64) -> Instant {
+    base() + Duration::from_nanos(n)
+}
+
 fn now_nanos() -> u64 {
     to_nanos(Instant::now())
 }

@@ -11,7 +11,7 @@ use crate::causes::host_error_from;
 use crate::classes::{arg_error, JsRef, RbContext, RbScript, RbSnapshot};
 use crate::convert::{args_from_rb, from_rb, rstring_to_string, to_rb};
 use crate::error::OrRaise;
-use crate::gvl::{with_gvl, without_gvl};
+use crate::gvl::{ruby_thread, with_gvl, without_gvl};
 use crate::options::{eval_opts, memory_limit, seconds};
 use crate::script::owner_ctx;
 
@@ -22,6 +22,7 @@ pub(crate) fn call_ruby(
     owner: Opaque<Value>,
     args: Vec<pr::Value>,
 ) -> Result<pr::Value, pr::HostError> {
+    ruby_thread()?;
     with_gvl(|ruby| {
         let owner = ruby.get_inner(owner);
         let run = || -> Result<pr::Value, Error> {
@@ -49,6 +50,7 @@ impl RbContext {
             snapshot: snapshot.map(|s| s.get()),
         };
         let inner = without_gvl(ruby, || pr::Context::new(options)).or_raise(ruby, None)?;
+        inner.set_task_scheduler(Some(crate::tasks::scheduler(&inner)));
         Ok(ruby.obj_wrap(RbContext { inner, keep: Mutex::new(Vec::new()), resolver: Mutex::new(None) }))
     }
 
@@ -124,6 +126,19 @@ impl RbContext {
         let (callable, owner) = (Opaque::from(callable), Opaque::from(rb_self.as_value()));
         let r = me.inner.expose(&name, move |ctx, args| call_ruby(ctx, callable, owner, args));
         Ok(r).or_raise(ruby, None)
+    }
+
+    pub(crate) fn rb_attach_async(ruby: &Ruby, rb_self: Obj<Self>, name: String, callable: Value) -> Result<(), Error> {
+        if !callable.respond_to("call", false)? {
+            return Err(Error::new(
+                ruby.exception_type_error(),
+                "attach_async needs a callable (a Proc, Method or object with #call)",
+            ));
+        }
+        let me = &*rb_self;
+        me.keep.lock().unwrap_or_else(|e| e.into_inner()).push(Opaque::from(callable));
+        let f = crate::completer::async_host_fn(Opaque::from(callable), Opaque::from(rb_self.as_value()));
+        Ok(me.inner.expose_async(&name, f)).or_raise(ruby, None)
     }
 
     pub(crate) fn rb_terminate(&self) {
@@ -210,6 +225,7 @@ impl RbContext {
         // context through the Ruby object, which is alive while JS runs.
         let (resolver, owner) = (Opaque::from(resolver), Opaque::from(rb_self.as_value()));
         let resolve = move |spec: &str, referrer: &str| -> Result<String, pr::HostError> {
+            ruby_thread()?;
             with_gvl(|ruby| {
                 let run = || -> Result<String, Error> {
                     if ruby.get_inner(resolver).is_nil() {

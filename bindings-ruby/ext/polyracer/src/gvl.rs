@@ -124,6 +124,21 @@ pub(crate) fn run_job_of<F: FnOnce() -> R, R>(_: &Job<F, R>) -> unsafe extern "C
     run_job::<F, R>
 }
 
+/// Ruby code runs only on Ruby threads: JS that calls a Ruby method from
+/// any other thread (core's driver, if the `polyracer-tasks` thread is not
+/// running) gets this error instead of a crash.
+pub(crate) fn ruby_thread() -> Result<(), polyracer::HostError> {
+    // SAFETY: a plain query of the current thread.
+    if unsafe { rb_sys::ruby_native_thread_p() } != 0 {
+        Ok(())
+    } else {
+        Err(polyracer::HostError::new(
+            "a Ruby callback was called from a thread that is not a Ruby thread (is the polyracer-tasks thread \
+             running?)",
+        ))
+    }
+}
+
 /// Runs `f` holding the GVL, from a thread that released it in `without_gvl`
 /// (callbacks from JS arrive on that thread).
 pub(crate) fn with_gvl<R>(f: impl FnOnce(&Ruby) -> R) -> R {

@@ -15,6 +15,7 @@
 #[macro_use]
 mod classes;
 mod causes;
+mod completer;
 mod context;
 mod convert;
 mod error;
@@ -22,6 +23,7 @@ mod gvl;
 mod handles;
 mod options;
 mod script;
+mod tasks;
 
 use magnus::{function, method, prelude::*, Error, Ruby};
 use polyracer as pr;
@@ -59,6 +61,8 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     m.define_singleton_method("__cached_data_version_tag", function!(rb_cached_data_version_tag, 0))?;
     m.define_singleton_method("engine_started?", function!(rb_initialized, 0))?;
     m.define_singleton_method("resolve_specifier", function!(rb_resolve_specifier, 2))?;
+    m.define_singleton_method("__drain_tasks", function!(tasks::rb_drain_tasks, 0))?;
+    m.define_singleton_method("__expect_drainer", function!(tasks::rb_expect_drainer, 0))?;
 
     let c = m.define_class("Context", ruby.class_object())?;
     c.undef_default_alloc_func();
@@ -68,6 +72,12 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     c.define_method("call_await", method!(RbContext::rb_call_await, -1))?;
     c.define_method("__set_global", method!(RbContext::rb_set_global, 2))?;
     c.define_method("__attach", method!(RbContext::rb_attach, 2))?;
+    c.define_method("__attach_async", method!(RbContext::rb_attach_async, 2))?;
+    let comp = m.define_class("Completer", ruby.class_object())?;
+    comp.undef_default_alloc_func();
+    comp.define_method("resolve", method!(completer::RbCompleter::rb_resolve, 1))?;
+    comp.define_method("reject", method!(completer::RbCompleter::rb_reject, 1))?;
+    comp.define_method("settled?", method!(completer::RbCompleter::rb_is_settled, 0))?;
     c.define_method("terminate", method!(RbContext::rb_terminate, 0))?;
     c.define_method("heap_stats", method!(RbContext::rb_heap_stats, 0))?;
     c.define_method("low_memory_notification", method!(RbContext::rb_low_memory_notification, 0))?;

@@ -784,7 +784,7 @@ public protocol ContextProtocol: AnyObject, Sendable {
     func call(target: String, args: [JsValue], options: EvalOptions?) throws  -> JsValue
     
     /**
-     * Calls without blocking the caller, awaiting a promise result.
+     * Calls and awaits a promise result like `eval_async`.
      */
     func callAsync(target: String, args: [JsValue], options: EvalOptions?) async throws  -> JsValue
     
@@ -812,8 +812,11 @@ public protocol ContextProtocol: AnyObject, Sendable {
     func eval(source: String, options: EvalOptions?) throws  -> JsValue
     
     /**
-     * Evaluates without blocking the caller, awaiting a promise result.
-     * Host functions called meanwhile run on a helper thread.
+     * Evaluates (on the calling thread, now) and awaits a promise result
+     * without blocking the caller or holding the context: other calls run
+     * meanwhile. Timers and async completions it waits on run on
+     * polyracer's driver thread, and so do host functions they call.
+     * Cancelling the task withdraws the await.
      */
     func evalAsync(source: String, options: EvalOptions?) async throws  -> JsValue
     
@@ -952,7 +955,7 @@ open func call(target: String, args: [JsValue], options: EvalOptions? = nil)thro
 }
     
     /**
-     * Calls without blocking the caller, awaiting a promise result.
+     * Calls and awaits a promise result like `eval_async`.
      */
 open func callAsync(target: String, args: [JsValue], options: EvalOptions? = nil)async throws  -> JsValue  {
     return
@@ -1035,8 +1038,11 @@ open func eval(source: String, options: EvalOptions? = nil)throws  -> JsValue  {
 }
     
     /**
-     * Evaluates without blocking the caller, awaiting a promise result.
-     * Host functions called meanwhile run on a helper thread.
+     * Evaluates (on the calling thread, now) and awaits a promise result
+     * without blocking the caller or holding the context: other calls run
+     * meanwhile. Timers and async completions it waits on run on
+     * polyracer's driver thread, and so do host functions they call.
+     * Cancelling the task withdraws the await.
      */
 open func evalAsync(source: String, options: EvalOptions? = nil)async throws  -> JsValue  {
     return
@@ -1433,7 +1439,7 @@ public func FfiConverterTypeHostCause_lower(_ value: HostCause) -> UInt64 {
 public protocol JsHandleProtocol: AnyObject, Sendable {
     
     /**
-     * Awaits a promise without blocking the caller.
+     * Awaits a promise without blocking the caller or holding the context.
      */
     func awaitAsync(timeout: Double?) async throws  -> JsValue
     
@@ -1564,7 +1570,7 @@ open class JsHandle: JsHandleProtocol, @unchecked Sendable {
 
     
     /**
-     * Awaits a promise without blocking the caller.
+     * Awaits a promise without blocking the caller or holding the context.
      */
 open func awaitAsync(timeout: Double? = nil)async throws  -> JsValue  {
     return
@@ -4503,7 +4509,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_polyracer_swift_checksum_method_context_call() != 64976) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_polyracer_swift_checksum_method_context_call_async() != 6178) {
+    if (uniffi_polyracer_swift_checksum_method_context_call_async() != 48166) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_polyracer_swift_checksum_method_context_call_function() != 3488) {
@@ -4521,7 +4527,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_polyracer_swift_checksum_method_context_eval() != 36268) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_polyracer_swift_checksum_method_context_eval_async() != 36326) {
+    if (uniffi_polyracer_swift_checksum_method_context_eval_async() != 44166) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_polyracer_swift_checksum_method_context_eval_module() != 53306) {
@@ -4578,7 +4584,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_polyracer_swift_checksum_method_snapshot_warmup() != 39470) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_polyracer_swift_checksum_method_jshandle_await_async() != 32978) {
+    if (uniffi_polyracer_swift_checksum_method_jshandle_await_async() != 10335) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_polyracer_swift_checksum_method_jshandle_await_promise() != 17691) {
