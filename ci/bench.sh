@@ -4,16 +4,19 @@
 # start-up on a real 9 MB bundle, then Python (vs STPyV8, PyMiniRacer,
 # quickjs, v8-python) and Node (vs isolated-vm and node:vm), whose first
 # table is the interleaved latency: each call timed alone with 0–1000 µs of
-# host work between calls, p50 / p99.
+# host work between calls, p50 / p99. Then async (bench_async.*: await
+# round trips, p50 / p99, and 1,000 concurrent awaits) in Python (vs
+# PyMiniRacer), Node (vs isolated-vm and node:vm) and Ruby.
 #   ci/bench.sh            everything
 #   ci/bench.sh latency    only the interleaved-latency tables
+#   ci/bench.sh async      only the async tables
 set -euo pipefail
 . "$(dirname "$0")/env.sh"
 bash "$POLYRACER_ROOT/ci/setup.sh"
 cd "$POLYRACER_ROOT"
 only=${1:-}
 
-if [ "$only" != latency ]; then
+if [ -z "$only" ]; then
   cargo bench -p polyracer --bench core
   cargo bench -p polyracer --bench bundle
 fi
@@ -26,7 +29,12 @@ bash "$POLYRACER_ROOT/ci/python-env.sh"
 rm -rf "$POLYRACER_ROOT/target/wheels-bench"
 "$POLYRACER_ROOT/.venv/bin/maturin" build --release --quiet -m bindings-python/Cargo.toml -o "$POLYRACER_ROOT/target/wheels-bench"
 "$bench_py" -m pip install --quiet --force-reinstall --no-deps "$POLYRACER_ROOT"/target/wheels-bench/polyracer-*.whl
-(cd bindings-python/bench && "$bench_py" bench.py ${only:+--latency-only})
+if [ "$only" != async ]; then
+  (cd bindings-python/bench && "$bench_py" bench.py ${only:+--latency-only})
+fi
+if [ "$only" != latency ]; then
+  (cd bindings-python/bench && "$bench_py" bench_async.py)
+fi
 
 step "Node: release addon, isolated-vm built from source"
 bash "$POLYRACER_ROOT/ci/node-build.sh"
@@ -35,6 +43,23 @@ bash "$POLYRACER_ROOT/ci/node-build.sh"
   npm ci --ignore-scripts --no-audit --no-fund
   # npm 11 runs no dependency install scripts unless approved: build
   # isolated-vm's native module explicitly, with the pinned node-gyp.
-  (cd node_modules/isolated-vm && ../.bin/node-gyp rebuild >/dev/null)
-  LATENCY_ONLY=${only:+1} node bench.js
+  # Against the running node's own headers (include/node beside its bin/),
+  # so node-gyp does not download them (these machines reach registries
+  # only).
+  nodedir=$(dirname "$(dirname "$(command -v node)")")
+  gyp_args=()
+  [ -f "$nodedir/include/node/node_api.h" ] && gyp_args=(--nodedir="$nodedir")
+  (cd node_modules/isolated-vm && ../.bin/node-gyp rebuild "${gyp_args[@]}" >/dev/null)
+  if [ "$only" != async ]; then
+    LATENCY_ONLY=${only:+1} node bench.js
+  fi
+  if [ "$only" != latency ]; then
+    node bench_async.js
+  fi
 )
+
+if [ "$only" != latency ]; then
+  step "Ruby: release extension, async"
+  install -m 0755 "$(python3 ci/cargo-artifact.py polyracer-ruby cdylib --quiet)" bindings-ruby/lib/polyracer/polyracer.so
+  (cd bindings-ruby && ruby -Ilib bench/bench_async.rb)
+fi

@@ -130,7 +130,13 @@ unsafe extern "C" fn tsfn_call(env: Env, _cb: Val, _ctx: *mut c_void, data: *mut
     if env.is_null() {
         return; // torn down: drop the message
     }
+    // Inside a callback scope: closing it runs the microtasks (and
+    // `process.nextTick`s) that settling a Node promise queued. Without it
+    // the `await` continuation of a promise settled here waited for the next
+    // unrelated macrotask (measured: 5% of 1 ms-timer round trips took 2–6 ms).
+    let scope = CallbackScope::open(env);
     let result = (msg.0)(env);
+    drop(scope);
     if let Err(e) = result {
         if e.status != napi::Status::PendingException {
             let msg = raw::string(env, &e.reason).ok();
@@ -142,6 +148,45 @@ unsafe extern "C" fn tsfn_call(env: Env, _cb: Val, _ctx: *mut c_void, data: *mut
         }
         // An exception thrown here would be reported as uncaught by Node,
         // which is right: it can only be a bug in the binding.
+    }
+}
+
+/// `napi_open_callback_scope` / `napi_close_callback_scope` around work the
+/// threadsafe function runs.
+struct CallbackScope {
+    env: Env,
+    scope: sys::napi_callback_scope,
+    context: sys::napi_async_context,
+}
+
+impl CallbackScope {
+    fn open(env: Env) -> Option<CallbackScope> {
+        let mut resource = ptr::null_mut();
+        let mut context = ptr::null_mut();
+        let mut scope = ptr::null_mut();
+        unsafe {
+            if sys::napi_create_object(env, &mut resource) != sys::Status::napi_ok {
+                return None;
+            }
+            let name = raw::string(env, "polyracer").ok()?;
+            if sys::napi_async_init(env, resource, name, &mut context) != sys::Status::napi_ok {
+                return None;
+            }
+            if sys::napi_open_callback_scope(env, resource, context, &mut scope) != sys::Status::napi_ok {
+                sys::napi_async_destroy(env, context);
+                return None;
+            }
+        }
+        Some(CallbackScope { env, scope, context })
+    }
+}
+
+impl Drop for CallbackScope {
+    fn drop(&mut self) {
+        unsafe {
+            sys::napi_close_callback_scope(self.env, self.scope);
+            sys::napi_async_destroy(self.env, self.context);
+        }
     }
 }
 

@@ -11,16 +11,27 @@ const path = require('node:path')
 const example =
   process.env.POLYRACER_EXAMPLE || path.join(__dirname, '..', '..', 'docs', 'examples', 'node', 'quickstart.js')
 
-test('docs/examples/node/quickstart.js', () => {
+function run(file) {
   // Make `require('polyracer')` resolve to the package under test.
   const pkgDir = path.dirname(require.resolve('polyracer/package.json'))
   const modules = fs.mkdtempSync(path.join(os.tmpdir(), 'polyracer-docs-'))
   fs.symlinkSync(pkgDir, path.join(modules, 'polyracer'), 'dir')
-  const out = execFileSync(process.execPath, [example], {
+  return execFileSync(process.execPath, [file], {
     encoding: 'utf8',
     env: { ...process.env, NODE_PATH: modules },
     timeout: 30000,
   })
+}
+
+test('docs/examples/node/async_example.js, shown in docs/async.md', () => {
+  const file = path.join(path.dirname(example), 'async_example.js')
+  assert.equal(run(file).trim(), 'A2!')
+  const page = fs.readFileSync(path.join(path.dirname(example), '..', '..', 'async.md'), 'utf8')
+  assert.ok(page.includes(fs.readFileSync(file, 'utf8')), 'docs/async.md shows the tested example')
+})
+
+test('docs/examples/node/quickstart.js', () => {
+  const out = run(example)
   assert.deepEqual(out.trim().split('\n'), [
     '[ 2, 4, 6 ]',
     'hello, polyracer',

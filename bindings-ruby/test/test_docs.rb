@@ -21,6 +21,16 @@ class TestDocs < Minitest::Test
     OUT
   end
 
+  ASYNC_EXAMPLE = File.join(PolyracerTestHelper::ROOT, "docs", "examples", "ruby", "async_example.rb")
+
+  def test_async_example_output
+    out, err, status = capture_within(RbConfig.ruby, "-I#{PolyracerTestHelper::LIB}", ASYNC_EXAMPLE)
+    assert status.success?, err
+    assert_equal "A2!\n", out
+    page = File.read(File.join(PolyracerTestHelper::ROOT, "docs", "async.md"))
+    assert_includes page, File.read(ASYNC_EXAMPLE), "docs/async.md shows the tested example"
+  end
+
   def test_docs_page_includes_the_example
     page = File.read(File.join(PolyracerTestHelper::ROOT, "docs", "ruby.md"))
     File.read(EXAMPLE).lines.grep(/ctx\./).each do |line|

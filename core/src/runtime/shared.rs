@@ -426,7 +426,8 @@ impl Shared {
         let timer_due = next_timer != 0 && watchdog::from_nanos(next_timer) <= now;
         let completions = self.has_completions.load(Ordering::SeqCst);
         let live = self.awaits.live();
-        if timer_due || completions || live {
+        let attempted = timer_due || completions || live;
+        if attempted {
             let scheduler = self.scheduler.read().unwrap_or_else(|e| e.into_inner()).clone();
             let taken = scheduler.is_some_and(|s| s());
             if !taken {
@@ -435,11 +436,14 @@ impl Shared {
                 let _ = self.run_pending(deadline, true);
             }
         }
-        // What is left: the next timer, the next await deadline, the next
-        // look at V8's tasks while awaits are live.
+        // What is left. Timers and completions are rescheduled by whoever
+        // runs them (`after_session`): rescheduling them here, before the
+        // host's loop got to them, would spin the driver. Here: the next
+        // timer if nothing ran, the next await deadline, and the next look
+        // at V8's tasks while awaits are live.
         let mut at: Option<Instant> = None;
         let next_timer = self.pending.next_timer.load(Ordering::Acquire);
-        if next_timer != 0 {
+        if !attempted && next_timer != 0 {
             at = Some(watchdog::from_nanos(next_timer));
         }
         if self.awaits.live() {
