@@ -26,6 +26,11 @@ export interface EvalOptions extends NativeEvalOptions {
   asHandle?: boolean
 }
 
+export interface AsyncEvalOptions extends EvalOptions {
+  /** Aborting withdraws the await and rejects with the signal's reason. */
+  signal?: AbortSignal
+}
+
 export interface CompileOptions {
   filename?: string
   /** A code cache from an earlier `Script.cachedData` for the same source. */
@@ -50,8 +55,11 @@ export interface ModuleOptions {
 export declare class Context extends NativeContext {
   constructor(options?: ContextOptions)
   evalSync(code: string, options?: EvalOptions): any
-  /** Runs off the main thread and awaits a promise result. */
-  eval(code: string, options?: EvalOptions): Promise<any>
+  /**
+   * Runs now, on this thread; settles with the value, or the awaited value
+   * of a promise result (the context is free while it is pending).
+   */
+  eval(code: string, options?: AsyncEvalOptions): Promise<any>
   callSync(target: string | JSFunction, ...args: unknown[]): any
   call(target: string | JSFunction, ...args: unknown[]): Promise<any>
   setGlobal(name: string, value: unknown): void

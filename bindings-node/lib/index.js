@@ -222,6 +222,24 @@ function checkOptions(o, what) {
   return o || {}
 }
 
+let nextCancelId = 1
+
+/** Starts `start(id)` and withdraws that await when `signal` aborts. */
+function cancelable(ctx, signal, start) {
+  if (typeof signal !== 'object' || typeof signal.addEventListener !== 'function') {
+    return Promise.reject(new InvalidArgumentError('options.signal must be an AbortSignal'))
+  }
+  if (signal.aborted) return Promise.reject(signal.reason)
+  const id = nextCancelId
+  nextCancelId = nextCancelId >= 0x7fffffff ? 1 : nextCancelId + 1
+  const promise = start(id)
+  const onAbort = () => ctx._cancel(id, signal.reason)
+  signal.addEventListener('abort', onAbort, { once: true })
+  const done = () => signal.removeEventListener('abort', onAbort)
+  promise.then(done, done)
+  return promise
+}
+
 /**
  * A JavaScript sandbox: its own V8 isolate (heap, limits), beside Node's.
  */
@@ -259,7 +277,20 @@ class Context extends native.NativeContext {
     return Reflect.apply(this.#callSync, undefined, arguments)
   }
 
-  /** Like callSync, off the main thread; awaits a promise result. */
+  /**
+   * Evaluates `code` now, on this thread, and settles with its value, or
+   * with the awaited value of a promise result (the context is free while
+   * it is pending). `options.signal` (an AbortSignal) withdraws the await
+   * and rejects with the signal's reason.
+   */
+  eval(code, options) {
+    const signal = options == null ? undefined : options.signal
+    if (signal === undefined) return super.eval(code, options)
+    const { signal: _, ...rest } = options
+    return cancelable(this, signal, (id) => super.eval(code, rest, id))
+  }
+
+  /** Like callSync, settling with the awaited value of a promise result. */
   call(target, ...args) {
     return this._call(target, args)
   }

@@ -66,25 +66,43 @@ impl NativeContext {
         Ok(NativeContext { state: state::new_state(&d, ctx) })
     }
 
-    #[napi(ts_args_type = "code: string, options?: EvalOptions | undefined | null", ts_return_type = "Promise<any>")]
-    pub fn eval(&self, code: String, options: Option<EvalOptions>) -> Result<JsVal> {
+    /// `cancelId`: the await can be withdrawn with `_cancel(cancelId, reason)`.
+    #[napi(
+        ts_args_type = "code: string, options?: EvalOptions | undefined | null, cancelId?: number | undefined | null",
+        ts_return_type = "Promise<any>"
+    )]
+    pub fn eval(&self, code: String, options: Option<EvalOptions>, cancel_id: Option<u32>) -> Result<JsVal> {
         let d = envdata::current()?;
         let o = eval_options(&d, options, true)?;
-        self.state.run_async(&d, move |ctx| ctx.eval_async(&code, o)).map(JsVal)
+        self.state.run_async(&d, cancel_id, move |ctx| ctx.eval_async(&code, o)).map(JsVal)
+    }
+
+    /// Withdraws the await started with `cancelId` and rejects its promise
+    /// with `reason` (an `AbortSignal` fired).
+    #[napi(js_name = "_cancel", ts_args_type = "cancelId: number, reason: unknown")]
+    pub fn cancel(&self, cancel_id: u32, reason: JsVal) -> Result<()> {
+        let d = envdata::current()?;
+        self.state.cancel(&d, cancel_id, reason.0)
     }
 
     #[napi(
         js_name = "_call",
-        ts_args_type = "target: string | Function, args: unknown[], options?: EvalOptions | undefined | null",
+        ts_args_type = "target: string | Function, args: unknown[], options?: EvalOptions | undefined | null, cancelId?: number | undefined | null",
         ts_return_type = "Promise<any>"
     )]
-    pub fn call_async(&self, target_v: JsVal, args: JsVal, options: Option<EvalOptions>) -> Result<JsVal> {
+    pub fn call_async(
+        &self,
+        target_v: JsVal,
+        args: JsVal,
+        options: Option<EvalOptions>,
+        cancel_id: Option<u32>,
+    ) -> Result<JsVal> {
         let d = envdata::current()?;
         let t = target(&d, target_v.0)?;
         let argv = convert::args_from_node(&d, args.0)?;
         let o = eval_options(&d, options, true)?;
         self.state
-            .run_async(&d, move |ctx| match &t {
+            .run_async(&d, cancel_id, move |ctx| match &t {
                 Target::Source(s) => ctx.call_async(s.as_str(), &argv, o),
                 Target::Handle(h) => ctx.call_async(h, &argv, o),
             })

@@ -26,7 +26,7 @@ pub fn handle_call_async(env: Env, handle: JsVal, args: JsVal) -> Result<JsVal> 
     let d = envdata::current()?;
     let argv = convert::args_from_node(&d, args.0)?;
     let h = w.h.clone();
-    w.state.run_async(&d, move |ctx| ctx.call_async(&h, &argv, pr::EvalOptions::default())).map(JsVal)
+    w.state.run_async(&d, None, move |ctx| ctx.call_async(&h, &argv, pr::EvalOptions::default())).map(JsVal)
 }
 
 #[napi(ts_args_type = "handle: object, key: string | number", ts_return_type = "any")]
@@ -112,7 +112,7 @@ pub fn handle_await(env: Env, handle: JsVal, timeout: Option<f64>) -> Result<JsV
     let d = envdata::current()?;
     let t = millis(&d, timeout)?;
     let h = w.h.clone();
-    w.state.run_async(&d, move |_| h.await_async(t)).map(JsVal)
+    w.state.run_async(&d, None, move |_| h.await_async(t)).map(JsVal)
 }
 
 /// Waits for a sandbox promise on this thread (runs the sandbox's event loop).

@@ -166,6 +166,7 @@ impl CtxState {
     pub fn run_async(
         self: &Arc<Self>,
         data: &EnvData,
+        cancel_id: Option<u32>,
         op: impl FnOnce(&pr::Context) -> pr::JsFuture,
     ) -> napi::Result<Val> {
         envdata::drain_deferred(data);
@@ -183,9 +184,10 @@ impl CtxState {
         let state = self.clone();
         let shared = data.shared.clone();
         let thread = self.host.thread;
-        let deferred = deferred as usize;
+        let deferred: DeferredCell = Arc::new(Mutex::new(Some(deferred as usize)));
+        let cell = deferred.clone();
         fut.on_settled(move |result| {
-            let c = Completion { deferred, result, state };
+            let c = Completion { deferred: cell, result, state, cancel_id };
             if std::thread::current().id() == thread {
                 if let Ok(d) = envdata::current() {
                     let _ = complete(d.env, c);
@@ -196,8 +198,23 @@ impl CtxState {
             // If the environment is gone there is no promise to settle.
             shared.post(MainMsg(Box::new(move |env| complete(env, c))));
         });
-        fut.detach();
+        match cancel_id {
+            Some(id) => {
+                lock(&self.cancelable).insert(id, (fut, deferred));
+            }
+            None => fut.detach(),
+        }
         Ok(promise)
+    }
+
+    /// An `AbortSignal` fired: withdraws the await registered under `id`
+    /// and rejects its promise with `reason` (unless it settled first).
+    pub fn cancel(&self, data: &EnvData, id: u32, reason: Val) -> napi::Result<()> {
+        let Some((fut, cell)) = lock(&self.cancelable).remove(&id) else { return Ok(()) };
+        drop(fut); // withdraws the interest in the sandbox promise
+        let Some(deferred) = lock(&cell).take() else { return Ok(()) };
+        data.end_async();
+        napi_call!(napi_reject_deferred(data.env, deferred as sys::napi_deferred, reason))
     }
 
     pub fn is_disposed(&self) -> bool {
@@ -222,10 +239,15 @@ impl CtxState {
 /// Settles an async operation's promise (JS thread, from the event loop).
 pub(crate) fn complete(env: Env, c: Completion) -> napi::Result<()> {
     let data = envdata::current()?;
+    if let Some(id) = c.cancel_id {
+        lock(&c.state.cancelable).remove(&id);
+    }
+    // Cancelled first: that rejected the promise already.
+    let Some(deferred) = lock(&c.deferred).take() else { return Ok(()) };
     data.end_async();
     let mut scope = std::ptr::null_mut();
     unsafe { sys::napi_open_handle_scope(env, &mut scope) };
-    let deferred = c.deferred as sys::napi_deferred;
+    let deferred = deferred as sys::napi_deferred;
     let r = (|| -> napi::Result<()> {
         match c.result {
             Ok(v) => match convert::to_node(&data, v, Some(&c.state)) {

@@ -2,6 +2,7 @@
 //! `CtxState`, handle wrappers, host-function tables, the task scheduler.
 //! Behaviour lives in `host.rs`; conversion only needs these types.
 
+use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::thread::ThreadId;
@@ -37,6 +38,8 @@ pub(crate) struct CtxState {
     pub ctx: pr::Context,
     pub host: Arc<HostFns>,
     pub(crate) disposed: AtomicBool,
+    /// Awaits started with an `AbortSignal`, by id (JS thread only).
+    pub(crate) cancelable: Mutex<HashMap<u32, (pr::JsFuture, DeferredCell)>>,
 }
 
 /// What a `JSFunction`/`JSObject`/... wrapper object carries.
@@ -45,11 +48,16 @@ pub(crate) struct HandleWrap {
     pub state: Arc<CtxState>,
 }
 
+/// A Node promise's `napi_deferred`, taken by whichever settles it first:
+/// the sandbox's result or an `AbortSignal`.
+pub(crate) type DeferredCell = Arc<Mutex<Option<usize>>>;
+
 /// An async operation's outcome, settled on the JS thread.
 pub(crate) struct Completion {
-    pub(crate) deferred: usize,
+    pub(crate) deferred: DeferredCell,
     pub(crate) result: pr::Result<pr::Value>,
     pub(crate) state: Arc<CtxState>,
+    pub(crate) cancel_id: Option<u32>,
 }
 
 pub(crate) fn new_state(data: &EnvData, ctx: pr::Context) -> Arc<CtxState> {
@@ -72,7 +80,12 @@ pub(crate) fn new_state(data: &EnvData, ctx: pr::Context) -> Arc<CtxState> {
         })))
     });
     ctx.set_task_scheduler(Some(runs_here));
-    let state = Arc::new(CtxState { ctx, host: host.clone(), disposed: AtomicBool::new(false) });
+    let state = Arc::new(CtxState {
+        ctx,
+        host: host.clone(),
+        disposed: AtomicBool::new(false),
+        cancelable: Mutex::new(HashMap::new()),
+    });
     let _ = host.state.set(Arc::downgrade(&state));
     state
 }

@@ -107,3 +107,23 @@ test("a runaway sandbox timer runs on this thread, bounded by the context's time
     ctx.dispose()
   }
 })
+
+test('an AbortSignal withdraws an await; the context stays usable', async () => {
+  const ctx = new pr.Context()
+  try {
+    const ac = new AbortController()
+    const pending = ctx.eval('new Promise((r) => { globalThis.later = r })', { signal: ac.signal })
+    ac.abort(new Error('no longer needed'))
+    await assert.rejects(pending, /no longer needed/)
+    ctx.evalSync('later(1)') // settling the abandoned promise is harmless
+    assert.equal(await ctx.eval('Promise.resolve(7)', { signal: new AbortController().signal }), 7)
+    await assert.rejects(ctx.eval('1', { signal: AbortSignal.abort() }), { name: 'AbortError' })
+    await assert.rejects(ctx.eval('1', { signal: 'no' }), pr.InvalidArgumentError)
+    // A signal that fires after the result arrived changes nothing.
+    const late = new AbortController()
+    assert.equal(await ctx.eval('Promise.resolve(2)', { signal: late.signal }), 2)
+    late.abort()
+  } finally {
+    ctx.dispose()
+  }
+})

@@ -84,10 +84,13 @@ def engines() -> list[tuple[str, Callable[[str], Callable[[], Awaitable[Any]]], 
     ex = polyracer.Context()
 
     def executor(code: str) -> Callable[[], Awaitable[Any]]:
-        return lambda: asyncio.get_running_loop().run_in_executor(None, lambda: ex.eval(code, await_promise=True))
+        def blocking() -> Any:
+            return ex.eval(code, await_promise=True)
+
+        return lambda: asyncio.get_running_loop().run_in_executor(None, blocking)
 
     out = [
-        ("polyracer", lambda code: (lambda: ctx.eval_async(code)), ctx.dispose),
+        ("polyracer", lambda code: lambda: ctx.eval_async(code), ctx.dispose),
         ("polyracer via executor (0.1 design)", executor, ex.dispose),
     ]
     try:
@@ -101,7 +104,7 @@ def engines() -> list[tuple[str, Callable[[str], Callable[[], Awaitable[Any]]], 
             v = await mr.eval_cancelable(code)
             return (await v) if isinstance(v, JSPromise) else v
 
-        out.append(("PyMiniRacer 0.14", lambda code: (lambda: mr_await(code)), mr.close))
+        out.append(("PyMiniRacer 0.14", lambda code: lambda: mr_await(code), mr.close))
     except ImportError:
         print("(PyMiniRacer not installed: pip install -r requirements-bench.txt)")
     return out

@@ -11,6 +11,7 @@ async function main(): Promise<void> {
   const sum: number = add(1, 2) + ctx.callSync(add, 3, 4) + (await ctx.call('Math.max', 1, 2))
   const p: JSPromise = ctx.evalSync('Promise.resolve(1)')
   const v: number = await p
+  const aborted: Promise<unknown> = ctx.eval('new Promise(() => {})', { signal: AbortSignal.timeout(10), timeout: 50 })
   const s = ctx.compile('1', { filename: 'c.js', produceCache: true })
   const cache: Buffer | undefined = s.cachedData
   const snap = Snapshot.load(Snapshot.create('globalThis.x = 1').dump())
