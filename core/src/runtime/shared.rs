@@ -334,11 +334,24 @@ impl Shared {
     }
 
     fn request_until(self: &Arc<Self>, req: Request, deadline: Option<Instant>) -> Result<Out> {
+        self.request_lane(req, deadline, false).map(|o| o.unwrap_or(Out::Unit))
+    }
+
+    /// `request_until`; with `try_only`, `None` when another thread holds
+    /// the lane (instead of waiting for it).
+    fn request_lane(self: &Arc<Self>, req: Request, deadline: Option<Instant>, try_only: bool) -> Result<Option<Out>> {
         let key = self.key();
         if HELD.with(|h| h.borrow().contains(&key)) {
-            return crate::runtime::run_nested(self, req, deadline);
+            return crate::runtime::run_nested(self, req, deadline).map(Some);
         }
-        let _lane = self.lane.acquire(deadline)?;
+        let _lane = if try_only {
+            if !self.lane.try_take() {
+                return Ok(None);
+            }
+            LaneGuard(&self.lane)
+        } else {
+            self.lane.acquire(deadline)?
+        };
         self.check_usable()?;
         HELD.with(|h| h.borrow_mut().push(key));
         let held = HeldGuard(key);
@@ -353,7 +366,7 @@ impl Shared {
         }
         drop(_lane);
         self.after_session();
-        out
+        out.map(Some)
     }
 
     /// After a thread released the lock: hands settled awaits to their
@@ -387,13 +400,8 @@ impl Shared {
     /// `after_session` reschedules what is left).
     pub(crate) fn run_pending(self: &Arc<Self>, deadline: Option<Instant>, try_only: bool) -> Result<bool> {
         self.check_usable()?;
-        let key = self.key();
-        let nested = HELD.with(|h| h.borrow().contains(&key));
-        if try_only && !nested && self.lane.held.load(Ordering::SeqCst) {
-            return Ok(false);
-        }
-        match self.request_until(Request::RunPending, deadline)? {
-            Out::Value(Value::Bool(b)) => Ok(b),
+        match self.request_lane(Request::RunPending, deadline, try_only)? {
+            Some(Out::Value(Value::Bool(b))) => Ok(b),
             _ => Ok(false),
         }
     }
