@@ -24,5 +24,5 @@ ASYNC_EXAMPLE = EXAMPLE.parent / "async_example.py"
 def test_async_example(capsys: pytest.CaptureFixture[str]) -> None:
     runpy.run_path(str(ASYNC_EXAMPLE), run_name="__main__")
     assert capsys.readouterr().out.splitlines() == ["A2!"]
-    page = (EXAMPLE.parents[2] / "docs" / "async.md").read_text()
+    page = (EXAMPLE.parents[2] / "async.md").read_text()
     assert ASYNC_EXAMPLE.read_text() in page, "docs/async.md shows the tested example"
