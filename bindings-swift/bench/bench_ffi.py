@@ -7,6 +7,7 @@ generated code does the same work natively, so treat these as upper bounds.
     PYTHONPATH=/tmp/prs .venv/bin/python bindings-swift/bench/bench_ffi.py
 """
 
+import asyncio
 import time
 
 from polyracer_swift import Context, JsProperty, JsValue
@@ -18,6 +19,26 @@ def per_op(f, n):
     for _ in range(n):
         f()
     return (time.perf_counter() - start) / n
+
+
+def async_per_op(ctx, n):
+    async def run():
+        await ctx.eval_async("1+1")
+        start = time.perf_counter()
+        for _ in range(n):
+            await ctx.eval_async("1+1")
+        return (time.perf_counter() - start) / n
+
+    return asyncio.run(run())
+
+
+def concurrent_awaits(ctx, n):
+    async def run():
+        start = time.perf_counter()
+        await asyncio.gather(*(ctx.eval_async("new Promise((r) => setTimeout(r, 1))") for _ in range(n)))
+        return time.perf_counter() - start
+
+    return asyncio.run(run())
 
 
 class Echo:
@@ -49,6 +70,8 @@ def main():
         ),
         ("object of 100 string props, host -> JS", per_op(lambda: ctx.call("(x) => 0", [obj]), 2000)),
         ("Context() + dispose()", per_op(lambda: Context().dispose(), 50)),
+        ("await eval_async('1+1') (asyncio)", async_per_op(ctx, 5000)),
+        ("1,000 concurrent awaits of 1 ms timers (total)", concurrent_awaits(ctx, 1000)),
     ]
     ctx.dispose()
     print("| operation | time per op |")
