@@ -6,7 +6,9 @@
 # table is the interleaved latency: each call timed alone with 0–1000 µs of
 # host work between calls, p50 / p99. Then async (bench_async.*: await
 # round trips, p50 / p99, and 1,000 concurrent awaits) in Python (vs
-# PyMiniRacer), Node (vs isolated-vm and node:vm) and Ruby.
+# PyMiniRacer), Node (vs isolated-vm and node:vm) and Ruby; and Node's
+# moving-data table (bench_data.js: records, numbers, strings and bytes
+# from 10 KB to 64 MB, each way, vs isolated-vm and node:vm).
 #   ci/bench.sh            everything
 #   ci/bench.sh latency    only the interleaved-latency tables
 #   ci/bench.sh async      only the async tables
@@ -55,6 +57,9 @@ bash "$POLYRACER_ROOT/ci/node-build.sh"
   fi
   if [ "$only" != latency ]; then
     node bench_async.js
+  fi
+  if [ -z "$only" ]; then
+    node bench_data.js
   fi
 )
 

@@ -1,0 +1,103 @@
+'use strict'
+// Moving data between Node and the sandbox: polyracer vs isolated-vm (copy)
+// and node:vm (structuredClone, as a same-thread copy), side by side in one
+// run. Shapes: nested records, a wide array of numbers, a wide array of
+// strings, at ~10 KB, 300 KB, 1 MB and 10 MB of JSON; bytes (Uint8Array) of
+// 1 MB and 64 MB. Each direction: sandbox → Node ("out") and Node → sandbox
+// ("in"). Median ms of several runs; a 64 MB memcpy (Buffer.copy) is the
+// bar for bytes.
+//
+//   node bench_data.js            (QUICK=1: 10 KB–1 MB and 1 MB bytes only)
+const vm = require('node:vm')
+const pr = require('..')
+let ivm = null
+try {
+  ivm = require('isolated-vm')
+} catch {
+  console.log('(isolated-vm not installed: npm ci in bindings-node/bench and build it, see ci/bench.sh)')
+}
+
+const QUICK = Boolean(process.env.QUICK)
+const SIZES = QUICK ? [10e3, 300e3, 1e6] : [10e3, 300e3, 1e6, 10e6]
+const BYTES = QUICK ? [1 << 20] : [1 << 20, 64 << 20]
+
+const SHAPES = {
+  records: (n) => ({ items: Array.from({ length: n }, (_, i) => ({ id: i, name: `item ${i}`, tags: ['a', 'b'], score: i * 1.5, ok: i % 2 === 0 })) }),
+  numbers: (n) => Array.from({ length: n }, (_, i) => i * 1.25),
+  strings: (n) => Array.from({ length: n }, (_, i) => `string number ${i}`),
+}
+
+/** The count that makes `shape` about `bytes` of JSON. */
+function sized(shape, bytes) {
+  const per = JSON.stringify(SHAPES[shape](100)).length / 100
+  return SHAPES[shape](Math.max(1, Math.round(bytes / per)))
+}
+
+function median(f) {
+  f()
+  const runs = []
+  const deadline = Date.now() + (QUICK ? 300 : 1500)
+  while (runs.length < 5 || (Date.now() < deadline && runs.length < 50)) {
+    const t = process.hrtime.bigint()
+    f()
+    runs.push(Number(process.hrtime.bigint() - t) / 1e6)
+  }
+  runs.sort((a, b) => a - b)
+  return runs[runs.length >> 1]
+}
+
+function engines(value, src) {
+  const out = []
+  const ctx = new pr.Context()
+  ctx.evalSync(src)
+  const sink = ctx.evalSync('(v) => 0')
+  out.push(['polyracer', () => ctx.evalSync('globalThis.v'), () => sink(value), () => ctx.dispose()])
+  if (ivm) {
+    const iso = new ivm.Isolate({ memoryLimit: 2048 })
+    const c = iso.createContextSync()
+    c.evalSync(src)
+    const isink = c.evalSync('(v) => 0', { reference: true })
+    out.push([
+      'isolated-vm (copy)',
+      () => c.evalSync('globalThis.v', { copy: true }),
+      () => isink.applySync(undefined, [value], { arguments: { copy: true } }),
+      () => iso.dispose(),
+    ])
+  }
+  const vctx = vm.createContext({})
+  vm.runInContext(src, vctx)
+  const vsink = vm.runInContext('(v) => 0', vctx)
+  out.push([
+    'node:vm (structuredClone)',
+    () => structuredClone(vm.runInContext('globalThis.v', vctx)),
+    () => vsink(structuredClone(value)),
+    () => {},
+  ])
+  return out
+}
+
+function row(label, value, src) {
+  const cells = []
+  for (const [name, outFn, inFn, close] of engines(value, src)) {
+    cells.push([name, median(outFn), median(inFn)])
+    close()
+  }
+  console.log(`| ${label} | ${cells.map(([n, o, i]) => `${n}: ${o.toFixed(2)} / ${i.toFixed(2)}`).join(' | ')} |`)
+}
+
+console.log('Moving data, median ms, out (sandbox → Node) / in (Node → sandbox):')
+console.log('| value | engines |')
+console.log('|---|---|')
+for (const bytes of SIZES) {
+  for (const shape of Object.keys(SHAPES)) {
+    const value = sized(shape, bytes)
+    row(`${shape}, ${(JSON.stringify(value).length / 1e6).toFixed(2)} MB JSON`, value, `globalThis.v = ${JSON.stringify(value)}`)
+  }
+}
+for (const n of BYTES) {
+  const value = new Uint8Array(n).fill(7)
+  row(`Uint8Array, ${n >> 20} MiB`, value, `globalThis.v = new Uint8Array(${n}).fill(7)`)
+  const a = Buffer.alloc(n, 7)
+  const b = Buffer.alloc(n)
+  console.log(`| memcpy of ${n >> 20} MiB (the bar) | ${median(() => a.copy(b)).toFixed(2)} |`)
+}
