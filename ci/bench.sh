@@ -7,8 +7,9 @@
 # host work between calls, p50 / p99. Then async (bench_async.*: await
 # round trips, p50 / p99, and 1,000 concurrent awaits) in Python (vs
 # PyMiniRacer), Node (vs isolated-vm and node:vm) and Ruby; and Node's
-# moving-data table (bench_data.js: records, numbers, strings and bytes
-# from 10 KB to 64 MB, each way, vs isolated-vm and node:vm).
+# and Python's moving-data tables (bench_data.*: records, numbers and
+# strings from 10 KB to 10 MB, Node also bytes to 64 MB, each way, beside
+# the same peers).
 #   ci/bench.sh            everything
 #   ci/bench.sh latency    only the interleaved-latency tables
 #   ci/bench.sh async      only the async tables
@@ -36,6 +37,9 @@ if [ "$only" != async ]; then
 fi
 if [ "$only" != latency ]; then
   (cd bindings-python/bench && "$bench_py" bench_async.py)
+fi
+if [ -z "$only" ]; then
+  (cd bindings-python/bench && "$bench_py" bench_data.py)
 fi
 
 step "Node: release addon, isolated-vm built from source"

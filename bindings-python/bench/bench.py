@@ -128,7 +128,9 @@ class MiniRacer(Engine):
         return ctx.execute(expr)  # objects come back as handles; execute copies (via JSON)
 
     def from_python(self, ctx: Any, fn: Any, value: Any) -> Any:
-        return ctx.call("(x) => 0", value)  # arguments travel as JSON
+        # Arguments travel as JSON; `call` appends `.apply(...)` to the
+        # expression, so an arrow function needs parentheses.
+        return ctx.call("((x) => 0)", value)
 
 
 class QuickJS(Engine):

@@ -1,0 +1,88 @@
+"""Moving data between Python and JS: polyracer vs its peers, side by side in one run.
+
+    python bench/bench_data.py [--quick]
+
+Shapes: nested records, a wide list of floats, a wide list of strings, at
+about 10 KB, 300 KB, 1 MB and 10 MB of JSON (``--quick``: up to 1 MB), each
+way: JS → Python ("out") and Python → JS ("in"). Peers whose objects come
+back as proxies are measured copying through JSON, as their users do (see
+bench.py's engine classes). Median ms; lower is better.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from bench import ENGINES
+
+
+def records(n: int) -> dict[str, Any]:
+    return {
+        "items": [
+            {"id": i, "name": f"item {i}", "tags": ["a", "b"], "score": i * 1.5, "ok": i % 2 == 0}
+            for i in range(n)
+        ]
+    }
+
+
+SHAPES: dict[str, Callable[[int], Any]] = {
+    "records": records,
+    "numbers": lambda n: [i * 1.25 for i in range(n)],
+    "strings": lambda n: [f"string number {i}" for i in range(n)],
+}
+
+
+def sized(shape: str, size: float) -> Any:
+    per = len(json.dumps(SHAPES[shape](100))) / 100
+    return SHAPES[shape](max(1, round(size / per)))
+
+
+def median_ms(fn: Callable[[], Any], budget: float) -> float:
+    fn()
+    runs = []
+    end = time.perf_counter() + budget
+    while len(runs) < 5 or (time.perf_counter() < end and len(runs) < 50):
+        t = time.perf_counter()
+        fn()
+        runs.append((time.perf_counter() - t) * 1000)
+    return statistics.median(runs)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    quick = parser.parse_args().quick
+    sizes = [10e3, 300e3, 1e6] if quick else [10e3, 300e3, 1e6, 10e6]
+    budget = 0.3 if quick else 1.5
+    engines = [e for e in ENGINES if e.available() and e.name != "v8-python"]
+    print("Moving data, median ms, out (JS → Python) / in (Python → JS):")
+    print("| value | " + " | ".join(e.name for e in engines) + " |")
+    print("|---" * (len(engines) + 1) + "|")
+    for size in sizes:
+        for shape in SHAPES:
+            value = sized(shape, size)
+            cells = []
+            for eng in engines:
+                try:
+                    ctx = eng.new()
+                    eng.eval(ctx, f"var v = {json.dumps(value)}")
+                    sink = eng.function(ctx, "(x) => 0")
+                    out = median_ms(lambda: eng.to_python(ctx, "v"), budget)  # noqa: B023
+                    inn = median_ms(lambda: eng.from_python(ctx, sink, value), budget)  # noqa: B023
+                    eng.close(ctx)
+                    cells.append(f"{out:.2f} / {inn:.2f}")
+                except Exception as e:  # noqa: BLE001 - a peer's failure is reported, not fatal
+                    print(f"({eng.name}: {shape}: {type(e).__name__}: {str(e)[:80]})", file=sys.stderr)
+                    cells.append("n/a")
+            mb = len(json.dumps(value)) / 1e6
+            print(f"| {shape}, {mb:.2f} MB JSON | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()
