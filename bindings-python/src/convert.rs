@@ -13,7 +13,39 @@ use pyo3::types::{
 use crate::types::{conversion, error_class, undefined, JSArray, JSFunction, JSObject, JSPromise, JSSymbol};
 
 /// JS → Python.
+/// Pauses Python's cyclic GC while a container result is built: every new
+/// list and dict counts towards a collection, and for a 1 MB result the
+/// collections it triggered (which traverse the half-built tree) were ~15%
+/// of the conversion (perf). The previous state is restored on drop.
+struct GcPaused(bool);
+
+impl GcPaused {
+    fn new() -> GcPaused {
+        // SAFETY: the GIL is held (the caller has `Python`); stable ABI ≥ 3.10.
+        GcPaused(unsafe { pyo3::ffi::PyGC_Disable() } != 0)
+    }
+}
+
+impl Drop for GcPaused {
+    fn drop(&mut self) {
+        if self.0 {
+            // SAFETY: as above; re-enables only what `new` disabled.
+            unsafe { pyo3::ffi::PyGC_Enable() };
+        }
+    }
+}
+
 pub(crate) fn to_py(py: Python<'_>, v: pr::Value) -> PyResult<Py<PyAny>> {
+    match v {
+        pr::Value::Array(_) | pr::Value::Object(_) | pr::Value::Map(_) | pr::Value::Set(_) => {
+            let _gc = GcPaused::new();
+            value_to_py(py, v)
+        }
+        other => value_to_py(py, other),
+    }
+}
+
+fn value_to_py(py: Python<'_>, v: pr::Value) -> PyResult<Py<PyAny>> {
     Ok(match v {
         pr::Value::Undefined => undefined(py)?,
         pr::Value::Null => py.None(),
@@ -34,30 +66,29 @@ pub(crate) fn to_py(py: Python<'_>, v: pr::Value) -> PyResult<Py<PyAny>> {
         }
         pr::Value::Bytes(b) => PyBytes::new(py, &b).into_any().unbind(),
         pr::Value::Array(items) => {
-            let list = PyList::empty(py);
-            for item in items {
-                list.append(to_py(py, item)?)?;
-            }
-            list.into_any().unbind()
+            // Converted first, then one allocation of the right size.
+            let items = items.into_iter().map(|item| value_to_py(py, item)).collect::<PyResult<Vec<_>>>()?;
+            PyList::new(py, items)?.into_any().unbind()
         }
         pr::Value::Object(props) => {
             let d = PyDict::new(py);
             for (k, v) in props {
-                d.set_item(k, to_py(py, v)?)?;
+                d.set_item(PyString::new(py, &k), value_to_py(py, v)?)?;
             }
             d.into_any().unbind()
         }
         pr::Value::Map(entries) => {
             let d = PyDict::new(py);
             for (k, v) in entries {
-                d.set_item(to_py(py, k)?, to_py(py, v)?).map_err(|e| conversion(py, format!("Map key: {e}")))?;
+                d.set_item(value_to_py(py, k)?, value_to_py(py, v)?)
+                    .map_err(|e| conversion(py, format!("Map key: {e}")))?;
             }
             d.into_any().unbind()
         }
         pr::Value::Set(items) => {
             let s = PySet::empty(py)?;
             for item in items {
-                s.add(to_py(py, item)?).map_err(|e| conversion(py, format!("Set element: {e}")))?;
+                s.add(value_to_py(py, item)?).map_err(|e| conversion(py, format!("Set element: {e}")))?;
             }
             s.into_any().unbind()
         }
