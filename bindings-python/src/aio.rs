@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex};
 use polyracer as pr;
 use pyo3::prelude::*;
 
-use crate::convert::to_py;
 use crate::error::to_pyerr;
+use crate::to_py::value_to_py;
 
 /// The awaiter's interest in a pending JS result; `cancel()` withdraws it.
 #[pyclass(module = "polyracer._polyracer", frozen)]
@@ -37,7 +37,7 @@ pub(crate) fn deliver(py: Python<'_>, fut: pr::JsFuture, done: Py<PyAny>) -> PyR
     fut.on_settled(move |r| {
         Python::attach(|py| {
             let args = match r {
-                Ok(v) => to_py(py, v).map(|v| (true, v)),
+                Ok(v) => value_to_py(py, v).map(|v| (true, v)),
                 Err(e) => Ok((false, to_pyerr(py, e).into_value(py).into_any())),
             };
             let outcome = match args {

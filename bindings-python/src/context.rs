@@ -6,10 +6,11 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString, PyTuple};
 
 use crate::aio::{self, PendingCall};
-use crate::convert::{args_from_py, from_py, handle_to_py, to_py};
-use crate::error::{host_error, OrRaise};
+use crate::error::{built, host_error, OrRaise};
+use crate::from_py::PySource;
 use crate::host::{call_python, Completer};
 use crate::options::{memory_limit, seconds};
+use crate::to_py::{handle_to_py, value_to_py, PySink};
 use crate::types::JSFunction;
 
 // ------------------------------------------------------------ conversion
@@ -62,8 +63,9 @@ impl Context {
         as_handle: bool,
     ) -> PyResult<Py<PyAny>> {
         let opts = eval_options(filename, timeout, await_promise, as_handle)?;
-        let v = py.detach(|| self.inner.eval_with(code, opts)).or_raise(py)?;
-        to_py(py, v)
+        let mut sink = PySink::detached();
+        let r = py.detach(|| self.inner.eval_into(code, opts, &mut sink));
+        built(py, r, sink, None)
     }
 
     #[pyo3(signature = (target, *args, timeout=None, await_promise=false, as_handle=false))]
@@ -76,18 +78,20 @@ impl Context {
         await_promise: bool,
         as_handle: bool,
     ) -> PyResult<Py<PyAny>> {
-        let argv = args_from_py(args)?;
+        let mut source = PySource::new();
+        let argv = source.args(args)?;
         let opts = eval_options(None, timeout, await_promise, as_handle)?;
-        let v = if let Ok(f) = target.cast::<JSFunction>() {
+        let mut sink = PySink::detached();
+        let r = if let Ok(f) = target.cast::<JSFunction>() {
             let h = f.get().0.clone();
-            py.detach(|| self.inner.call_with(&h, &argv, opts)).or_raise(py)?
+            py.detach(|| self.inner.call_into(&h, &mut source, &argv, opts, &mut sink))
         } else if let Ok(s) = target.cast::<PyString>() {
             let s = s.to_string_lossy().into_owned();
-            py.detach(|| self.inner.call_with(s.as_str(), &argv, opts)).or_raise(py)?
+            py.detach(|| self.inner.call_into(s.as_str(), &mut source, &argv, opts, &mut sink))
         } else {
             return Err(PyTypeError::new_err("call() needs a JSFunction, a global path or a function expression"));
         };
-        to_py(py, v)
+        built(py, r, sink, Some(&mut source))
     }
 
     /// Evaluates now; `done(ok, value)` gets the (awaited) result once it
@@ -117,7 +121,7 @@ impl Context {
         done: Py<PyAny>,
         timeout: Option<f64>,
     ) -> PyResult<Py<PendingCall>> {
-        let argv = args_from_py(args)?;
+        let argv = crate::from_py::values_from_py(args)?;
         let opts = eval_options(None, timeout, false, false)?;
         let fut = if let Ok(f) = target.cast::<JSFunction>() {
             let h = f.get().0.clone();
@@ -144,8 +148,15 @@ impl Context {
     }
 
     fn set_global(&self, py: Python<'_>, name: &str, value: &Bound<'_, PyAny>) -> PyResult<()> {
-        let v = from_py(value)?;
-        py.detach(|| self.inner.set_global(name, v)).or_raise(py)
+        let mut source = PySource::new();
+        let v = source.arg(value)?;
+        let r = py.detach(|| self.inner.set_global_from(name, &mut source, &v));
+        if r.is_err() {
+            if let Some(pe) = source.take_error() {
+                return Err(pe);
+            }
+        }
+        r.or_raise(py)
     }
 
     /// Exposes a Python callable to JS as `name` (dotted paths allowed).
@@ -160,7 +171,7 @@ impl Context {
                     let run = || -> PyResult<()> {
                         let mut items = vec![c?.into_any()];
                         for a in args {
-                            items.push(to_py(py, a)?);
+                            items.push(value_to_py(py, a)?);
                         }
                         function.bind(py).call1(PyTuple::new(py, items)?)?;
                         Ok(())
@@ -172,7 +183,7 @@ impl Context {
             });
             return r.or_raise(py);
         }
-        (self.inner.expose(name, move |_ctx, args| call_python(&function, args))).or_raise(py)
+        (self.inner.expose_raw(name, move |_ctx, call| call_python(&function, call))).or_raise(py)
     }
 
     fn terminate(&self) {
@@ -271,8 +282,9 @@ impl Script {
     #[pyo3(signature = (*, timeout=None))]
     fn run(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Py<PyAny>> {
         let opts = eval_options(None, timeout, false, false)?;
-        let v = py.detach(|| self.0.run_with(opts)).or_raise(py)?;
-        to_py(py, v)
+        let mut sink = PySink::detached();
+        let r = py.detach(|| self.0.run_into(opts, &mut sink));
+        built(py, r, sink, None)
     }
 
     #[getter]

@@ -7,7 +7,8 @@ use polyracer as pr;
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 
-use crate::convert::to_py;
+use crate::from_py::PySource;
+use crate::to_py::{value_to_py, PySink};
 use crate::types::{error_class, types};
 
 /// The original Python exception behind a JS error, returned as `__cause__`.
@@ -51,7 +52,7 @@ pub(crate) fn build_pyerr(py: Python<'_>, e: pr::Error) -> PyResult<PyErr> {
         inst.setattr("filename", ex.filename.as_deref())?;
         inst.setattr("line", ex.line)?;
         inst.setattr("column", ex.column)?;
-        inst.setattr("value", to_py(py, (*ex.value).clone()).unwrap_or_else(|_| py.None()))?;
+        inst.setattr("value", value_to_py(py, (*ex.value).clone()).unwrap_or_else(|_| py.None()))?;
         if let Some(cause) = ex.cause_as::<PyCause>() {
             inst.setattr("__cause__", cause.0.bind(py))?;
         }
@@ -101,4 +102,23 @@ pub(crate) fn check_signals() -> bool {
             true
         }
     })
+}
+
+/// The result of a call that built it through `sink` (reading arguments
+/// through `source`): a Python error either of them kept is raised rather
+/// than core's report that the walk stopped.
+pub(crate) fn built(
+    py: Python<'_>,
+    r: pr::Result<()>,
+    sink: PySink,
+    source: Option<&mut PySource>,
+) -> PyResult<Py<PyAny>> {
+    let mut sink = sink;
+    if r.is_err() {
+        if let Some(pe) = source.and_then(|s| s.take_error()).or_else(|| sink.take_error()) {
+            return Err(pe);
+        }
+    }
+    r.or_raise(py)?;
+    sink.finish(py)
 }

@@ -6,19 +6,22 @@ use pyo3::prelude::*;
 use pyo3::types::{PyList, PyTuple};
 
 use crate::aio::{self, PendingCall};
-use crate::convert::{args_from_py, from_py, key_value, to_py};
-use crate::error::OrRaise;
+use crate::error::{built, OrRaise};
+use crate::from_py::{value_from_py, PySource};
 use crate::options::seconds;
+use crate::to_py::{value_to_py, PySink};
 use crate::types::{JSArray, JSFunction, JSObject, JSPromise, JSSymbol};
 
 #[pymethods]
 impl JSFunction {
     #[pyo3(signature = (*args, timeout=None))]
     fn __call__(&self, py: Python<'_>, args: &Bound<'_, PyTuple>, timeout: Option<f64>) -> PyResult<Py<PyAny>> {
-        let argv = args_from_py(args)?;
+        let mut source = PySource::new();
+        let argv = source.args(args)?;
         let t = seconds(timeout)?;
-        let v = py.detach(|| self.0.call_with_timeout(&argv, t)).or_raise(py)?;
-        to_py(py, v)
+        let mut sink = PySink::detached();
+        let r = py.detach(|| self.0.call_into(&mut source, &argv, t, &mut sink));
+        built(py, r, sink, Some(&mut source))
     }
 
     fn __repr__(&self) -> String {
@@ -29,7 +32,7 @@ impl JSFunction {
 #[pymethods]
 impl JSObject {
     fn __getitem__(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-        let k = key_value(key)?;
+        let k = value_from_py(key)?;
         let v = py.detach(|| self.0.get(k)).or_raise(py)?;
         if matches!(v, pr::Value::Undefined) {
             let keys = py.detach(|| self.0.keys()).or_raise(py)?;
@@ -37,16 +40,16 @@ impl JSObject {
                 return Err(pyo3::exceptions::PyKeyError::new_err(key.clone().unbind()));
             }
         }
-        to_py(py, v)
+        value_to_py(py, v)
     }
 
     fn __setitem__(&self, py: Python<'_>, key: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>) -> PyResult<()> {
-        let (k, v) = (key_value(key)?, from_py(value)?);
+        let (k, v) = (value_from_py(key)?, value_from_py(value)?);
         py.detach(|| self.0.set(k, v)).or_raise(py)
     }
 
     fn __delitem__(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<()> {
-        let k = key_value(key)?;
+        let k = value_from_py(key)?;
         py.detach(|| self.0.delete(k)).or_raise(py).map(drop)
     }
 
@@ -69,8 +72,9 @@ impl JSObject {
 
     /// A Python copy of the object.
     fn to_py(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        let v = py.detach(|| self.0.to_value()).or_raise(py)?;
-        to_py(py, v)
+        let mut sink = PySink::detached();
+        let r = py.detach(|| self.0.copy_into(&mut sink));
+        built(py, r, sink, None)
     }
 
     fn __repr__(&self) -> String {
@@ -98,12 +102,12 @@ impl JSArray {
     fn __getitem__(&self, py: Python<'_>, i: isize) -> PyResult<Py<PyAny>> {
         let j = self.index(py, i)?;
         let v = py.detach(|| self.0.get(j)).or_raise(py)?;
-        to_py(py, v)
+        value_to_py(py, v)
     }
 
     fn __setitem__(&self, py: Python<'_>, i: isize, value: &Bound<'_, PyAny>) -> PyResult<()> {
         let j = self.index(py, i)?;
-        let v = from_py(value)?;
+        let v = value_from_py(value)?;
         py.detach(|| self.0.set(j, v)).or_raise(py)
     }
 
@@ -115,13 +119,14 @@ impl JSArray {
     fn insert(&self, py: Python<'_>, i: isize, value: &Bound<'_, PyAny>) -> PyResult<()> {
         let len = self.__len__(py)? as isize;
         let j = if i < 0 { (len + i).max(0) } else { i.min(len) };
-        let v = from_py(value)?;
+        let v = value_from_py(value)?;
         py.detach(|| self.0.call_method("splice", &[pr::Value::from(j), pr::Value::from(0), v])).or_raise(py).map(drop)
     }
 
     fn to_py(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        let v = py.detach(|| self.0.to_value()).or_raise(py)?;
-        to_py(py, v)
+        let mut sink = PySink::detached();
+        let r = py.detach(|| self.0.copy_into(&mut sink));
+        built(py, r, sink, None)
     }
 
     fn __repr__(&self) -> String {
@@ -135,7 +140,7 @@ impl JSPromise {
     fn result(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Py<PyAny>> {
         let t = seconds(timeout)?;
         let v = py.detach(|| self.0.await_promise(t)).or_raise(py)?;
-        to_py(py, v)
+        value_to_py(py, v)
     }
 
     /// `done(ok, value)` gets the promise's result once it settles.

@@ -4,11 +4,12 @@
 
 mod aio;
 mod context;
-mod convert;
 mod error;
+mod from_py;
 mod handles;
 mod host;
 mod options;
+mod to_py;
 mod types;
 
 use polyracer as pr;

@@ -129,6 +129,7 @@ impl Context {
             filename: options.filename.as_deref(),
             as_handle: options.as_handle,
             await_promise: AwaitMode::Defer,
+            sink: None,
         };
         JsFuture::from_out(self.shared_ref().request(req, options.timeout))
     }
@@ -148,7 +149,13 @@ impl Context {
             },
             crate::context::Target::Source(s) => CallTarget::Source(s),
         };
-        let req = Request::Call { target, args, as_handle: options.as_handle, await_promise: AwaitMode::Defer };
+        let req = Request::Call {
+            target,
+            args: crate::transfer::Args::Values(args),
+            as_handle: options.as_handle,
+            await_promise: AwaitMode::Defer,
+            sink: None,
+        };
         JsFuture::from_out(self.shared_ref().request(req, options.timeout))
     }
 }
@@ -156,7 +163,7 @@ impl Context {
 impl JsHandle {
     /// A future of the promise's value (it need not be pending).
     pub fn await_async(&self, timeout: Option<Duration>) -> JsFuture {
-        let req = Request::Handle { id: self.0.id, op: HandleOp::Await { defer: true } };
+        let req = Request::Handle { id: self.0.id, op: HandleOp::Await { defer: true }, sink: None };
         JsFuture::from_out(self.0.shared.request(req, timeout))
     }
 }

@@ -11,10 +11,11 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::handle::JsHandle;
-use crate::protocol::{AwaitMode, CallTarget, Out, Request};
+use crate::protocol::{AwaitMode, CallTarget, Out, Request, SinkRef};
 pub(crate) use crate::runtime::shared::wait_hook;
 pub(crate) use crate::runtime::Shared;
 use crate::runtime::Termination;
+use crate::transfer::{Arg, Args, Sink, Source};
 use crate::value::{HostError, Value};
 
 /// Options for [`Context::new`].
@@ -56,11 +57,15 @@ pub struct EvalOptions {
 
 type SyncFn = dyn Fn(&Context, Vec<Value>) -> Result<Value, HostError> + Send + Sync;
 type AsyncFn = dyn Fn(&Context, Vec<Value>, Completer) + Send + Sync;
+pub(crate) type RawFn = dyn Fn(&Context, &mut crate::HostCall) -> Result<(), HostError> + Send + Sync;
 
 #[derive(Clone)]
 pub(crate) enum HostFn {
     Sync(Arc<SyncFn>),
     Async(Arc<AsyncFn>),
+    /// Reads its arguments and sets its result itself, through a binding's
+    /// sink and source (`expose_raw`).
+    Raw(Arc<RawFn>),
 }
 
 /// Settles the JS promise that an async host function returned.
@@ -219,10 +224,29 @@ impl Context {
                     filename: options.filename.as_deref(),
                     as_handle: options.as_handle,
                     await_promise: AwaitMode::blocking(options.await_promise),
+                    sink: None,
                 },
                 options.timeout,
             )?
             .into_value()
+    }
+
+    /// [`Context::eval_with`], building the result through `sink` (a
+    /// binding's builder of host values; see [`crate::transfer`]) instead of
+    /// returning a [`Value`].
+    pub fn eval_into(&self, source: &str, options: EvalOptions, sink: &mut dyn Sink) -> Result<()> {
+        self.shared
+            .request(
+                Request::Eval {
+                    source,
+                    filename: options.filename.as_deref(),
+                    as_handle: options.as_handle,
+                    await_promise: AwaitMode::blocking(options.await_promise),
+                    sink: Some(SinkRef(&mut *sink)),
+                },
+                options.timeout,
+            )?
+            .into_sink(sink)
     }
 
     /// Evaluates and, if the result is a promise, waits for it.
@@ -236,24 +260,55 @@ impl Context {
     }
 
     pub fn call_with<'a>(&self, target: impl Into<Target<'a>>, args: &[Value], options: EvalOptions) -> Result<Value> {
-        let target = match target.into() {
+        let target = self.call_target(target.into())?;
+        self.shared
+            .request(
+                Request::Call {
+                    target,
+                    args: Args::Values(args),
+                    as_handle: options.as_handle,
+                    await_promise: AwaitMode::blocking(options.await_promise),
+                    sink: None,
+                },
+                options.timeout,
+            )?
+            .into_value()
+    }
+
+    /// [`Context::call_with`] for bindings: the arguments are read through
+    /// `source` while core creates the JS values (see [`crate::transfer`]),
+    /// and the result is built through `sink`.
+    pub fn call_into<'a>(
+        &self,
+        target: impl Into<Target<'a>>,
+        source: &mut dyn Source,
+        args: &[Arg],
+        options: EvalOptions,
+        sink: &mut dyn Sink,
+    ) -> Result<()> {
+        let target = self.call_target(target.into())?;
+        self.shared
+            .request(
+                Request::Call {
+                    target,
+                    args: Args::Host { source, args },
+                    as_handle: options.as_handle,
+                    await_promise: AwaitMode::blocking(options.await_promise),
+                    sink: Some(SinkRef(&mut *sink)),
+                },
+                options.timeout,
+            )?
+            .into_sink(sink)
+    }
+
+    pub(crate) fn call_target<'a>(&self, target: Target<'a>) -> Result<CallTarget<'a>> {
+        Ok(match target {
             Target::Handle(h) => {
                 self.check_owns(h)?;
                 CallTarget::Handle(h.0.id)
             }
             Target::Source(s) => CallTarget::Source(s),
-        };
-        self.shared
-            .request(
-                Request::Call {
-                    target,
-                    args,
-                    as_handle: options.as_handle,
-                    await_promise: AwaitMode::blocking(options.await_promise),
-                },
-                options.timeout,
-            )?
-            .into_value()
+        })
     }
 
     /// Calls with serde-typed arguments and result: `args` must serialise to
@@ -275,7 +330,19 @@ impl Context {
 
     /// `globalThis[name] = value`.
     pub fn set_global(&self, name: &str, value: impl Into<Value>) -> Result<()> {
-        self.shared.request(Request::SetGlobal { name: name.to_owned(), value: value.into() }, None).map(drop)
+        let value = value.into();
+        let request = Request::SetGlobal { name: name.to_owned(), value: Args::Values(std::slice::from_ref(&value)) };
+        self.shared.request(request, None).map(drop)
+    }
+
+    /// [`Context::set_global`] with the value read through a binding's
+    /// `source`.
+    pub fn set_global_from(&self, name: &str, source: &mut dyn Source, value: &Arg) -> Result<()> {
+        let request = Request::SetGlobal {
+            name: name.to_owned(),
+            value: Args::Host { source, args: std::slice::from_ref(value) },
+        };
+        self.shared.request(request, None).map(drop)
     }
 
     /// Registers a host function at `name` (a global name, or a dotted path
@@ -295,6 +362,16 @@ impl Context {
         F: Fn(&Context, Vec<Value>, Completer) + Send + Sync + 'static,
     {
         self.register(name, HostFn::Async(Arc::new(f)), true)
+    }
+
+    /// Registers a host function that reads its arguments and sets its
+    /// result itself, through a binding's sink and source
+    /// ([`crate::HostCall`]): no `Value` is built for either.
+    pub fn expose_raw<F>(&self, name: &str, f: F) -> Result<()>
+    where
+        F: Fn(&Context, &mut crate::HostCall) -> Result<(), HostError> + Send + Sync + 'static,
+    {
+        self.register(name, HostFn::Raw(Arc::new(f)), false)
     }
 
     fn register(&self, name: &str, f: HostFn, is_async: bool) -> Result<()> {

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use crate::context::{Context, Release, Shared};
 use crate::error::{Error, Result};
-use crate::protocol::{HandleOp, Out, Request};
+use crate::protocol::{HandleOp, Out, Request, SinkRef};
+use crate::transfer::{Arg, Args, Sink, Source};
 use crate::value::Value;
 
 /// What a handle refers to.
@@ -73,7 +74,7 @@ impl JsHandle {
     }
 
     fn op(&self, op: HandleOp, timeout: Option<Duration>) -> Result<Out> {
-        self.0.shared.request(Request::Handle { id: self.0.id, op }, timeout)
+        self.0.shared.request(Request::Handle { id: self.0.id, op, sink: None }, timeout)
     }
 
     fn value(&self, op: HandleOp) -> Result<Value> {
@@ -123,22 +124,44 @@ impl JsHandle {
 
     /// Calls the function with `this` = undefined.
     pub fn call(&self, args: &[Value]) -> Result<Value> {
-        self.value(HandleOp::Call { this: None, args, as_handle: false })
+        self.value(HandleOp::Call { this: None, args: Args::Values(args), as_handle: false })
+    }
+
+    /// [`JsHandle::call_with_timeout`] for bindings: arguments read through
+    /// `source`, the result built through `sink` (see [`crate::transfer`]).
+    pub fn call_into(
+        &self,
+        source: &mut dyn Source,
+        args: &[Arg],
+        timeout: Option<Duration>,
+        sink: &mut dyn Sink,
+    ) -> Result<()> {
+        let op = HandleOp::Call { this: None, args: Args::Host { source, args }, as_handle: false };
+        self.0
+            .shared
+            .request(Request::Handle { id: self.0.id, op, sink: Some(SinkRef(&mut *sink)) }, timeout)?
+            .into_sink(sink)
+    }
+
+    /// A copy of the referenced value built through `sink`.
+    pub fn copy_into(&self, sink: &mut dyn Sink) -> Result<()> {
+        let req = Request::Handle { id: self.0.id, op: HandleOp::Copy, sink: Some(SinkRef(&mut *sink)) };
+        self.0.shared.request(req, None)?.into_sink(sink)
     }
 
     /// Calls the function with a timeout.
     pub fn call_with_timeout(&self, args: &[Value], timeout: Option<Duration>) -> Result<Value> {
-        self.op(HandleOp::Call { this: None, args, as_handle: false }, timeout)?.into_value()
+        self.op(HandleOp::Call { this: None, args: Args::Values(args), as_handle: false }, timeout)?.into_value()
     }
 
     /// Calls `obj[name](...args)` with `this` = the object.
     pub fn call_method(&self, name: &str, args: &[Value]) -> Result<Value> {
-        self.value(HandleOp::CallMethod { name: name.to_owned(), args })
+        self.value(HandleOp::CallMethod { name: name.to_owned(), args: Args::Values(args) })
     }
 
     /// `new F(...args)`.
     pub fn construct(&self, args: &[Value]) -> Result<Value> {
-        self.value(HandleOp::Construct { args })
+        self.value(HandleOp::Construct { args: Args::Values(args) })
     }
 
     /// Waits for a promise to settle, running the context's event loop

@@ -31,6 +31,7 @@ mod runtime;
 mod script;
 mod serde_support;
 mod snapshot;
+pub mod transfer;
 mod value;
 
 pub use asynchronous::JsFuture;
@@ -41,6 +42,7 @@ pub use engine::{configure, is_initialized, options as engine_options, set_flags
 pub use error::{Error, JsException, Result, StackFrame};
 pub use handle::{HandleKind, JsHandle};
 pub use module::{resolve_specifier, ModuleOptions, ModuleResult};
+pub use runtime::host_calls::HostCall;
 pub use runtime::shared::set_wait_hook;
 pub use script::{cached_data_version_tag, CompileOptions, Script};
 pub use serde_support::{from_value, to_value};

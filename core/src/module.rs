@@ -183,11 +183,8 @@ pub(crate) fn eval_module(
         None
     };
     let ns = instantiate_and_evaluate(scope, st, module, deadline)?;
-    let handle = match st.new_handle(scope, ns, crate::HandleKind::Object) {
-        Value::Handle(h) => h,
-        _ => unreachable!("new_handle returns a handle"),
-    };
-    let namespace = crate::convert::ToHost::new(st).convert(scope, ns, false)?;
+    let handle = st.new_handle(scope, ns, crate::HandleKind::Object);
+    let namespace = crate::transfer::to_value(scope, st, ns, false)?;
     Ok(Out::Module(Box::new(ModuleResult { namespace, handle, cache_rejected: rejected, cached_data: produced })))
 }
 

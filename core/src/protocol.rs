@@ -4,7 +4,18 @@
 use std::path::PathBuf;
 
 use crate::error::{Error, Result};
+use crate::transfer::{Args, Sink};
 use crate::value::Value;
+
+/// Where a request's result goes: built through the caller's sink, or (with
+/// none) returned as `Out::Value`.
+pub(crate) struct SinkRef<'a>(pub(crate) &'a mut dyn Sink);
+
+impl std::fmt::Debug for SinkRef<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SinkRef")
+    }
+}
 
 /// What a call targets.
 #[derive(Debug)]
@@ -22,9 +33,9 @@ pub(crate) enum HandleOp<'a> {
     Delete(Value),
     Keys,
     Length,
-    Call { this: Option<Value>, args: &'a [Value], as_handle: bool },
-    CallMethod { name: String, args: &'a [Value] },
-    Construct { args: &'a [Value] },
+    Call { this: Option<Value>, args: Args<'a>, as_handle: bool },
+    CallMethod { name: String, args: Args<'a> },
+    Construct { args: Args<'a> },
     Await { defer: bool },
     Copy,
     ToJsString,
@@ -61,16 +72,19 @@ pub(crate) enum Request<'a> {
         filename: Option<&'a str>,
         as_handle: bool,
         await_promise: AwaitMode,
+        sink: Option<SinkRef<'a>>,
     },
     Call {
         target: CallTarget<'a>,
-        args: &'a [Value],
+        args: Args<'a>,
         as_handle: bool,
         await_promise: AwaitMode,
+        sink: Option<SinkRef<'a>>,
     },
     SetGlobal {
         name: String,
-        value: Value,
+        /// Exactly one.
+        value: Args<'a>,
     },
     Expose {
         name: String,
@@ -80,6 +94,7 @@ pub(crate) enum Request<'a> {
     Handle {
         id: u32,
         op: HandleOp<'a>,
+        sink: Option<SinkRef<'a>>,
     },
     RunEventLoop,
     /// Due timers, async host completions and V8 tasks, then return.
@@ -99,6 +114,7 @@ pub(crate) enum Request<'a> {
         id: u32,
         as_handle: bool,
         await_promise: AwaitMode,
+        sink: Option<SinkRef<'a>>,
     },
     EvalModule {
         source: &'a str,
@@ -127,6 +143,18 @@ impl std::fmt::Debug for crate::runtime::AwaitSlot {
 }
 
 impl Out {
+    /// Delivers a result built for a sink: already built (`Unit`), kept
+    /// (`Value`, replayed), or awaited now with the context released.
+    pub(crate) fn into_sink(self, sink: &mut dyn Sink) -> Result<()> {
+        let v = match self {
+            Out::Unit => return Ok(()),
+            Out::Value(v) => v,
+            Out::Await(slot) => crate::asynchronous::JsFuture::from_slot(slot).wait()?,
+            other => return Err(Error::Conversion(format!("unexpected reply {other:?}"))),
+        };
+        v.emit(sink).map_err(|_| Error::Conversion(crate::convert::HALTED.into()))
+    }
+
     pub(crate) fn into_value(self) -> Result<Value> {
         match self {
             Out::Value(v) => Ok(v),

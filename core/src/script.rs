@@ -84,10 +84,31 @@ impl Script {
                     id: self.0.info.id,
                     as_handle: options.as_handle,
                     await_promise: crate::protocol::AwaitMode::blocking(options.await_promise),
+                    sink: None,
                 },
                 options.timeout,
             )?
             .into_value()
+    }
+
+    /// [`Script::run_with`], building the result through `sink` (see
+    /// [`crate::transfer`]).
+    pub fn run_into(&self, options: EvalOptions, sink: &mut dyn crate::transfer::Sink) -> Result<()> {
+        if self.0.released.load(Ordering::SeqCst) {
+            return Err(Error::Disposed("the script is disposed".into()));
+        }
+        self.0
+            .shared
+            .request(
+                Request::RunScript {
+                    id: self.0.info.id,
+                    as_handle: options.as_handle,
+                    await_promise: crate::protocol::AwaitMode::blocking(options.await_promise),
+                    sink: Some(crate::protocol::SinkRef(&mut *sink)),
+                },
+                options.timeout,
+            )?
+            .into_sink(sink)
     }
 
     /// True when cached data was given and V8 (or the integrity check)
@@ -228,6 +249,7 @@ pub(crate) fn run(
     as_handle: bool,
     await_promise: crate::protocol::AwaitMode,
     deadline: Option<std::time::Instant>,
+    sink: Option<crate::protocol::SinkRef>,
 ) -> Result<Out> {
     let script = st.script_local(scope, id).ok_or_else(|| Error::Disposed("the script is disposed".into()))?;
     let v = {
@@ -237,5 +259,5 @@ pub(crate) fn run(
             None => return Err(caught(tc, st, false)),
         }
     };
-    finish(scope, st, v, as_handle, await_promise, deadline)
+    finish(scope, st, v, as_handle, await_promise, deadline, sink)
 }

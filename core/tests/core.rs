@@ -1443,6 +1443,9 @@ mod fuzz_regressions;
 #[path = "support/threads.rs"]
 mod threads;
 
+#[path = "support/transfer.rs"]
+mod transfer;
+
 #[test]
 fn exceptions_carry_their_stack_frames_as_data() {
     let c = ctx();

@@ -17,7 +17,6 @@ use std::time::Instant;
 use super::exceptions::exception;
 use super::shared::lock;
 use super::{state, Shared, State};
-use crate::convert::ToHost;
 use crate::error::{Error, Result};
 use crate::value::Value;
 
@@ -240,7 +239,7 @@ fn on_fulfilled<'s>(
     _rv: v8::ReturnValue<v8::Value>,
 ) {
     let Some((st, slot)) = take_slot(scope, &args) else { return };
-    let r = ToHost::new(&st).convert(scope, args.get(0), slot.as_handle);
+    let r = crate::transfer::to_value(scope, &st, args.get(0), slot.as_handle);
     queue(&st, slot, r);
 }
 

@@ -8,10 +8,10 @@ use super::exceptions::caught;
 use super::host_calls::host_trampoline;
 use super::State;
 use crate::context::HeapStats;
-use crate::convert::{self, ToHost};
 use crate::error::{Error, Result};
 use crate::handle::HandleKind;
-use crate::protocol::{AwaitMode, CallTarget, HandleOp, Out, Request};
+use crate::protocol::{AwaitMode, CallTarget, HandleOp, Out, Request, SinkRef};
+use crate::transfer::{self, Args};
 use crate::value::Value;
 
 /// Sources up to this size are kept compiled for repeated `eval`s: a
@@ -63,17 +63,19 @@ pub(super) fn top_level(scope: &mut v8::PinScope, st: &State, req: Request, dead
 
 pub(super) fn handle(scope: &mut v8::PinScope, st: &State, req: Request, deadline: Option<Instant>) -> Result<Out> {
     match req {
-        Request::Eval { source, filename, as_handle, await_promise } => {
+        Request::Eval { source, filename, as_handle, await_promise, sink } => {
             let v = eval_cached(scope, st, source, filename)?;
-            finish(scope, st, v, as_handle, await_promise, deadline)
+            finish(scope, st, v, as_handle, await_promise, deadline, sink)
         }
-        Request::Call { target, args, as_handle, await_promise } => {
+        Request::Call { target, args, as_handle, await_promise, sink } => {
             let (f, this) = resolve_target(scope, st, target)?;
             let v = call_function(scope, st, f, this, args)?;
-            finish(scope, st, v, as_handle, await_promise, deadline)
+            finish(scope, st, v, as_handle, await_promise, deadline, sink)
         }
         Request::SetGlobal { name, value } => {
-            let v = convert::to_v8(scope, st, &value)?;
+            let mut one = smallvec::SmallVec::new();
+            transfer::to_v8(scope, st, value, &mut one)?;
+            let v = one.pop().unwrap_or_else(|| v8::undefined(scope).into());
             let (parent, last) = walk_parent(scope, &name, true)?;
             let key = v8::String::new(scope, last).unwrap();
             parent.set(scope, key.into(), v);
@@ -91,7 +93,7 @@ pub(super) fn handle(scope: &mut v8::PinScope, st: &State, req: Request, deadlin
             parent.set(scope, key.into(), f.into());
             Ok(Out::Unit)
         }
-        Request::Handle { id, op } => handle_op(scope, st, id, op, deadline),
+        Request::Handle { id, op, sink } => handle_op(scope, st, id, op, deadline, sink),
         Request::RunEventLoop => {
             event_loop(scope, st, deadline, None)?;
             Ok(Out::Unit)
@@ -132,8 +134,8 @@ pub(super) fn handle(scope: &mut v8::PinScope, st: &State, req: Request, deadlin
         Request::Compile { source, filename, cached_data, produce_cache } => {
             crate::script::compile(scope, st, source, filename, cached_data, produce_cache)
         }
-        Request::RunScript { id, as_handle, await_promise } => {
-            crate::script::run(scope, st, id, as_handle, await_promise, deadline)
+        Request::RunScript { id, as_handle, await_promise, sink } => {
+            crate::script::run(scope, st, id, as_handle, await_promise, deadline, sink)
         }
         Request::EvalModule { source, filename, cached_data, produce_cache } => {
             crate::module::eval_module(scope, st, source, filename, cached_data, produce_cache, deadline)
@@ -165,12 +167,13 @@ pub(crate) fn finish<'s>(
     as_handle: bool,
     await_promise: AwaitMode,
     deadline: Option<Instant>,
+    sink: Option<SinkRef>,
 ) -> Result<Out> {
     let mut v = v;
     if await_promise != AwaitMode::No && v.is_promise() {
         let p: v8::Local<v8::Promise> = v.try_into().unwrap();
         if st.depth.get() == 1 || await_promise == AwaitMode::Defer {
-            return await_released(scope, st, p, as_handle, deadline);
+            return await_released(scope, st, p, as_handle, deadline, sink);
         }
         v = await_promise_local(scope, st, p, deadline)?;
     } else if st.depth.get() == 1 {
@@ -182,7 +185,24 @@ pub(crate) fn finish<'s>(
             return Err(st.termination_error());
         }
     }
-    Ok(Out::Value(ToHost::new(st).convert(scope, v, as_handle)?))
+    out_as(scope, st, v, as_handle, sink)
+}
+
+/// The result of a request: built through the caller's sink, or a `Value`.
+fn out_as<'s>(
+    scope: &mut v8::PinScope<'s, '_>,
+    st: &State,
+    v: v8::Local<'s, v8::Value>,
+    as_handle: bool,
+    sink: Option<SinkRef>,
+) -> Result<Out> {
+    match sink {
+        Some(SinkRef(sink)) => {
+            transfer::to_host(scope, st, v, as_handle, sink)?;
+            Ok(Out::Unit)
+        }
+        None => Ok(Out::Value(transfer::to_value(scope, st, v, as_handle)?)),
+    }
 }
 
 /// Awaits `p` without holding the context: settles what is already queued
@@ -193,6 +213,7 @@ fn await_released<'s>(
     p: v8::Local<'s, v8::Promise>,
     as_handle: bool,
     deadline: Option<Instant>,
+    sink: Option<SinkRef>,
 ) -> Result<Out> {
     scope.perform_microtask_checkpoint();
     if st.depth.get() == 1 {
@@ -206,7 +227,7 @@ fn await_released<'s>(
     }
     // Settled already: no loop turns (`await_promise_local` returns at once).
     let v = await_promise_local(scope, st, p, deadline)?;
-    Ok(Out::Value(ToHost::new(st).convert(scope, v, as_handle)?))
+    out_as(scope, st, v, as_handle, sink)
 }
 
 pub(crate) fn origin<'s>(scope: &mut v8::PinScope<'s, '_>, filename: &str, is_module: bool) -> v8::ScriptOrigin<'s> {
@@ -348,12 +369,10 @@ fn call_function<'s>(
     st: &State,
     f: v8::Local<'s, v8::Function>,
     this: v8::Local<'s, v8::Value>,
-    args: &[Value],
+    args: Args,
 ) -> Result<v8::Local<'s, v8::Value>> {
     let mut argv = smallvec::SmallVec::<[v8::Local<v8::Value>; 8]>::with_capacity(args.len());
-    for a in args {
-        argv.push(convert::to_v8(scope, st, a)?);
-    }
+    transfer::to_v8(scope, st, args, &mut argv)?;
     v8::tc_scope!(let tc, scope);
     match f.call(tc, this, &argv) {
         Some(v) => Ok(v),
@@ -363,8 +382,8 @@ fn call_function<'s>(
 
 fn property_key<'s>(scope: &mut v8::PinScope<'s, '_>, st: &State, key: Value) -> Result<v8::Local<'s, v8::Value>> {
     match key {
-        Value::String(_) | Value::Integer(_) | Value::Number(_) => convert::to_v8(scope, st, &key),
-        Value::Handle(ref h) if h.kind() == HandleKind::Symbol => convert::to_v8(scope, st, &key),
+        Value::String(_) | Value::Integer(_) | Value::Number(_) => crate::transfer::value_to_v8(scope, st, &key),
+        Value::Handle(ref h) if h.kind() == HandleKind::Symbol => crate::transfer::value_to_v8(scope, st, &key),
         other => Err(Error::InvalidArgument(format!(
             "a property key must be a string, number or symbol, not {}",
             other.kind()
@@ -378,6 +397,7 @@ fn handle_op<'s>(
     id: u32,
     op: HandleOp,
     deadline: Option<Instant>,
+    sink: Option<SinkRef>,
 ) -> Result<Out> {
     let v = st.handle_local(scope, id).ok_or_else(|| Error::InvalidArgument("the handle was released".into()))?;
     match op {
@@ -386,14 +406,14 @@ fn handle_op<'s>(
             let k = property_key(scope, st, key)?;
             v8::tc_scope!(let tc, scope);
             match obj.get(tc, k) {
-                Some(r) => out(tc, st, r),
+                Some(r) => out_as(tc, st, r, false, sink),
                 None => Err(caught(tc, st, false)),
             }
         }
         HandleOp::Set(key, value) => {
             let obj = as_object(v)?;
             let k = property_key(scope, st, key)?;
-            let val = convert::to_v8(scope, st, &value)?;
+            let val = crate::transfer::value_to_v8(scope, st, &value)?;
             v8::tc_scope!(let tc, scope);
             match obj.set(tc, k, val) {
                 Some(_) => Ok(Out::Unit),
@@ -422,7 +442,7 @@ fn handle_op<'s>(
                 },
             );
             match keys {
-                Some(k) => out(tc, st, k.into()),
+                Some(k) => out_as(tc, st, k.into(), false, sink),
                 None => Err(caught(tc, st, false)),
             }
         }
@@ -431,7 +451,7 @@ fn handle_op<'s>(
             let k = v8::String::new(scope, "length").unwrap();
             v8::tc_scope!(let tc, scope);
             match obj.get(tc, k.into()) {
-                Some(r) => out(tc, st, r),
+                Some(r) => out_as(tc, st, r, false, sink),
                 None => Err(caught(tc, st, false)),
             }
         }
@@ -439,11 +459,11 @@ fn handle_op<'s>(
             let f = v8::Local::<v8::Function>::try_from(v)
                 .map_err(|_| Error::InvalidArgument("the handle is not a function".into()))?;
             let this = match this {
-                Some(t) => convert::to_v8(scope, st, &t)?,
+                Some(t) => crate::transfer::value_to_v8(scope, st, &t)?,
                 None => v8::undefined(scope).into(),
             };
             let r = call_function(scope, st, f, this, args)?;
-            finish(scope, st, r, as_handle, AwaitMode::No, deadline)
+            finish(scope, st, r, as_handle, AwaitMode::No, deadline, sink)
         }
         HandleOp::CallMethod { name, args } => {
             let obj = as_object(v)?;
@@ -452,18 +472,16 @@ fn handle_op<'s>(
             let f = v8::Local::<v8::Function>::try_from(m)
                 .map_err(|_| Error::InvalidArgument(format!("{name} is {}, not a function", type_name(m))))?;
             let r = call_function(scope, st, f, obj.into(), args)?;
-            finish(scope, st, r, false, AwaitMode::No, deadline)
+            finish(scope, st, r, false, AwaitMode::No, deadline, sink)
         }
         HandleOp::Construct { args } => {
             let f = v8::Local::<v8::Function>::try_from(v)
                 .map_err(|_| Error::InvalidArgument("the handle is not a function".into()))?;
-            let mut argv = Vec::with_capacity(args.len());
-            for a in args {
-                argv.push(convert::to_v8(scope, st, a)?);
-            }
+            let mut argv = smallvec::SmallVec::<[v8::Local<v8::Value>; 8]>::with_capacity(args.len());
+            transfer::to_v8(scope, st, args, &mut argv)?;
             v8::tc_scope!(let tc, scope);
             match f.new_instance(tc, &argv) {
-                Some(r) => finish(tc, st, r.into(), true, AwaitMode::No, deadline),
+                Some(r) => finish(tc, st, r.into(), true, AwaitMode::No, deadline, sink),
                 None => Err(caught(tc, st, false)),
             }
         }
@@ -471,9 +489,9 @@ fn handle_op<'s>(
             let p = v8::Local::<v8::Promise>::try_from(v)
                 .map_err(|_| Error::InvalidArgument("the handle is not a promise".into()))?;
             let mode = if defer { AwaitMode::Defer } else { AwaitMode::Block };
-            finish(scope, st, p.into(), false, mode, deadline)
+            finish(scope, st, p.into(), false, mode, deadline, sink)
         }
-        HandleOp::Copy => out(scope, st, v),
+        HandleOp::Copy => out_as(scope, st, v, false, sink),
         HandleOp::ToJsString => {
             if let Ok(sym) = v8::Local::<v8::Symbol>::try_from(v) {
                 let d = sym.description(scope);
@@ -496,10 +514,6 @@ fn handle_op<'s>(
             })))
         }
     }
-}
-
-fn out<'s>(scope: &mut v8::PinScope<'s, '_>, st: &State, v: v8::Local<'s, v8::Value>) -> Result<Out> {
-    Ok(Out::Value(ToHost::new(st).convert(scope, v, false)?))
 }
 
 fn as_object(v: v8::Local<v8::Value>) -> Result<v8::Local<v8::Object>> {

@@ -8,7 +8,6 @@ use super::exceptions::exception;
 use super::host_calls::host_error_value;
 use super::timers::run_due_timers;
 use super::State;
-use crate::convert;
 use crate::error::{Error, JsException, Result};
 use crate::value::{HostError, Value};
 
@@ -125,7 +124,7 @@ fn settle_completions(scope: &mut v8::PinScope, st: &State) -> Result<bool> {
         };
         let resolver = v8::Local::new(scope, &resolver);
         match result {
-            Ok(v) => match convert::to_v8(scope, st, &v) {
+            Ok(v) => match crate::transfer::value_to_v8(scope, st, &v) {
                 Ok(v) => {
                     resolver.resolve(scope, v);
                 }

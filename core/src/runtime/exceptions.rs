@@ -1,7 +1,7 @@
 //! JS exceptions as `Error`s: name, message, stack and the host cause.
 
 use super::State;
-use crate::convert::{self, ToHost};
+use crate::convert;
 use crate::error::{Error, JsException, StackFrame};
 use crate::value::Value;
 
@@ -105,6 +105,6 @@ pub(crate) fn exception(
         (String::new(), message, stack)
     };
     let exc = v8::Local::new(scope, exc);
-    let value = st.and_then(|st| ToHost::new(st).convert(scope, exc, false).ok()).unwrap_or(Value::Undefined);
+    let value = st.and_then(|st| crate::transfer::to_value(scope, st, exc, false).ok()).unwrap_or(Value::Undefined);
     JsException { name, message, stack, value: Box::new(value), frames: stack_frames, filename, line, column, cause }
 }

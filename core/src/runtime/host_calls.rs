@@ -6,7 +6,8 @@ use std::sync::atomic::Ordering;
 
 use super::heap_limits::{interrupt_callback, InterruptCallback};
 use super::{state, State, Termination};
-use crate::convert::{self, ToHost};
+use crate::context::HostFn;
+use crate::convert;
 use crate::value::{HostError, Value};
 
 /// Makes a JS error for a host error and remembers the host's payload so it
@@ -39,10 +40,13 @@ pub(super) fn host_trampoline(
     let st = state(scope);
     let data = args.data().number_value(scope).unwrap_or(0.0) as usize;
     let (fn_id, is_async) = (data / 2, data % 2 == 1);
+    if let Some(HostFn::Raw(f)) = st.shared.host_fn(fn_id) {
+        return raw_call(scope, &st, &args, &mut rv, &*f);
+    }
     let mut values = Vec::with_capacity(args.length() as usize);
     for i in 0..args.length() {
         let arg = v8::Local::new(scope, args.get(i));
-        match ToHost::new(&st).convert(scope, arg, false) {
+        match crate::transfer::to_value(scope, &st, arg, false) {
             Ok(v) => values.push(v),
             Err(e) => {
                 throw_error(scope, "TypeError", &format!("argument {i}: {e}"));
@@ -83,12 +87,91 @@ pub(super) fn host_trampoline(
         return;
     }
     match result {
-        Ok(v) => match convert::to_v8(scope, &st, &v) {
+        Ok(v) => match crate::transfer::value_to_v8(scope, &st, &v) {
             Ok(v) => rv.set(v),
             Err(e) => throw_error(scope, "TypeError", &format!("host function result: {e}")),
         },
         Err(e) => throw_host_error(scope, &st, e),
     }
+}
+
+/// A host function that reads its own arguments through the binding's sink
+/// and sets its result through the binding's source
+/// ([`Context::expose_raw`](crate::Context::expose_raw)): no `Value` is
+/// built either way.
+pub struct HostCall<'a, 's, 'p> {
+    scope: &'a mut v8::PinScope<'s, 'p>,
+    st: &'a State,
+    args: &'a v8::FunctionCallbackArguments<'a>,
+    ret: Option<v8::Local<'s, v8::Value>>,
+}
+
+impl HostCall<'_, '_, '_> {
+    /// The number of arguments JS passed.
+    pub fn len(&self) -> usize {
+        self.args.length().max(0) as usize
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Converts argument `i` (`undefined` past the end) into `sink`. A
+    /// conversion failure is a `TypeError` naming the argument.
+    pub fn arg_into(&mut self, i: usize, sink: &mut dyn crate::transfer::Sink) -> Result<(), HostError> {
+        let arg = v8::Local::new(self.scope, self.args.get(i as i32));
+        crate::transfer::to_host(self.scope, self.st, arg, false, sink)
+            .map_err(|e| HostError::new(format!("argument {i}: {e}")).with_name("TypeError"))
+    }
+
+    /// Sets the function's result, read through `source`. A conversion
+    /// failure is a `TypeError`.
+    pub fn set_return(
+        &mut self,
+        source: &mut dyn crate::transfer::Source,
+        value: &crate::transfer::Arg,
+    ) -> Result<(), HostError> {
+        let v = crate::transfer::source_to_v8(self.scope, self.st, source, value)
+            .map_err(|e| HostError::new(format!("host function result: {e}")).with_name("TypeError"))?;
+        self.ret = Some(v);
+        Ok(())
+    }
+}
+
+fn raw_call<'s>(
+    scope: &mut v8::PinScope<'s, '_>,
+    st: &State,
+    args: &v8::FunctionCallbackArguments,
+    rv: &mut v8::ReturnValue<v8::Value>,
+    f: &crate::context::RawFn,
+) {
+    if st.depth.get() == 0 {
+        throw_error(scope, "Error", "host function called outside a call");
+        return;
+    }
+    let ctx = crate::Context::borrowed(st.shared.clone());
+    let mut call = HostCall { scope: &mut *scope, st, args, ret: None };
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&ctx, &mut call)));
+    let ret = call.ret;
+    match outcome {
+        Ok(Ok(())) => {
+            if let Some(r) = ret {
+                rv.set(r);
+            }
+        }
+        Ok(Err(e)) => throw_host_error(scope, st, e),
+        Err(p) => {
+            throw_host_error(scope, st, HostError::new(format!("host function panicked: {}", panic_message(&*p))))
+        }
+    }
+}
+
+/// The text of a panic's payload.
+pub(crate) fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
 }
 
 /// Calls a host function from runtime code (the module resolver), on this

@@ -19,7 +19,7 @@ pub(crate) mod driver;
 pub(crate) mod event_loop;
 mod exceptions;
 mod heap_limits;
-mod host_calls;
+pub(crate) mod host_calls;
 pub(crate) mod locker;
 pub(crate) mod shared;
 mod timers;
@@ -38,7 +38,6 @@ use crate::context::{ContextOptions, Release};
 use crate::error::{Error, Result};
 use crate::handle::{HandleInner, HandleKind, JsHandle};
 use crate::protocol::{Out, Request};
-use crate::value::Value;
 
 pub(crate) use awaits::AwaitSlot;
 pub(crate) use dispatch::{finish, new_source, origin};
@@ -286,7 +285,7 @@ impl State {
         Arc::as_ptr(&self.shared)
     }
 
-    pub(crate) fn new_handle(&self, scope: &mut v8::PinScope, v: v8::Local<v8::Value>, kind: HandleKind) -> Value {
+    pub(crate) fn new_handle(&self, scope: &mut v8::PinScope, v: v8::Local<v8::Value>, kind: HandleKind) -> JsHandle {
         let g = v8::Global::new(scope, v);
         let id = match self.free_handles.borrow_mut().pop() {
             Some(id) => {
@@ -299,7 +298,7 @@ impl State {
                 (h.len() - 1) as u32
             }
         };
-        Value::Handle(JsHandle(Arc::new(HandleInner { shared: self.shared.clone(), id, kind })))
+        JsHandle(Arc::new(HandleInner { shared: self.shared.clone(), id, kind }))
     }
 
     pub(crate) fn handle_local<'s>(

@@ -731,15 +731,18 @@ impl Shared {
                 Ok(Value::Undefined)
             }
             (HostFn::Async(_), None) => Err(HostError::new("async host function called without a promise")),
+            (HostFn::Raw(_), _) => Err(HostError::new("a raw host function is called by the trampoline")),
         }));
         outcome.unwrap_or_else(|p| {
-            let msg = p
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| p.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "host function panicked".into());
-            Err(HostError::new(format!("host function panicked: {msg}")))
+            Err(HostError::new(format!("host function panicked: {}", super::host_calls::panic_message(&*p))))
         })
+    }
+
+    pub(crate) fn host_fn(&self, fn_id: usize) -> Option<HostFn> {
+        if fn_id == RESOLVER_FN {
+            return None;
+        }
+        self.host_fns.read().unwrap_or_else(|e| e.into_inner()).get(fn_id).cloned()
     }
 
     pub(crate) fn queue_release(&self, what: Release) {

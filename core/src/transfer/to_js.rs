@@ -1,0 +1,458 @@
+//! host → JS: core's one walk over a host value read through a
+//! [`Source`], building V8 values (or a [`Value`], for [`collect`]).
+//!
+//! [`collect`]: super::collect
+
+use rustc_hash::FxHashMap;
+
+use super::{Arg, Args, HostRef, Read, Source, ValueSource};
+use crate::convert::{bigint_to_v8, key_seg, make_error, new_string, ConvError, MAX_DEPTH};
+use crate::error::Result;
+use crate::runtime::State;
+use crate::value::{BigInt, ErrorValue, Value, MAX_SAFE_INTEGER};
+
+/// What the walk builds: V8 values, or a [`Value`].
+pub(super) trait Target {
+    type Out;
+    type Key;
+    type Obj;
+    type Map;
+    fn scalar(&mut self, r: Read) -> Result<Self::Out, ConvError>;
+    fn array(&mut self, items: Vec<Self::Out>) -> Result<Self::Out, ConvError>;
+    fn set(&mut self, items: Vec<Self::Out>) -> Result<Self::Out, ConvError>;
+    fn key(&mut self, k: &str) -> Result<Self::Key, ConvError>;
+    fn begin_object(&mut self, len: usize) -> Self::Obj;
+    fn property(&mut self, obj: &mut Self::Obj, k: Self::Key, v: Self::Out);
+    fn end_object(&mut self, obj: Self::Obj) -> Self::Out;
+    fn begin_map(&mut self, len: usize) -> Self::Map;
+    fn entry(&mut self, map: &mut Self::Map, k: Self::Out, v: Self::Out);
+    fn end_map(&mut self, map: Self::Map) -> Self::Out;
+}
+
+/// The walk's own state: the containers on the current path (cycle
+/// check) and reusable lists for children.
+pub(super) struct Walk {
+    path: Vec<HostRef>,
+    items: Vec<Vec<HostRef>>,
+    entries: Vec<Vec<(HostRef, HostRef)>>,
+}
+
+fn halt(_: super::Halt) -> ConvError {
+    ConvError::halt()
+}
+
+impl Walk {
+    pub(super) fn new() -> Walk {
+        Walk { path: Vec::new(), items: Vec::new(), entries: Vec::new() }
+    }
+
+    pub(super) fn value<T: Target>(
+        &mut self,
+        src: &mut dyn Source,
+        t: &mut T,
+        v: HostRef,
+        depth: usize,
+    ) -> Result<T::Out, ConvError> {
+        enum Kind {
+            Array(usize),
+            Set(usize),
+            Object(usize),
+            Map(usize),
+        }
+        let kind = match src.read(v).map_err(halt)? {
+            Read::Array(n) => Kind::Array(n),
+            Read::Set(n) => Kind::Set(n),
+            Read::Object(n) => Kind::Object(n),
+            Read::Map(n) => Kind::Map(n),
+            Read::Unsupported(why) => return Err(ConvError::new(why)),
+            scalar => return t.scalar(scalar),
+        };
+        if depth >= MAX_DEPTH {
+            return Err(ConvError::new(format!("nesting deeper than {MAX_DEPTH} levels")));
+        }
+        crate::convert::check_stack()?;
+        for i in 0..self.path.len() {
+            if src.same(self.path[i], v).map_err(halt)? {
+                return Err(ConvError::new("cyclic reference"));
+            }
+        }
+        self.path.push(v);
+        let out = match kind {
+            Kind::Array(n) | Kind::Set(n) => {
+                let mut refs = self.items.pop().unwrap_or_default();
+                refs.clear();
+                refs.reserve(n);
+                let r = src.items(v, &mut refs).map_err(halt).and_then(|()| {
+                    let set = matches!(kind, Kind::Set(_));
+                    let mut out = Vec::with_capacity(refs.len());
+                    for (i, &item) in refs.iter().enumerate() {
+                        let x = self
+                            .value(src, t, item, depth + 1)
+                            .map_err(|e| e.at_with(|| if set { format!("<{i}>") } else { format!("[{i}]") }))?;
+                        out.push(x);
+                    }
+                    if set {
+                        t.set(out)
+                    } else {
+                        t.array(out)
+                    }
+                });
+                self.items.push(refs);
+                r
+            }
+            Kind::Object(n) | Kind::Map(n) => {
+                let mut refs = self.entries.pop().unwrap_or_default();
+                refs.clear();
+                refs.reserve(n);
+                let r = src.entries(v, &mut refs).map_err(halt).and_then(|()| {
+                    if matches!(kind, Kind::Map(_)) {
+                        let mut map = t.begin_map(refs.len());
+                        for (i, &(k, x)) in refs.iter().enumerate() {
+                            let kv =
+                                self.value(src, t, k, depth + 1).map_err(|e| e.at_with(|| format!(".<key {i}>")))?;
+                            let xv =
+                                self.value(src, t, x, depth + 1).map_err(|e| e.at_with(|| format!(".<value {i}>")))?;
+                            t.entry(&mut map, kv, xv);
+                        }
+                        return Ok(t.end_map(map));
+                    }
+                    let mut obj = t.begin_object(refs.len());
+                    for &(k, x) in refs.iter() {
+                        let key = match src.read(k).map_err(halt)? {
+                            Read::String(s) => t.key(s)?,
+                            other => {
+                                return Err(ConvError::new(format!(
+                                    "an object key must be a string, not {}",
+                                    read_kind(&other)
+                                )))
+                            }
+                        };
+                        let xv = match self.value(src, t, x, depth + 1) {
+                            Ok(xv) => xv,
+                            Err(e) => return Err(e.at(key_text(src, k))),
+                        };
+                        t.property(&mut obj, key, xv);
+                    }
+                    Ok(t.end_object(obj))
+                });
+                self.entries.push(refs);
+                r
+            }
+        };
+        self.path.pop();
+        out
+    }
+}
+
+/// The path segment of a key, read again (only on error).
+fn key_text(src: &mut dyn Source, k: HostRef) -> String {
+    match src.read(k) {
+        Ok(Read::String(s)) => key_seg(s),
+        _ => "[?]".into(),
+    }
+}
+
+fn read_kind(r: &Read) -> &'static str {
+    match r {
+        Read::Undefined => "undefined",
+        Read::Null => "null",
+        Read::Bool(_) => "a boolean",
+        Read::Integer(_) | Read::Number(_) => "a number",
+        Read::BigInt(_) => "a bigint",
+        Read::String(_) => "a string",
+        Read::Date(_) => "a Date",
+        Read::Bytes(_) => "bytes",
+        Read::Error(_) => "an Error",
+        Read::Handle(_) => "a handle",
+        Read::Array(_) => "an array",
+        Read::Object(_) => "an object",
+        Read::Map(_) => "a Map",
+        Read::Set(_) => "a Set",
+        Read::Unsupported(_) => "an unsupported value",
+    }
+}
+
+/// Object keys already made in this conversion: records repeat the same
+/// few keys, and making each one anew (a V8 string, then its
+/// internalization when the property is added) was ~10% of converting a
+/// 1 MB list of records (perf). Short keys only, and a bounded number.
+#[derive(Default)]
+struct KeyCache<'s> {
+    keys: FxHashMap<Box<str>, v8::Local<'s, v8::String>>,
+}
+
+const KEY_CACHE_MAX_LEN: usize = 32;
+const KEY_CACHE_MAX_ENTRIES: usize = 4096;
+
+impl<'s> KeyCache<'s> {
+    fn key(&mut self, scope: &mut v8::PinScope<'s, '_>, k: &str) -> Result<v8::Local<'s, v8::String>, ConvError> {
+        if k.len() > KEY_CACHE_MAX_LEN {
+            return new_string(scope, k);
+        }
+        if let Some(s) = self.keys.get(k) {
+            return Ok(*s);
+        }
+        let s = v8::String::new_from_utf8(scope, k.as_bytes(), v8::NewStringType::Internalized)
+            .ok_or_else(|| ConvError::new("string too long for V8"))?;
+        if self.keys.len() < KEY_CACHE_MAX_ENTRIES {
+            self.keys.insert(k.into(), s);
+        }
+        Ok(s)
+    }
+}
+
+/// Builds V8 values.
+struct V8Target<'a, 's, 'p> {
+    scope: &'a mut v8::PinScope<'s, 'p>,
+    st: &'a State,
+    keys: KeyCache<'s>,
+}
+
+impl<'s> Target for V8Target<'_, 's, '_> {
+    type Out = v8::Local<'s, v8::Value>;
+    type Key = v8::Local<'s, v8::String>;
+    type Obj = v8::Local<'s, v8::Object>;
+    type Map = v8::Local<'s, v8::Map>;
+
+    fn scalar(&mut self, r: Read) -> Result<Self::Out, ConvError> {
+        let scope = &mut *self.scope;
+        Ok(match r {
+            Read::Undefined => v8::undefined(scope).into(),
+            Read::Null => v8::null(scope).into(),
+            Read::Bool(b) => v8::Boolean::new(scope, b).into(),
+            Read::Integer(i) => {
+                if let Ok(small) = i32::try_from(i) {
+                    v8::Integer::new(scope, small).into()
+                } else if i.unsigned_abs() <= MAX_SAFE_INTEGER as u64 {
+                    v8::Number::new(scope, i as f64).into()
+                } else {
+                    v8::BigInt::new_from_i64(scope, i).into()
+                }
+            }
+            Read::Number(n) => v8::Number::new(scope, n).into(),
+            Read::BigInt(b) => bigint_to_v8(scope, &b).ok_or_else(|| ConvError::new("BigInt too large for V8"))?.into(),
+            Read::String(s) => new_string(scope, s)?.into(),
+            Read::Date(ms) => v8::Date::new(scope, ms).ok_or_else(|| ConvError::new("invalid date"))?.into(),
+            Read::Bytes(bytes) => {
+                let len = bytes.len();
+                let store = crate::memory::host_bytes(self.st.budget(), bytes)
+                    .ok_or_else(|| ConvError::new(format!("{len} bytes do not fit in the context's memory limit")))?;
+                let ab = v8::ArrayBuffer::with_backing_store(scope, &store);
+                v8::Uint8Array::new(scope, ab, 0, len).ok_or_else(|| ConvError::new("byte buffer too large"))?.into()
+            }
+            Read::Error(e) => error_to_v8(scope, &e)?,
+            Read::Handle(h) => {
+                if !std::ptr::eq(std::sync::Arc::as_ptr(&h.0.shared), self.st.shared_ptr()) {
+                    return Err(ConvError::new("a handle from another context cannot be passed here"));
+                }
+                self.st.handle_local(scope, h.0.id).ok_or_else(|| ConvError::new("the handle was released"))?
+            }
+            Read::Array(_) | Read::Object(_) | Read::Map(_) | Read::Set(_) | Read::Unsupported(_) => {
+                unreachable!("containers are walked")
+            }
+        })
+    }
+
+    fn array(&mut self, items: Vec<Self::Out>) -> Result<Self::Out, ConvError> {
+        Ok(v8::Array::new_with_elements(self.scope, &items).into())
+    }
+
+    fn set(&mut self, items: Vec<Self::Out>) -> Result<Self::Out, ConvError> {
+        let set = v8::Set::new(self.scope);
+        for item in items {
+            set.add(self.scope, item);
+        }
+        Ok(set.into())
+    }
+
+    fn key(&mut self, k: &str) -> Result<Self::Key, ConvError> {
+        self.keys.key(self.scope, k)
+    }
+
+    fn begin_object(&mut self, _len: usize) -> Self::Obj {
+        v8::Object::new(self.scope)
+    }
+
+    fn property(&mut self, obj: &mut Self::Obj, k: Self::Key, v: Self::Out) {
+        obj.create_data_property(self.scope, k.into(), v);
+    }
+
+    fn end_object(&mut self, obj: Self::Obj) -> Self::Out {
+        obj.into()
+    }
+
+    fn begin_map(&mut self, _len: usize) -> Self::Map {
+        v8::Map::new(self.scope)
+    }
+
+    fn entry(&mut self, map: &mut Self::Map, k: Self::Out, v: Self::Out) {
+        map.set(self.scope, k, v);
+    }
+
+    fn end_map(&mut self, map: Self::Map) -> Self::Out {
+        map.into()
+    }
+}
+
+fn error_to_v8<'s>(scope: &mut v8::PinScope<'s, '_>, e: &ErrorValue) -> Result<v8::Local<'s, v8::Value>, ConvError> {
+    let msg = new_string(scope, &e.message)?;
+    let err = make_error(scope, &e.name, msg);
+    if let Ok(obj) = v8::Local::<v8::Object>::try_from(err) {
+        if !e.stack.is_empty() {
+            let k = v8::String::new(scope, "stack").unwrap();
+            let s = new_string(scope, &e.stack)?;
+            obj.set(scope, k.into(), s.into());
+        }
+    }
+    Ok(err)
+}
+
+/// Converts one [`Value`] to V8.
+pub(crate) fn value_to_v8<'s>(
+    scope: &mut v8::PinScope<'s, '_>,
+    st: &State,
+    v: &Value,
+) -> Result<v8::Local<'s, v8::Value>> {
+    let mut t = V8Target { scope, st, keys: KeyCache::default() };
+    let mut src = ValueSource::new();
+    let root = src.root(v);
+    Walk::new().value(&mut src, &mut t, root, 0).map_err(ConvError::into_error)
+}
+
+/// Converts a request's arguments to V8, into `out`. Arguments are named
+/// `$[i]` in errors. A source is entered once, around all of them.
+pub(crate) fn to_v8<'s>(
+    scope: &mut v8::PinScope<'s, '_>,
+    st: &State,
+    args: Args,
+    out: &mut smallvec::SmallVec<[v8::Local<'s, v8::Value>; 8]>,
+) -> Result<()> {
+    let mut t = V8Target { scope, st, keys: KeyCache::default() };
+    let mut walk = Walk::new();
+    let mut values = ValueSource::new();
+    match args {
+        Args::Values(vals) => {
+            for (i, v) in vals.iter().enumerate() {
+                let root = values.root(v);
+                let x = walk.value(&mut values, &mut t, root, 0).map_err(|e| e.at(format!("[{i}]")).into_error())?;
+                out.push(x);
+            }
+            Ok(())
+        }
+        Args::Host { source, args } => {
+            let mut result = Ok(());
+            let mut run = |src: &mut dyn Source| {
+                for (i, a) in args.iter().enumerate() {
+                    let x = match a {
+                        Arg::Value(v) => {
+                            let root = values.root(v);
+                            walk.value(&mut values, &mut t, root, 0)
+                        }
+                        Arg::Host(r) => walk.value(src, &mut t, *r, 0),
+                    };
+                    match x {
+                        Ok(x) => out.push(x),
+                        Err(e) => {
+                            result = Err(e.at(format!("[{i}]")).into_error());
+                            return;
+                        }
+                    }
+                }
+            };
+            if args.iter().any(|a| matches!(a, Arg::Host(_))) {
+                source.enter(&mut run);
+            } else {
+                run(source);
+            }
+            result
+        }
+    }
+}
+
+/// Converts one host value to V8 (a `set_global` value, a host function's
+/// result): named `$` in errors.
+pub(crate) fn source_to_v8<'s>(
+    scope: &mut v8::PinScope<'s, '_>,
+    st: &State,
+    source: &mut dyn Source,
+    root: &Arg,
+) -> Result<v8::Local<'s, v8::Value>> {
+    match root {
+        Arg::Value(v) => value_to_v8(scope, st, v),
+        Arg::Host(r) => {
+            let mut t = V8Target { scope, st, keys: KeyCache::default() };
+            let mut walk = Walk::new();
+            let mut result = None;
+            source.enter(&mut |src| result = Some(walk.value(src, &mut t, *r, 0)));
+            result
+                .unwrap_or_else(|| Err(ConvError::new("the source did not run the conversion")))
+                .map_err(ConvError::into_error)
+        }
+    }
+}
+
+/// Builds a [`Value`].
+pub(super) struct ValueTarget;
+
+impl Target for ValueTarget {
+    type Out = Value;
+    type Key = String;
+    type Obj = Vec<(String, Value)>;
+    type Map = Vec<(Value, Value)>;
+
+    fn scalar(&mut self, r: Read) -> Result<Value, ConvError> {
+        Ok(match r {
+            Read::Undefined => Value::Undefined,
+            Read::Null => Value::Null,
+            Read::Bool(b) => Value::Bool(b),
+            Read::Integer(i) if i.unsigned_abs() <= MAX_SAFE_INTEGER as u64 => Value::Integer(i),
+            Read::Integer(i) => Value::BigInt(BigInt::from(i)),
+            Read::Number(n) => Value::Number(n),
+            Read::BigInt(b) => Value::BigInt(b),
+            Read::String(s) => Value::String(s.to_owned()),
+            Read::Date(ms) => Value::Date(ms),
+            Read::Bytes(b) => Value::Bytes(b.to_vec()),
+            Read::Error(e) => Value::Error(Box::new(e)),
+            Read::Handle(h) => Value::Handle(h),
+            Read::Array(_) | Read::Object(_) | Read::Map(_) | Read::Set(_) | Read::Unsupported(_) => {
+                unreachable!("containers are walked")
+            }
+        })
+    }
+
+    fn array(&mut self, items: Vec<Value>) -> Result<Value, ConvError> {
+        Ok(Value::Array(items))
+    }
+
+    fn set(&mut self, items: Vec<Value>) -> Result<Value, ConvError> {
+        Ok(Value::Set(items))
+    }
+
+    fn key(&mut self, k: &str) -> Result<String, ConvError> {
+        Ok(k.to_owned())
+    }
+
+    fn begin_object(&mut self, len: usize) -> Self::Obj {
+        Vec::with_capacity(len)
+    }
+
+    fn property(&mut self, obj: &mut Self::Obj, k: String, v: Value) {
+        obj.push((k, v));
+    }
+
+    fn end_object(&mut self, obj: Self::Obj) -> Value {
+        Value::Object(obj)
+    }
+
+    fn begin_map(&mut self, len: usize) -> Self::Map {
+        Vec::with_capacity(len)
+    }
+
+    fn entry(&mut self, map: &mut Self::Map, k: Value, v: Value) {
+        map.push((k, v));
+    }
+
+    fn end_map(&mut self, map: Self::Map) -> Value {
+        Value::Map(map)
+    }
+}

@@ -1,0 +1,458 @@
+//! Moving values (issue 12): the serializer fast path gives exactly what
+//! the property-by-property walk gives, for generated JS values; hostile
+//! values stay bounded; sinks and sources see what they should.
+
+use std::time::Duration;
+
+use polyracer::transfer::{Arg, Halt, HostRef, JsStr, Key, Read, Sink, Source, ValueSink};
+use polyracer::{Context, ContextOptions, Error, EvalOptions, Value};
+use proptest::prelude::*;
+
+use super::ctx;
+
+/// A JS expression for a value, generated.
+fn js_value() -> impl Strategy<Value = String> {
+    let leaf = prop_oneof![
+        Just("undefined".to_string()),
+        Just("null".to_string()),
+        Just("true".to_string()),
+        Just("false".to_string()),
+        Just("-0".to_string()),
+        Just("NaN".to_string()),
+        Just("Infinity".to_string()),
+        Just("2 ** 31".to_string()),
+        Just("2 ** 53 + 2".to_string()),
+        Just("-(2 ** 31) - 1".to_string()),
+        Just("1e300".to_string()),
+        Just("0.1".to_string()),
+        any::<i32>().prop_map(|i| i.to_string()),
+        any::<i64>().prop_map(|i| format!("{i}n")),
+        Just("-(2n ** 100n)".to_string()),
+        Just("''".to_string()),
+        Just("'plain'".to_string()),
+        Just("'caf\\u00e9'".to_string()),
+        Just("'\\u{1F30D} two-byte'".to_string()),
+        Just("'lone \\uD800 surrogate'".to_string()),
+        Just("'\\uFEFF starts with a BOM'".to_string()),
+        Just("new Date(1600000000123)".to_string()),
+        Just("new Number(4.5)".to_string()),
+        Just("new String('boxed')".to_string()),
+        Just("new Boolean(false)".to_string()),
+        Just("Object(7n)".to_string()),
+        Just("new Uint8Array([1, 2, 3]).subarray(1)".to_string()),
+        Just("new Float64Array([1.5, -2])".to_string()),
+        Just("new DataView(new Uint8Array([5, 6, 7]).buffer, 1)".to_string()),
+        Just("new Uint8Array(200).fill(9).buffer".to_string()),
+        Just("new ArrayBuffer(4, { maxByteLength: 16 })".to_string()),
+        "[a-z]{1,8}".prop_map(|s| format!("'{s}'")),
+    ];
+    leaf.prop_recursive(4, 48, 6, |inner| {
+        let key = prop_oneof![
+            "[a-z]{1,6}".prop_map(|s| format!("'{s}'")),
+            Just("'0'".to_string()),
+            Just("'7'".to_string()),
+            Just("'01'".to_string()),
+            Just("'-1'".to_string()),
+            Just("'1.5'".to_string()),
+            Just("'4294967295'".to_string()),
+            Just("'caf\\u00e9'".to_string()),
+            Just("'\\u{1F30D}'".to_string()),
+        ];
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..6).prop_map(|v| format!("[{}]", v.join(", "))),
+            // Holey: a hole in the middle.
+            prop::collection::vec(inner.clone(), 1..4).prop_map(|v| format!("[{}, , {}]", v.join(", "), v[0])),
+            // Holey by construction (serialized sparsely by V8).
+            prop::collection::vec(inner.clone(), 1..4).prop_map(|v| {
+                format!("(() => {{ const a = new Array({}); {} return a; }})()", v.len() + 2, {
+                    v.iter().enumerate().map(|(i, x)| format!("a[{i}] = {x};")).collect::<String>()
+                })
+            }),
+            // An array with a named property (not part of the copy).
+            inner.clone().prop_map(|x| format!("Object.assign([{x}], {{ extra: 1 }})")),
+            prop::collection::vec((key, inner.clone()), 0..6).prop_map(|kv| {
+                format!("({{{}}})", kv.iter().map(|(k, v)| format!("[{k}]: {v}")).collect::<Vec<_>>().join(", "))
+            }),
+            prop::collection::vec((inner.clone(), inner.clone()), 0..4).prop_map(|kv| {
+                format!("new Map([{}])", kv.iter().map(|(k, v)| format!("[{k}, {v}]")).collect::<Vec<_>>().join(", "))
+            }),
+            prop::collection::vec(inner.clone(), 0..4).prop_map(|v| format!("new Set([{}])", v.join(", "))),
+            // A class instance: its own properties only.
+            inner.clone().prop_map(|x| format!("new (class {{ constructor() {{ this.v = {x}; }} m() {{}} }})()")),
+            // A getter (run once per copy) and a non-enumerable property.
+            inner.prop_map(|x| {
+                format!("Object.defineProperty({{ get g() {{ return {x}; }} }}, 'hidden', {{ value: 1 }})")
+            }),
+        ]
+    })
+}
+
+/// `Value` equality that also tells `-0` from `0` and NaN from NaN.
+fn same(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => x.to_bits() == y.to_bits() || (x.is_nan() && y.is_nan()),
+        (Value::Array(x), Value::Array(y)) | (Value::Set(x), Value::Set(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same(a, b))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|((ka, a), (kb, b))| ka == kb && same(a, b))
+        }
+        (Value::Map(x), Value::Map(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|((ka, a), (kb, b))| same(ka, kb) && same(a, b))
+        }
+        _ => a == b,
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    /// The fast path (V8's serializer, decoded) and the walk (forced: a
+    /// function beside the value makes the serializer refuse it) agree.
+    #[test]
+    fn fast_path_equals_the_walk(src in js_value()) {
+        let c = ctx();
+        let fast = c.eval(&format!("[{src}]"));
+        let walked = c.eval(&format!("({{ v: [{src}], f() {{}} }})")).map(|o| o.get("v").cloned().unwrap_or_default());
+        match (fast, walked) {
+            (Ok(f), Ok(w)) => prop_assert!(same(&f, &w), "{src}\nfast:   {f:?}\nwalked: {w:?}"),
+            (Err(f), Err(w)) => prop_assert_eq!(f.to_string(), w.to_string()),
+            (f, w) => prop_assert!(false, "{src}\nfast: {f:?}\nwalked: {w:?}"),
+        }
+    }
+}
+
+#[test]
+fn values_the_fast_path_leaves_to_the_walk_keep_their_rules() {
+    let c = ctx();
+    // Shared (not cyclic) objects are copied twice; cycles name their path.
+    let v = c.eval("const s = { n: 1 }; [s, s]").unwrap();
+    assert_eq!(v, Value::Array(vec![super::obj(&[("n", 1.into())]), super::obj(&[("n", 1.into())])]));
+    match c.eval("const o = { a: { b: [0] } }; o.a.b[0] = o; o") {
+        Err(Error::Conversion(m)) => assert_eq!(m, "cyclic reference at $.a.b[0]"),
+        other => panic!("{other:?}"),
+    }
+    // An Invalid Date deep inside names its path.
+    match c.eval("({ list: [1, { when: new Date(NaN) }] })") {
+        Err(Error::Conversion(m)) => assert_eq!(m, "invalid Date (its time value is NaN) at $.list[1].when"),
+        other => panic!("{other:?}"),
+    }
+    // Errors, functions and symbols inside data.
+    let v = c.eval("({ e: new RangeError('r'), f() {}, s: Symbol('x') })").unwrap();
+    assert!(matches!(v.get("e"), Some(Value::Error(e)) if e.name == "RangeError" && e.message == "r"));
+    assert!(matches!(v.get("f"), Some(Value::Handle(_))));
+    assert!(matches!(v.get("s"), Some(Value::Handle(_))));
+    // Nesting past the limit is an error, not a crash, either way.
+    for src in [
+        "let d1 = []; for (let i = 0; i < 5000; i++) d1 = [d1]; d1",
+        "let d2 = {}; for (let i = 0; i < 5000; i++) d2 = { d: d2 }; d2",
+    ] {
+        // (Or the test thread's stack ends first.)
+        let r = c.eval(src);
+        assert!(
+            matches!(&r, Err(Error::Conversion(m)) if m.contains("nesting deeper than 2000") || m.contains("nested too deeply")),
+            "{src}: {r:?}"
+        );
+    }
+}
+
+#[test]
+fn a_getter_runs_once_per_copy_of_plain_data() {
+    let c = ctx();
+    c.eval("globalThis.n = 0; globalThis.o = { get g() { return ++n; }, list: [1, 2] }; 0").unwrap();
+    assert_eq!(c.eval("o").unwrap().get("g"), Some(&Value::Integer(1)));
+    assert_eq!(c.eval("n").unwrap(), Value::Integer(1));
+}
+
+#[test]
+fn huge_sparse_arrays_are_bounded_by_the_timeout() {
+    // `new Array(2 ** 32 - 1)` is a few bytes in V8 but four billion
+    // elements to copy: the copy stops at the call's timeout.
+    let c = ctx();
+    let opts = EvalOptions { timeout: Some(Duration::from_millis(300)), ..Default::default() };
+    let started = std::time::Instant::now();
+    let r = c.eval_with("new Array(2 ** 32 - 1)", opts);
+    assert!(matches!(r, Err(Error::Timeout)), "{r:?}");
+    assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
+    assert_eq!(c.eval("1 + 1").unwrap(), Value::Integer(2));
+}
+
+/// A sink that records events as text: what a binding's builder receives.
+#[derive(Default)]
+struct Trace(Vec<String>, usize);
+
+impl Sink for Trace {
+    fn undefined(&mut self) -> Result<(), Halt> {
+        self.0.push("undefined".into());
+        Ok(())
+    }
+    fn null(&mut self) -> Result<(), Halt> {
+        self.0.push("null".into());
+        Ok(())
+    }
+    fn bool(&mut self, b: bool) -> Result<(), Halt> {
+        self.0.push(format!("{b}"));
+        Ok(())
+    }
+    fn integer(&mut self, i: i64) -> Result<(), Halt> {
+        self.0.push(format!("int {i}"));
+        Ok(())
+    }
+    fn number(&mut self, n: f64) -> Result<(), Halt> {
+        self.0.push(format!("num {n}"));
+        Ok(())
+    }
+    fn bigint(&mut self, b: polyracer::BigInt) -> Result<(), Halt> {
+        self.0.push(format!("bigint {b}"));
+        Ok(())
+    }
+    fn string(&mut self, s: JsStr<'_>) -> Result<(), Halt> {
+        let kind = if matches!(s, JsStr::Latin1(_)) { "latin1" } else { "utf16" };
+        self.0.push(format!("{kind} {}", s.to_str()));
+        Ok(())
+    }
+    fn date(&mut self, ms: f64) -> Result<(), Halt> {
+        self.0.push(format!("date {ms}"));
+        Ok(())
+    }
+    fn bytes(&mut self, b: &[u8]) -> Result<(), Halt> {
+        self.0.push(format!("bytes {b:?}"));
+        Ok(())
+    }
+    fn error(&mut self, e: polyracer::ErrorValue) -> Result<(), Halt> {
+        self.0.push(format!("error {}", e.name));
+        Ok(())
+    }
+    fn handle(&mut self, h: polyracer::JsHandle) -> Result<(), Halt> {
+        self.0.push(format!("handle {}", h.kind().name()));
+        Ok(())
+    }
+    fn begin_array(&mut self, len: usize) -> Result<(), Halt> {
+        self.0.push(format!("array {len}"));
+        Ok(())
+    }
+    fn begin_object(&mut self, len: usize) -> Result<(), Halt> {
+        self.0.push(format!("object {len}"));
+        Ok(())
+    }
+    fn key(&mut self, key: Key<'_>) -> Result<(), Halt> {
+        self.0.push(format!("key {} #{}", key.text.to_str(), key.id));
+        Ok(())
+    }
+    fn begin_map(&mut self, len: usize) -> Result<(), Halt> {
+        self.0.push(format!("map {len}"));
+        Ok(())
+    }
+    fn begin_set(&mut self, len: usize) -> Result<(), Halt> {
+        self.0.push(format!("set {len}"));
+        Ok(())
+    }
+    fn end(&mut self) -> Result<(), Halt> {
+        self.0.push("end".into());
+        Ok(())
+    }
+    fn enter(&mut self, walk: &mut dyn FnMut(&mut dyn Sink)) {
+        self.1 += 1;
+        walk(self)
+    }
+}
+
+#[test]
+fn sinks_get_exact_lengths_interned_key_ids_and_enter_only_when_needed() {
+    let c = ctx();
+    for forced_walk in [false, true] {
+        let mut t = Trace::default();
+        let src = if forced_walk {
+            "({ v: [{ id: 1, name: 'a' }, { id: 2, name: 'caf\\u00e9' }], f() {} }).v"
+        } else {
+            "[{ id: 1, name: 'a' }, { id: 2, name: 'caf\\u00e9' }]"
+        };
+        c.eval_into(src, EvalOptions::default(), &mut t).unwrap();
+        assert_eq!(t.1, 1, "one enter around the walk");
+        assert_eq!(
+            t.0,
+            [
+                "array 2",
+                "object 2",
+                "key id #0",
+                "int 1",
+                "key name #1",
+                "latin1 a",
+                "end",
+                "object 2",
+                "key id #0",
+                "int 2",
+                "key name #1",
+                "latin1 café",
+                "end",
+                "end"
+            ],
+            "forced walk: {forced_walk}"
+        );
+    }
+    // A scalar root needs no host lock.
+    let mut t = Trace::default();
+    c.eval_into("40 + 2", EvalOptions::default(), &mut t).unwrap();
+    assert_eq!((t.0.as_slice(), t.1), (&["int 42".to_string()][..], 0));
+    // Two-byte strings arrive as UTF-16.
+    let mut t = Trace::default();
+    c.eval_into("'\\u{1F30D}'", EvalOptions::default(), &mut t).unwrap();
+    assert_eq!(t.0, ["utf16 🌍"]);
+}
+
+#[test]
+fn a_halting_sink_fails_the_call_and_the_context_goes_on() {
+    struct Stops;
+    impl Sink for Stops {
+        fn undefined(&mut self) -> Result<(), Halt> {
+            Err(Halt)
+        }
+        fn null(&mut self) -> Result<(), Halt> {
+            Err(Halt)
+        }
+        fn bool(&mut self, _: bool) -> Result<(), Halt> {
+            Err(Halt)
+        }
+        fn integer(&mut self, _: i64) -> Result<(), Halt> {
+            Err(Halt)
+        }
+        fn number(&mut self, _: f64) -> Result<(), Halt> {
+            Err(Halt)
+        }
+        fn bigint(&mut self, _: polyracer::BigInt) -> Result<(), Halt> {
+            Err(Halt)
+        }
+        fn string(&mut self, _: JsStr<'_>) -> Result<(), Halt> {
+            Err(Halt)
+        }
+        fn date(&mut self, _: f64) -> Result<(), Halt> {
+            Err(Halt)
+        }
+        fn bytes(&mut self, _: &[u8]) -> Result<(), Halt> {
+            Err(Halt)
+        }
+        fn error(&mut self, _: polyracer::ErrorValue) -> Result<(), Halt> {
+            Err(Halt)
+        }
+        fn handle(&mut self, _: polyracer::JsHandle) -> Result<(), Halt> {
+            Err(Halt)
+        }
+        fn begin_array(&mut self, _: usize) -> Result<(), Halt> {
+            Ok(())
+        }
+        fn begin_object(&mut self, _: usize) -> Result<(), Halt> {
+            Ok(())
+        }
+        fn key(&mut self, _: Key<'_>) -> Result<(), Halt> {
+            Ok(())
+        }
+        fn begin_map(&mut self, _: usize) -> Result<(), Halt> {
+            Ok(())
+        }
+        fn begin_set(&mut self, _: usize) -> Result<(), Halt> {
+            Ok(())
+        }
+        fn end(&mut self) -> Result<(), Halt> {
+            Ok(())
+        }
+        fn enter(&mut self, walk: &mut dyn FnMut(&mut dyn Sink)) {
+            walk(self)
+        }
+    }
+    let c = ctx();
+    for src in ["[1, 2]", "({ a: [1], f() {} })", "7"] {
+        assert!(matches!(c.eval_into(src, EvalOptions::default(), &mut Stops), Err(Error::Conversion(_))), "{src}");
+    }
+    assert_eq!(c.eval("1 + 1").unwrap(), Value::Integer(2));
+}
+
+/// A source over a tiny host model: `[u32; 2]` pairs name kinds and
+/// children by index, as a binding's source names its host objects.
+struct Host {
+    nodes: Vec<Node>,
+    entered: usize,
+}
+
+enum Node {
+    Num(f64),
+    Str(&'static str),
+    List(Vec<usize>),
+    Obj(Vec<(usize, usize)>),
+    Socket,
+}
+
+impl Source for Host {
+    fn read(&mut self, v: HostRef) -> Result<Read<'_>, Halt> {
+        Ok(match &self.nodes[v.0] {
+            Node::Num(n) => Read::Number(*n),
+            Node::Str(s) => Read::String(s),
+            Node::List(items) => Read::Array(items.len()),
+            Node::Obj(props) => Read::Object(props.len()),
+            Node::Socket => Read::Unsupported("cannot convert a socket to JavaScript".into()),
+        })
+    }
+    fn items(&mut self, v: HostRef, out: &mut Vec<HostRef>) -> Result<(), Halt> {
+        match &self.nodes[v.0] {
+            Node::List(items) => out.extend(items.iter().map(|&i| HostRef(i))),
+            _ => return Err(Halt),
+        }
+        Ok(())
+    }
+    fn entries(&mut self, v: HostRef, out: &mut Vec<(HostRef, HostRef)>) -> Result<(), Halt> {
+        match &self.nodes[v.0] {
+            Node::Obj(props) => out.extend(props.iter().map(|&(k, x)| (HostRef(k), HostRef(x)))),
+            _ => return Err(Halt),
+        }
+        Ok(())
+    }
+    fn enter(&mut self, walk: &mut dyn FnMut(&mut dyn Source)) {
+        self.entered += 1;
+        walk(self)
+    }
+}
+
+#[test]
+fn sources_are_read_once_with_paths_in_errors_and_cycles_found() {
+    let c = ctx();
+    // 0: { k: [1.5, "s"] }, with 3: a list that contains itself.
+    let mut host = Host {
+        nodes: vec![
+            Node::Obj(vec![(1, 2)]),
+            Node::Str("k"),
+            Node::List(vec![4, 5]),
+            Node::List(vec![6, 3]),
+            Node::Num(1.5),
+            Node::Str("s"),
+            Node::Socket,
+        ],
+        entered: 0,
+    };
+    let mut out = ValueSink::new();
+    let args = [Arg::Host(HostRef(0)), Arg::Value(Value::Integer(2))];
+    c.call_into("(o, n) => [o.k[0] * n, o.k[1]]", &mut host, &args, EvalOptions::default(), &mut out).unwrap();
+    assert_eq!(out.finish(), Value::Array(vec![3.into(), "s".into()]));
+    assert_eq!(host.entered, 1, "one enter for all arguments");
+    let mut out = ValueSink::new();
+    let r = c.call_into("(x) => x", &mut host, &[Arg::Host(HostRef(3))], EvalOptions::default(), &mut out);
+    assert!(
+        matches!(&r, Err(Error::Conversion(m)) if m == "cannot convert a socket to JavaScript at $[0][0]"),
+        "{r:?}"
+    );
+    host.nodes[3] = Node::List(vec![3]);
+    let r = c.call_into("(x) => x", &mut host, &[Arg::Host(HostRef(3))], EvalOptions::default(), &mut out);
+    assert!(matches!(&r, Err(Error::Conversion(m)) if m == "cyclic reference at $[0][0]"), "{r:?}");
+    // collect: the same rules into a Value.
+    assert_eq!(polyracer::transfer::collect(&mut host, HostRef(0)).unwrap(), {
+        super::obj(&[("k", Value::Array(vec![1.5.into(), "s".into()]))])
+    });
+}
+
+#[test]
+fn bytes_cross_once_each_way_within_the_memory_limit() {
+    let c = Context::new(ContextOptions { memory_limit: Some(64 << 20), ..Default::default() }).unwrap();
+    let big = Value::Bytes(vec![7; 8 << 20]);
+    assert_eq!(c.call("(b) => b.length", std::slice::from_ref(&big)).unwrap(), Value::Integer(8 << 20));
+    assert_eq!(c.call("(b) => b", std::slice::from_ref(&big)).unwrap(), big);
+    let too_big = Value::Bytes(vec![1; 80 << 20]);
+    assert!(matches!(c.call("(b) => 0", &[too_big]), Err(Error::Conversion(m)) if m.contains("memory limit")));
+}
