@@ -4,6 +4,7 @@
 
 const util = require('node:util')
 const native = require('../index.js')
+const transfer = require('./transfer.js')
 
 const BRAND = Symbol('polyracer.error')
 
@@ -196,17 +197,8 @@ native.init({
     )
   },
   isProxy: util.types.isProxy,
-  Map,
-  Set,
-  mapEntries(m) {
-    const out = []
-    for (const [k, v] of Map.prototype.entries.call(m)) out.push(k, v)
-    return out
-  },
-  setValues(s) {
-    return Array.from(Set.prototype.values.call(s))
-  },
-  ObjectPrototype: Object.prototype,
+  decode: transfer.decode,
+  encode: transfer.encode,
 })
 
 // ------------------------------------------------------------ Context

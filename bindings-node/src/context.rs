@@ -14,6 +14,7 @@ use crate::options::{eval_options, EvalOptions};
 use crate::raw::{JsVal, Val};
 use crate::script::{CompileOptions, NativeScript, NativeSnapshot};
 use crate::state::CtxState;
+use crate::tape;
 use crate::{convert, envdata, fast, raw, state};
 
 pub(crate) enum Target {
@@ -99,7 +100,7 @@ impl NativeContext {
     ) -> Result<JsVal> {
         let d = envdata::current()?;
         let t = target(&d, target_v.0)?;
-        let argv = convert::args_from_node(&d, args.0)?;
+        let argv = tape::values_from_array(&d, args.0)?;
         let o = eval_options(&d, options, true)?;
         self.state
             .run_async(&d, cancel_id, move |ctx| match &t {
@@ -112,7 +113,7 @@ impl NativeContext {
     #[napi(ts_args_type = "name: string, value: unknown")]
     pub fn set_global(&self, name: String, value: JsVal) -> Result<()> {
         let d = envdata::current()?;
-        let v = convert::from_node(&d, value.0)?;
+        let v = tape::from_node(&d, value.0)?;
         let r = self.state.run_sync(&d, move |ctx| ctx.set_global(&name, v))?;
         unit_out(&d, &self.state, r)
     }

@@ -13,18 +13,8 @@ use napi::sys;
 use crate::raw::{self, napi_call, Env, Val};
 
 /// Helpers `lib/index.js` passes to `init`, in this order.
-pub const HELPER_NAMES: &[&str] = &[
-    "makeError",
-    "makeHandle",
-    "makeErrorValue",
-    "settle",
-    "isProxy",
-    "Map",
-    "Set",
-    "mapEntries",
-    "setValues",
-    "ObjectPrototype",
-];
+pub const HELPER_NAMES: &[&str] =
+    &["makeError", "makeHandle", "makeErrorValue", "settle", "isProxy", "decode", "encode"];
 
 #[derive(Clone, Copy)]
 pub enum H {
@@ -33,11 +23,8 @@ pub enum H {
     MakeErrorValue,
     Settle,
     IsProxy,
-    Map,
-    Set,
-    MapEntries,
-    SetValues,
-    ObjectPrototype,
+    Decode,
+    Encode,
 }
 
 /// Shared with the threads that post to this environment's main thread.

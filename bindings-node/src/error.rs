@@ -8,6 +8,7 @@ use crate::convert;
 use crate::envdata::{make_kind, EnvData, SendRef};
 use crate::raw::{self, JsVal, Val};
 use crate::state::{CtxState, NodeCause};
+use crate::tape;
 use napi::sys;
 use polyracer as pr;
 
@@ -56,7 +57,7 @@ pub(crate) fn host_error_from(data: &EnvData, exc: Val) -> pr::HostError {
             if raw::is_exception_pending(env) {
                 let _ = raw::take_exception(env);
             }
-            match convert::from_node(data, exc) {
+            match tape::from_node(data, exc) {
                 Ok(v) => NodeCause::Value(v),
                 Err(_) => {
                     if raw::is_exception_pending(env) {
@@ -123,14 +124,14 @@ pub(crate) fn make_pr_error(data: &EnvData, state: Option<&Arc<CtxState>>, e: pr
             }
         }
         Some(NodeCause::Value(v)) => {
-            let v = convert::to_node(data, v.clone(), state)?;
+            let v = tape::to_node(data, v.clone(), state)?;
             raw::set_named(env, d, c"cause", v)?;
         }
         None => {}
     }
     // The thrown value (handles in it need the context, which errors from
     // snapshots do not have: those become undefined).
-    let value = convert::to_node(data, (*ex.value).clone(), state)?;
+    let value = tape::to_node(data, (*ex.value).clone(), state)?;
     raw::set_named(env, d, c"value", value)?;
     make_kind(data, kind, &e.to_string(), Some(d))
 }
@@ -150,7 +151,7 @@ pub(crate) fn millis(data: &EnvData, t: Option<f64>) -> napi::Result<Option<Dura
 
 pub(crate) fn value_out(data: &EnvData, state: &Arc<CtxState>, r: pr::Result<pr::Value>) -> napi::Result<JsVal> {
     match r {
-        Ok(v) => convert::to_node(data, v, Some(state)).map(JsVal),
+        Ok(v) => tape::to_node(data, v, Some(state)).map(JsVal),
         Err(e) => Err(throw_pr(data, Some(state), e)),
     }
 }

@@ -19,6 +19,7 @@ use crate::envdata::{self, EnvData};
 use crate::error::{millis, throw_pr};
 use crate::raw::{self, napi_call, Env, Val};
 use crate::state::{CtxState, HandleWrap};
+use crate::tape;
 
 thread_local! {
     /// Reused for sources, so a call allocates nothing for its code.
@@ -26,7 +27,7 @@ thread_local! {
 }
 
 /// Reads a JS string into the reusable buffer and runs `f` on it.
-fn with_source<R>(env: Env, v: Val, f: impl FnOnce(&str) -> napi::Result<R>) -> napi::Result<R> {
+fn with_code<R>(env: Env, v: Val, f: impl FnOnce(&str) -> napi::Result<R>) -> napi::Result<R> {
     let mut buf = SOURCE_BUF.with(|b| std::mem::take(&mut *b.borrow_mut()));
     if buf.capacity() < 256 {
         buf = Vec::with_capacity(256);
@@ -77,10 +78,31 @@ fn eval_options(data: &EnvData, v: Option<Val>, await_promise: bool) -> napi::Re
     Ok(o)
 }
 
-fn out(data: &EnvData, state: &Arc<CtxState>, r: pr::Result<pr::Value>) -> napi::Result<Val> {
-    match r {
-        Ok(v) => convert::to_node(data, v, Some(state)),
-        Err(e) => Err(throw_pr(data, Some(state), e)),
+/// The result a call built through `sink`: an N-API error the sink or the
+/// arguments' source kept is thrown rather than core's report of it.
+fn built(
+    data: &EnvData,
+    state: &Arc<CtxState>,
+    r: pr::Result<()>,
+    sink: tape::NodeSink,
+    source: Option<&mut tape::NodeSource>,
+) -> napi::Result<Val> {
+    let mut sink = sink;
+    if let Err(e) = r {
+        if let Some(ne) = source.and_then(|s| s.take_error()).or_else(|| sink.take_error()) {
+            return Err(ne);
+        }
+        return Err(throw_pr(data, Some(state), e));
+    }
+    sink.finish()
+}
+
+/// Calls `f` with the arguments' source (a placeholder when every argument
+/// is a primitive read already).
+fn with_source<R>(source: &mut Option<tape::NodeSource>, f: impl FnOnce(&mut dyn pr::transfer::Source) -> R) -> R {
+    match source {
+        Some(s) => f(s),
+        None => f(&mut pr::transfer::ValueSource::new()),
     }
 }
 
@@ -101,8 +123,9 @@ unsafe extern "C" fn eval_sync(env: Env, info: sys::napi_callback_info) -> Val {
         }
         let o = eval_options(&data, a.argv.get(1).copied(), false)?;
         state.check(&data)?;
-        let r = with_source(env, code, |src| Ok(state.ctx.eval_with(src, o)))?;
-        out(&data, &state, r)
+        let mut sink = tape::NodeSink::new(&data, Some(&state));
+        let r = with_code(env, code, |src| Ok(state.ctx.eval_into(src, o, &mut sink)))?;
+        built(&data, &state, r, sink, None)
     })
 }
 
@@ -114,14 +137,14 @@ unsafe extern "C" fn call_sync(env: Env, info: sys::napi_callback_info) -> Val {
         let Some((&target, rest)) = a.argv.split_first() else {
             return Err(throw_kind(&data, "InvalidArgument", "callSync needs a target"));
         };
-        let mut args = Vec::with_capacity(rest.len());
-        for (i, v) in rest.iter().enumerate() {
-            args.push(convert::from_node_arg(&data, *v, i as u32)?);
-        }
+        let (args, mut source) = tape::args(&data, rest)?;
         let o = pr::EvalOptions::default();
+        let mut sink = tape::NodeSink::new(&data, Some(&state));
         let r = if raw::type_of(env, target)? == sys::ValueType::napi_string {
             state.check(&data)?;
-            with_source(env, target, |t| Ok(state.ctx.call_with(t, &args, o)))?
+            with_code(env, target, |t| {
+                Ok(with_source(&mut source, |s| state.ctx.call_into(t, s, &args, o, &mut sink)))
+            })?
         } else {
             let h = match convert::handle_of(env, target)? {
                 Some(w) if w.h.kind() == pr::HandleKind::Function => w.h.clone(),
@@ -133,9 +156,10 @@ unsafe extern "C" fn call_sync(env: Env, info: sys::napi_callback_info) -> Val {
                     ))
                 }
             };
-            state.run_sync(&data, move |ctx| ctx.call_with(&h, &args, o))?
+            state.check(&data)?;
+            with_source(&mut source, |s| state.ctx.call_into(&h, s, &args, o, &mut sink))
         };
-        out(&data, &state, r)
+        built(&data, &state, r, sink, source.as_mut())
     })
 }
 
@@ -172,12 +196,10 @@ pub unsafe extern "C" fn call_handle(env: Env, info: sys::napi_callback_info) ->
         let data = envdata::current()?;
         // SAFETY: the wrap that owns it is freed only once the function is garbage.
         let w = unsafe { &*(a.data as *const HandleWrap) };
-        let mut args = Vec::with_capacity(a.argv.len());
-        for (i, v) in a.argv.iter().enumerate() {
-            args.push(convert::from_node_arg(&data, *v, i as u32)?);
-        }
+        let (args, mut source) = tape::args(&data, &a.argv)?;
         w.state.check(&data)?;
-        let r = w.h.call(&args);
-        out(&data, &w.state, r)
+        let mut sink = tape::NodeSink::new(&data, Some(&w.state));
+        let r = with_source(&mut source, |s| w.h.call_into(s, &args, None, &mut sink));
+        built(&data, &w.state, r, sink, source.as_mut())
     })
 }

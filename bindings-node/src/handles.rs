@@ -8,7 +8,7 @@ use crate::envdata::throw_kind;
 use crate::error::{millis, throw_pr};
 use crate::error::{unit_out, value_out};
 use crate::raw::JsVal;
-use crate::{convert, envdata, state};
+use crate::{convert, envdata, state, tape};
 
 pub(crate) fn wrap_of(env: Env, h: &JsVal) -> Result<&'static state::HandleWrap> {
     match convert::handle_of(env.raw(), h.0)? {
@@ -24,7 +24,7 @@ pub(crate) fn wrap_of(env: Env, h: &JsVal) -> Result<&'static state::HandleWrap>
 pub fn handle_call_async(env: Env, handle: JsVal, args: JsVal) -> Result<JsVal> {
     let w = wrap_of(env, &handle)?;
     let d = envdata::current()?;
-    let argv = convert::args_from_node(&d, args.0)?;
+    let argv = tape::values_from_array(&d, args.0)?;
     let h = w.h.clone();
     w.state.run_async(&d, None, move |ctx| ctx.call_async(&h, &argv, pr::EvalOptions::default())).map(JsVal)
 }
@@ -33,7 +33,7 @@ pub fn handle_call_async(env: Env, handle: JsVal, args: JsVal) -> Result<JsVal> 
 pub fn handle_get(env: Env, handle: JsVal, key: JsVal) -> Result<JsVal> {
     let w = wrap_of(env, &handle)?;
     let d = envdata::current()?;
-    let k = convert::from_node(&d, key.0)?;
+    let k = tape::from_node(&d, key.0)?;
     let h = w.h.clone();
     let r = w.state.run_sync(&d, move |_| h.get(k))?;
     value_out(&d, &w.state, r)
@@ -43,8 +43,8 @@ pub fn handle_get(env: Env, handle: JsVal, key: JsVal) -> Result<JsVal> {
 pub fn handle_set(env: Env, handle: JsVal, key: JsVal, value: JsVal) -> Result<()> {
     let w = wrap_of(env, &handle)?;
     let d = envdata::current()?;
-    let k = convert::from_node(&d, key.0)?;
-    let v = convert::from_node(&d, value.0)?;
+    let k = tape::from_node(&d, key.0)?;
+    let v = tape::from_node(&d, value.0)?;
     let h = w.h.clone();
     let r = w.state.run_sync(&d, move |_| h.set(k, v))?;
     unit_out(&d, &w.state, r)
@@ -54,7 +54,7 @@ pub fn handle_set(env: Env, handle: JsVal, key: JsVal, value: JsVal) -> Result<(
 pub fn handle_delete(env: Env, handle: JsVal, key: JsVal) -> Result<bool> {
     let w = wrap_of(env, &handle)?;
     let d = envdata::current()?;
-    let k = convert::from_node(&d, key.0)?;
+    let k = tape::from_node(&d, key.0)?;
     let h = w.h.clone();
     let r = w.state.run_sync(&d, move |_| h.delete(k))?;
     r.map_err(|e| throw_pr(&d, Some(&w.state), e))

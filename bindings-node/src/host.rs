@@ -13,11 +13,11 @@
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, Weak};
 
-use crate::convert;
 use crate::envdata::{self, make_kind, throw_kind, EnvData, MainMsg, SendRef, H};
 use crate::error::{caught, gone, host_error_from, make_pr_error};
 use crate::raw::{self, napi_call, Env, JsVal, Val};
 use crate::state::*;
+use crate::tape;
 use napi::sys;
 use napi_derive::napi;
 use polyracer as pr;
@@ -98,7 +98,7 @@ impl HostFns {
         };
         let mut argv = Vec::with_capacity(args.len());
         for a in args {
-            match convert::to_node(data, a, Some(state)) {
+            match tape::to_node(data, a, Some(state)) {
                 Ok(v) => argv.push(v),
                 Err(e) => return Err(caught(data, e)),
             }
@@ -126,7 +126,7 @@ impl HostFns {
                     )
                     .with_name("TypeError"));
                 }
-                convert::from_node(data, v).map_err(|e| caught(data, e))
+                tape::from_node(data, v).map_err(|e| caught(data, e))
             }
         }
     }
@@ -250,7 +250,7 @@ pub(crate) fn complete(env: Env, c: Completion) -> napi::Result<()> {
     let deferred = deferred as sys::napi_deferred;
     let r = (|| -> napi::Result<()> {
         match c.result {
-            Ok(v) => match convert::to_node(&data, v, Some(&c.state)) {
+            Ok(v) => match tape::to_node(&data, v, Some(&c.state)) {
                 Ok(out) => napi_call!(napi_resolve_deferred(env, deferred, out)),
                 Err(e) => {
                     let exc = if raw::is_exception_pending(env) {
@@ -291,7 +291,7 @@ impl NativeCompleter {
     pub fn resolve(&self, env: napi::Env, value: JsVal) -> napi::Result<()> {
         let d = envdata::current()?;
         let Some(c) = self.inner.lock().unwrap_or_else(|e| e.into_inner()).take() else { return Ok(()) };
-        match convert::from_node(&d, value.0) {
+        match tape::from_node(&d, value.0) {
             Ok(v) => c.resolve(v),
             Err(_) => {
                 let exc = raw::take_exception(env.raw())?;

@@ -18,6 +18,7 @@ pub mod options;
 mod raw;
 pub mod script;
 mod state;
+mod tape;
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;

@@ -122,12 +122,6 @@ pub fn array(env: Env, len: usize) -> napi::Result<Val> {
     Ok(v)
 }
 
-pub fn array_len(env: Env, v: Val) -> napi::Result<u32> {
-    let mut n = 0;
-    napi_call!(napi_get_array_length(env, v, &mut n))?;
-    Ok(n)
-}
-
 pub fn get_element(env: Env, v: Val, i: u32) -> napi::Result<Val> {
     let mut out = ptr::null_mut();
     napi_call!(napi_get_element(env, v, i, &mut out))?;
@@ -148,32 +142,10 @@ pub fn set_named(env: Env, obj: Val, name: &std::ffi::CStr, v: Val) -> napi::Res
     napi_call!(napi_set_named_property(env, obj, name.as_ptr(), v))
 }
 
-pub fn get_prop(env: Env, obj: Val, key: Val) -> napi::Result<Val> {
-    let mut out = ptr::null_mut();
-    napi_call!(napi_get_property(env, obj, key, &mut out))?;
-    Ok(out)
-}
-
-pub fn set_prop(env: Env, obj: Val, key: Val, v: Val) -> napi::Result<()> {
-    napi_call!(napi_set_property(env, obj, key, v))
-}
-
 pub fn is(env: Env, f: unsafe extern "C" fn(Env, Val, *mut bool) -> sys::napi_status, v: Val) -> napi::Result<bool> {
     let mut b = false;
     check(unsafe { f(env, v, &mut b) })?;
     Ok(b)
-}
-
-pub fn strict_equals(env: Env, a: Val, b: Val) -> napi::Result<bool> {
-    let mut r = false;
-    napi_call!(napi_strict_equals(env, a, b, &mut r))?;
-    Ok(r)
-}
-
-pub fn instance_of(env: Env, v: Val, ctor: Val) -> napi::Result<bool> {
-    let mut r = false;
-    napi_call!(napi_instanceof(env, v, ctor, &mut r))?;
-    Ok(r)
 }
 
 pub fn call(env: Env, this: Val, f: Val, args: &[Val]) -> napi::Result<Val> {
@@ -211,34 +183,6 @@ pub fn throw(env: Env, v: Val) -> napi::Error {
     pending()
 }
 
-/// A `Uint8Array` holding `bytes`; large buffers are handed over without a
-/// copy (an external `ArrayBuffer` that frees the `Vec`).
-pub fn uint8array(env: Env, bytes: Vec<u8>) -> napi::Result<Val> {
-    let len = bytes.len();
-    let mut ab = ptr::null_mut();
-    if len >= 4096 {
-        let mut boxed = Box::new(bytes);
-        let data = boxed.as_mut_ptr();
-        let hint = Box::into_raw(boxed);
-        unsafe extern "C" fn free_vec(_env: Env, _data: *mut c_void, hint: *mut c_void) {
-            drop(unsafe { Box::from_raw(hint as *mut Vec<u8>) });
-        }
-        let st = unsafe {
-            sys::napi_create_external_arraybuffer(env, data.cast(), len, Some(free_vec), hint.cast(), &mut ab)
-        };
-        if st != sys::Status::napi_ok {
-            // Runtimes that forbid external buffers: copy instead.
-            let bytes = *unsafe { Box::from_raw(hint) };
-            return copy_uint8array(env, &bytes);
-        }
-    } else {
-        return copy_uint8array(env, &bytes);
-    }
-    let mut out = ptr::null_mut();
-    napi_call!(napi_create_typedarray(env, sys::TypedarrayType::uint8_array, len, ab, 0, &mut out))?;
-    Ok(out)
-}
-
 pub fn copy_uint8array(env: Env, bytes: &[u8]) -> napi::Result<Val> {
     let mut data: *mut c_void = ptr::null_mut();
     let mut ab = ptr::null_mut();
@@ -258,8 +202,9 @@ pub fn buffer_copy(env: Env, bytes: &[u8]) -> napi::Result<Val> {
     Ok(out)
 }
 
-/// The bytes of an ArrayBuffer, typed array, DataView or Buffer, if `v` is one.
-pub fn bytes_of(env: Env, v: Val) -> napi::Result<Option<Vec<u8>>> {
+/// Where the bytes of an ArrayBuffer, typed array, DataView or Buffer are,
+/// if `v` is one (valid while `v` is alive and not detached or resized).
+pub fn bytes_ptr_of(env: Env, v: Val) -> napi::Result<Option<(*const u8, usize)>> {
     let (mut data, mut len): (*mut c_void, usize) = (ptr::null_mut(), 0);
     if is(env, sys::napi_is_typedarray, v)? {
         let (mut ty, mut n, mut ab, mut off) = (0, 0usize, ptr::null_mut(), 0usize);
@@ -274,9 +219,9 @@ pub fn bytes_of(env: Env, v: Val) -> napi::Result<Option<Vec<u8>>> {
         return Ok(None);
     }
     if len == 0 || data.is_null() {
-        return Ok(Some(Vec::new()));
+        return Ok(Some((ptr::null(), 0)));
     }
-    Ok(Some(unsafe { std::slice::from_raw_parts(data.cast::<u8>(), len) }.to_vec()))
+    Ok(Some((data as *const u8, len)))
 }
 
 fn element_size(ty: sys::napi_typedarray_type) -> usize {

@@ -5,7 +5,7 @@ use num_bigint::{BigInt, Sign};
 
 use crate::error::Error;
 use crate::handle::HandleKind;
-use crate::value::{ErrorValue, Value, MAX_SAFE_INTEGER};
+use crate::value::{ErrorValue, MAX_SAFE_INTEGER};
 
 /// Deepest nesting converted either way. Deeper structures give a
 /// conversion error naming the path instead of overflowing the stack.
@@ -74,11 +74,15 @@ pub(crate) fn obj_value_of<'s>(
     f.call(scope, obj.into(), &[])
 }
 
-pub(crate) fn number(n: f64) -> Value {
-    if n.fract() == 0.0 && n.abs() <= MAX_SAFE_INTEGER as f64 && !(n == 0.0 && n.is_sign_negative()) {
-        Value::Integer(n as i64)
+/// `n` as an integer when it is one the host should see as an integer:
+/// integral, within ±(2^53 − 1), and not `-0`.
+#[inline]
+pub fn safe_integer(n: f64) -> Option<i64> {
+    let i = n as i64;
+    if i as f64 == n && i.unsigned_abs() <= MAX_SAFE_INTEGER as u64 && !(i == 0 && n.is_sign_negative()) {
+        Some(i)
     } else {
-        Value::Number(n)
+        None
     }
 }
 

@@ -36,7 +36,7 @@ mod value;
 
 pub use asynchronous::JsFuture;
 pub use context::{Completer, Context, ContextOptions, EvalOptions, HeapStats, Target, WeakContext};
-pub use convert::MAX_DEPTH;
+pub use convert::{safe_integer, MAX_DEPTH};
 pub use display::iso_date;
 pub use engine::{configure, is_initialized, options as engine_options, set_flags, v8_version, EngineOptions};
 pub use error::{Error, JsException, Result, StackFrame};

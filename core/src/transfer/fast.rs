@@ -23,8 +23,8 @@
 use v8::ValueSerializerHelper;
 
 use super::{Halt, JsStr, Key, Sink};
-use crate::convert::{number, MAX_DEPTH};
-use crate::value::{BigInt, Value};
+use crate::convert::{safe_integer, MAX_DEPTH};
+use crate::value::BigInt;
 
 mod tag {
     pub const VERSION: u8 = 0xFF;
@@ -270,13 +270,10 @@ impl<'b> Decoder<'b, '_> {
                 JsStr::Latin1(format_int(&mut digits, i))
             }
             tag::UINT32 => JsStr::Latin1(format_int(&mut digits, i64::from(self.u32()?))),
-            tag::DOUBLE => {
-                let n = self.double()?;
-                match number(n) {
-                    Value::Integer(i) if i >= 0 => JsStr::Latin1(format_int(&mut digits, i)),
-                    _ => return Err(Stop::Fallback),
-                }
-            }
+            tag::DOUBLE => match safe_integer(self.double()?) {
+                Some(i) if i >= 0 => JsStr::Latin1(format_int(&mut digits, i)),
+                _ => return Err(Stop::Fallback),
+            },
             _ => return Err(Stop::Fallback),
         };
         let id = match self.keys.as_mut() {
@@ -301,11 +298,13 @@ impl<'b> Decoder<'b, '_> {
                 sink.integer(((z >> 1) as i64) ^ -((z & 1) as i64))?
             }
             tag::UINT32 => sink.integer(i64::from(self.u32()?))?,
-            tag::DOUBLE | tag::NUMBER_OBJECT => match number(self.double()?) {
-                Value::Integer(i) => sink.integer(i)?,
-                Value::Number(n) => sink.number(n)?,
-                _ => unreachable!(),
-            },
+            tag::DOUBLE | tag::NUMBER_OBJECT => {
+                let n = self.double()?;
+                match safe_integer(n) {
+                    Some(i) => sink.integer(i)?,
+                    None => sink.number(n)?,
+                }
+            }
             tag::BIGINT | tag::BIGINT_OBJECT => {
                 let b = self.bigint()?;
                 sink.bigint(b)?
@@ -482,9 +481,9 @@ impl<'b> Decoder<'b, '_> {
                 u32::try_from(i).map(Some).map_err(|_| Stop::Fallback)
             }
             tag::UINT32 => Ok(Some(self.u32()?)),
-            tag::DOUBLE => match number(self.double()?) {
-                Value::Integer(i) => u32::try_from(i).map(Some).map_err(|_| Stop::Fallback),
-                _ => Err(Stop::Fallback),
+            tag::DOUBLE => match safe_integer(self.double()?) {
+                Some(i) => u32::try_from(i).map(Some).map_err(|_| Stop::Fallback),
+                None => Err(Stop::Fallback),
             },
             tag::ONE_BYTE_STRING | tag::TWO_BYTE_STRING => {
                 self.string(t)?;

@@ -3,7 +3,7 @@
 use rustc_hash::FxHashMap;
 
 use super::{Halt, JsStr, Key, Sink, ValueSink, ENTER_STRING_LEN};
-use crate::convert::{bigint_from_v8, error_value, key_seg, number, object_kind, ConvError, MAX_DEPTH};
+use crate::convert::{bigint_from_v8, error_value, key_seg, object_kind, safe_integer, ConvError, MAX_DEPTH};
 use crate::error::Result;
 use crate::handle::HandleKind;
 use crate::runtime::State;
@@ -194,10 +194,10 @@ impl<'a, 's> Walk<'a, 's> {
             return emit(sink.integer(v.int32_value(scope).unwrap_or(0) as i64));
         }
         if v.is_number() {
-            return emit(match number(v.number_value(scope).unwrap_or(f64::NAN)) {
-                Value::Integer(i) => sink.integer(i),
-                Value::Number(n) => sink.number(n),
-                _ => unreachable!(),
+            let n = v.number_value(scope).unwrap_or(f64::NAN);
+            return emit(match safe_integer(n) {
+                Some(i) => sink.integer(i),
+                None => sink.number(n),
             });
         }
         if v.is_object() {

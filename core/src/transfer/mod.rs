@@ -173,6 +173,9 @@ pub enum Read<'a> {
     Number(f64),
     BigInt(BigInt),
     String(&'a str),
+    /// A string as UTF-16 code units (as a JS host holds it); lone
+    /// surrogates reach JS as they are (a `Value` gets U+FFFD).
+    Utf16(&'a [u16]),
     /// Milliseconds since the Unix epoch.
     Date(f64),
     /// Copied once, into the context's memory (it counts towards the

@@ -21,6 +21,7 @@ pub(super) trait Target {
     fn array(&mut self, items: Vec<Self::Out>) -> Result<Self::Out, ConvError>;
     fn set(&mut self, items: Vec<Self::Out>) -> Result<Self::Out, ConvError>;
     fn key(&mut self, k: &str) -> Result<Self::Key, ConvError>;
+    fn key_utf16(&mut self, k: &[u16]) -> Result<Self::Key, ConvError>;
     fn begin_object(&mut self, len: usize) -> Self::Obj;
     fn property(&mut self, obj: &mut Self::Obj, k: Self::Key, v: Self::Out);
     fn end_object(&mut self, obj: Self::Obj) -> Self::Out;
@@ -120,6 +121,7 @@ impl Walk {
                     for &(k, x) in refs.iter() {
                         let key = match src.read(k).map_err(halt)? {
                             Read::String(s) => t.key(s)?,
+                            Read::Utf16(u) => t.key_utf16(u)?,
                             other => {
                                 return Err(ConvError::new(format!(
                                     "an object key must be a string, not {}",
@@ -148,6 +150,7 @@ impl Walk {
 fn key_text(src: &mut dyn Source, k: HostRef) -> String {
     match src.read(k) {
         Ok(Read::String(s)) => key_seg(s),
+        Ok(Read::Utf16(u)) => key_seg(&String::from_utf16_lossy(u)),
         _ => "[?]".into(),
     }
 }
@@ -159,7 +162,7 @@ fn read_kind(r: &Read) -> &'static str {
         Read::Bool(_) => "a boolean",
         Read::Integer(_) | Read::Number(_) => "a number",
         Read::BigInt(_) => "a bigint",
-        Read::String(_) => "a string",
+        Read::String(_) | Read::Utf16(_) => "a string",
         Read::Date(_) => "a Date",
         Read::Bytes(_) => "bytes",
         Read::Error(_) => "an Error",
@@ -179,6 +182,7 @@ fn read_kind(r: &Read) -> &'static str {
 #[derive(Default)]
 struct KeyCache<'s> {
     keys: FxHashMap<Box<str>, v8::Local<'s, v8::String>>,
+    utf16: FxHashMap<Box<[u16]>, v8::Local<'s, v8::String>>,
 }
 
 const KEY_CACHE_MAX_LEN: usize = 32;
@@ -199,6 +203,39 @@ impl<'s> KeyCache<'s> {
         }
         Ok(s)
     }
+
+    fn key_utf16(
+        &mut self,
+        scope: &mut v8::PinScope<'s, '_>,
+        k: &[u16],
+    ) -> Result<v8::Local<'s, v8::String>, ConvError> {
+        if k.len() > KEY_CACHE_MAX_LEN {
+            return new_utf16(scope, k, v8::NewStringType::Normal);
+        }
+        if let Some(s) = self.utf16.get(k) {
+            return Ok(*s);
+        }
+        let s = new_utf16(scope, k, v8::NewStringType::Internalized)?;
+        if self.utf16.len() < KEY_CACHE_MAX_ENTRIES {
+            self.utf16.insert(k.into(), s);
+        }
+        Ok(s)
+    }
+}
+
+fn new_utf16<'s>(
+    scope: &mut v8::PinScope<'s, '_>,
+    u: &[u16],
+    kind: v8::NewStringType,
+) -> Result<v8::Local<'s, v8::String>, ConvError> {
+    if u.len() > v8::String::MAX_LENGTH {
+        return Err(ConvError::new(format!(
+            "string of {} UTF-16 units exceeds V8's maximum string length ({})",
+            u.len(),
+            v8::String::MAX_LENGTH
+        )));
+    }
+    v8::String::new_from_two_byte(scope, u, kind).ok_or_else(|| ConvError::new("string too long for V8"))
 }
 
 /// Builds V8 values.
@@ -232,6 +269,7 @@ impl<'s> Target for V8Target<'_, 's, '_> {
             Read::Number(n) => v8::Number::new(scope, n).into(),
             Read::BigInt(b) => bigint_to_v8(scope, &b).ok_or_else(|| ConvError::new("BigInt too large for V8"))?.into(),
             Read::String(s) => new_string(scope, s)?.into(),
+            Read::Utf16(u) => new_utf16(scope, u, v8::NewStringType::Normal)?.into(),
             Read::Date(ms) => v8::Date::new(scope, ms).ok_or_else(|| ConvError::new("invalid date"))?.into(),
             Read::Bytes(bytes) => {
                 let len = bytes.len();
@@ -267,6 +305,10 @@ impl<'s> Target for V8Target<'_, 's, '_> {
 
     fn key(&mut self, k: &str) -> Result<Self::Key, ConvError> {
         self.keys.key(self.scope, k)
+    }
+
+    fn key_utf16(&mut self, k: &[u16]) -> Result<Self::Key, ConvError> {
+        self.keys.key_utf16(self.scope, k)
     }
 
     fn begin_object(&mut self, _len: usize) -> Self::Obj {
@@ -410,6 +452,7 @@ impl Target for ValueTarget {
             Read::Number(n) => Value::Number(n),
             Read::BigInt(b) => Value::BigInt(b),
             Read::String(s) => Value::String(s.to_owned()),
+            Read::Utf16(u) => Value::String(String::from_utf16_lossy(u)),
             Read::Date(ms) => Value::Date(ms),
             Read::Bytes(b) => Value::Bytes(b.to_vec()),
             Read::Error(e) => Value::Error(Box::new(e)),
@@ -430,6 +473,10 @@ impl Target for ValueTarget {
 
     fn key(&mut self, k: &str) -> Result<String, ConvError> {
         Ok(k.to_owned())
+    }
+
+    fn key_utf16(&mut self, k: &[u16]) -> Result<String, ConvError> {
+        Ok(String::from_utf16_lossy(k))
     }
 
     fn begin_object(&mut self, len: usize) -> Self::Obj {

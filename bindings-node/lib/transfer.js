@@ -1,0 +1,255 @@
+'use strict'
+// Moving data between Node and the sandbox in bulk (issue 12). Reading or
+// building a Node object property by property through N-API costs tens of
+// nanoseconds per call; JIT-compiled JS does the same work for a few. So
+// values cross as a flat tape:
+//
+// - sandbox → Node: core walks the sandbox value into a tape (src/tape.rs)
+//   and `decode` builds the Node value from it in one JS call;
+// - Node → sandbox: `encode` flattens Node values into a tape in one JS
+//   call, and core's walk reads it (src/tape.rs) while it creates the
+//   sandbox values.
+//
+// The conversion rules (cycles, depth, paths in errors) stay in core: the
+// tapes only carry what each side saw. The opcodes are mirrored in
+// src/tape.rs.
+
+// sandbox → Node: `ops` (Uint8Array) with operands in `nums` (Float64Array).
+const D_UNDEFINED = 0
+const D_NULL = 1
+const D_TRUE = 2
+const D_FALSE = 3
+const D_NUMBER = 4 // value
+const D_LATIN1 = 5 // start, end in `latin1`
+const D_UTF16 = 6 // start, end in `utf16`
+const D_EXTRA = 7 // index into `extras` (handles, bigints, dates, bytes, errors)
+const D_ARRAY = 8 // length; items; D_END
+const D_OBJECT = 9 // (key, value) pairs; D_END
+const D_KEY_LATIN1 = 10 // start, end: a new key
+const D_KEY_UTF16 = 11 // start, end: a new key
+const D_KEY = 12 // index of a key seen before
+const D_MAP = 13 // key, value, ...; D_END
+const D_SET = 14 // items; D_END
+const D_END = 15
+
+function decode(ops, nums, latin1, utf16, extras) {
+  let o = 0
+  let n = 0
+  const keys = []
+  function key() {
+    const op = ops[o++]
+    if (op === D_KEY) return keys[nums[n++]]
+    const a = nums[n++]
+    const b = nums[n++]
+    const k = op === D_KEY_LATIN1 ? latin1.slice(a, b) : utf16.slice(a, b)
+    keys.push(k)
+    return k
+  }
+  function value() {
+    switch (ops[o++]) {
+      case D_UNDEFINED:
+        return undefined
+      case D_NULL:
+        return null
+      case D_TRUE:
+        return true
+      case D_FALSE:
+        return false
+      case D_NUMBER:
+        return nums[n++]
+      case D_LATIN1: {
+        const a = nums[n++]
+        return latin1.slice(a, nums[n++])
+      }
+      case D_UTF16: {
+        const a = nums[n++]
+        return utf16.slice(a, nums[n++])
+      }
+      case D_EXTRA:
+        return extras[nums[n++]]
+      case D_ARRAY: {
+        n++ // the length: push keeps the array packed
+        const arr = []
+        while (ops[o] !== D_END) arr.push(value())
+        o++
+        return arr
+      }
+      case D_OBJECT: {
+        const obj = {}
+        while (ops[o] !== D_END) {
+          const k = key()
+          const v = value()
+          // `obj.__proto__ = v` would set the prototype, not a property.
+          if (k === '__proto__') {
+            Object.defineProperty(obj, k, { value: v, writable: true, enumerable: true, configurable: true })
+          } else {
+            obj[k] = v
+          }
+        }
+        o++
+        return obj
+      }
+      case D_MAP: {
+        const m = new Map()
+        while (ops[o] !== D_END) {
+          const k = value()
+          m.set(k, value())
+        }
+        o++
+        return m
+      }
+      case D_SET: {
+        const s = new Set()
+        while (ops[o] !== D_END) s.add(value())
+        o++
+        return s
+      }
+      default:
+        throw new Error(`polyracer: bad tape opcode ${ops[o - 1]} at ${o - 1}`)
+    }
+  }
+  return value()
+}
+
+// Node → sandbox: nodes of three numbers each in `tape` (kind, a, b); the
+// text of every string in `text` (joined), as UTF-16 offsets.
+const E_UNDEFINED = 0
+const E_NULL = 1
+const E_TRUE = 2
+const E_FALSE = 3
+const E_NUMBER = 4 // a: value
+const E_STRING = 5 // a: offset in `text`, b: length
+const E_DATE = 6 // a: time value
+const E_EXTRA = 7 // a: index into `extras` (core asks the addon what it is)
+const E_ARRAY = 8 // a: item count, b: the node after the last item
+const E_OBJECT = 9 // a: property count, b: end; (E_STRING key, value) pairs
+const E_MAP = 10 // a: entry count, b: end; key, value pairs
+const E_SET = 11 // a: item count, b: end
+const E_CYCLE = 12 // a container already on the path: core names it
+
+// Deeper than core reads (its limit is 2000): core stops with its own
+// error before it gets here.
+const MAX_DEPTH = 2001
+
+let isProxy = null
+
+function encode(values) {
+  if (isProxy === null) isProxy = require('node:util').types.isProxy
+  let tape = new Float64Array(384)
+  let len = 0 // numbers used
+  const parts = []
+  let textLen = 0
+  const extras = []
+  // The containers on the current path (cycle check): a scan of a few
+  // ancestors is cheaper than a Set's add and delete per container.
+  const path = []
+
+  function reserve(nodes) {
+    if (len + 3 * nodes > tape.length) {
+      const grown = new Float64Array(Math.max(tape.length * 2, len + 3 * nodes))
+      grown.set(tape.subarray(0, len))
+      tape = grown
+    }
+  }
+  function node(kind, a, b) {
+    if (len + 3 > tape.length) reserve(1)
+    tape[len] = kind
+    tape[len + 1] = a
+    tape[len + 2] = b
+    len += 3
+  }
+  function string(s) {
+    node(E_STRING, textLen, s.length)
+    parts.push(s)
+    textLen += s.length
+  }
+  function extra(v) {
+    node(E_EXTRA, extras.push(v) - 1, 0)
+  }
+  function value(v, depth) {
+    switch (typeof v) {
+      case 'undefined':
+        node(E_UNDEFINED, 0, 0)
+        return
+      case 'boolean':
+        node(v ? E_TRUE : E_FALSE, 0, 0)
+        return
+      case 'number':
+        node(E_NUMBER, v, 0)
+        return
+      case 'string':
+        string(v)
+        return
+      case 'object':
+        break
+      default:
+        // Functions (handles among them), bigints, symbols: the addon
+        // decides.
+        extra(v)
+        return
+    }
+    if (v === null) {
+      node(E_NULL, 0, 0)
+      return
+    }
+    for (let i = 0; i < depth; i++) {
+      if (path[i] === v) {
+        node(E_CYCLE, 0, 0)
+        return
+      }
+    }
+    if (depth > MAX_DEPTH) {
+      node(E_UNDEFINED, 0, 0)
+      return
+    }
+    if (isProxy(v)) {
+      extra(v)
+      return
+    }
+    let kind
+    const proto = Array.isArray(v) ? null : Object.getPrototypeOf(v)
+    if (proto === null && Array.isArray(v)) kind = E_ARRAY
+    else if (proto === Object.prototype || proto === null) kind = E_OBJECT
+    else if (v instanceof Date) {
+      node(E_DATE, v.getTime(), 0)
+      return
+    } else if (v instanceof Map) kind = E_MAP
+    else if (v instanceof Set) kind = E_SET
+    else {
+      // Bytes, errors, handles, promises, class instances: the addon decides.
+      extra(v)
+      return
+    }
+    const at = len
+    path[depth] = v
+    if (kind === E_ARRAY) {
+      const n = v.length
+      reserve(n + 1)
+      node(E_ARRAY, n, 0)
+      for (let i = 0; i < n; i++) value(v[i], depth + 1)
+    } else if (kind === E_OBJECT) {
+      const keys = Object.keys(v)
+      node(E_OBJECT, keys.length, 0)
+      for (let i = 0; i < keys.length; i++) {
+        string(keys[i])
+        value(v[keys[i]], depth + 1)
+      }
+    } else if (kind === E_MAP) {
+      node(E_MAP, v.size, 0)
+      for (const [k, x] of Map.prototype.entries.call(v)) {
+        value(k, depth + 1)
+        value(x, depth + 1)
+      }
+    } else {
+      node(E_SET, v.size, 0)
+      for (const x of Set.prototype.values.call(v)) value(x, depth + 1)
+    }
+    path[depth] = undefined
+    tape[at + 2] = len / 3
+  }
+
+  for (let i = 0; i < values.length; i++) value(values[i], 0)
+  return [tape.subarray(0, len), parts.join(''), extras]
+}
+
+module.exports = { decode, encode }

@@ -1,0 +1,622 @@
+//! Values between Node and the sandbox as flat tapes (see
+//! `lib/transfer.js`, whose opcodes these mirror): a `Sink` that writes
+//! core's walk over a sandbox value into a tape `decode` turns into a Node
+//! value in one JS call, and a `Source` that reads the tape `encode` made
+//! of Node values. Building or reading a Node object through N-API costs a
+//! call per property; the tapes cost one JS call per value.
+
+use std::ptr;
+use std::sync::Arc;
+
+use napi::sys;
+use polyracer as pr;
+use polyracer::transfer::{Arg, Halt, HostRef, JsStr, Key, Read, Sink, Source};
+
+use crate::convert::{bigint_from_node, error_value, handle_of, handle_to_node, special_kind, Special};
+use crate::envdata::{EnvData, H};
+use crate::raw::{self, napi_call, Env, Val};
+use crate::state::CtxState;
+
+// sandbox → Node (`decode`).
+const D_UNDEFINED: u8 = 0;
+const D_NULL: u8 = 1;
+const D_TRUE: u8 = 2;
+const D_FALSE: u8 = 3;
+const D_NUMBER: u8 = 4;
+const D_LATIN1: u8 = 5;
+const D_UTF16: u8 = 6;
+const D_EXTRA: u8 = 7;
+const D_ARRAY: u8 = 8;
+const D_OBJECT: u8 = 9;
+const D_KEY_LATIN1: u8 = 10;
+const D_KEY_UTF16: u8 = 11;
+const D_KEY: u8 = 12;
+const D_MAP: u8 = 13;
+const D_SET: u8 = 14;
+const D_END: u8 = 15;
+
+/// Builds a Node value from core's walk. A root scalar is made directly;
+/// anything with a container goes through the tape.
+pub struct NodeSink<'a> {
+    env: &'a EnvData,
+    state: Option<&'a Arc<CtxState>>,
+    ops: Vec<u8>,
+    nums: Vec<f64>,
+    latin1: Vec<u8>,
+    utf16: Vec<u16>,
+    /// Values made directly (handles, dates, bytes, bigints, errors).
+    extras: Vec<Val>,
+    /// The tape index of each core key id (`u32::MAX`: not sent yet).
+    key_index: Vec<u32>,
+    keys_sent: u32,
+    depth: usize,
+    root: Option<Val>,
+    error: Option<napi::Error>,
+}
+
+impl<'a> NodeSink<'a> {
+    /// `state` makes handles (without one, handles become `undefined`).
+    pub fn new(env: &'a EnvData, state: Option<&'a Arc<CtxState>>) -> NodeSink<'a> {
+        NodeSink {
+            env,
+            state,
+            ops: Vec::new(),
+            nums: Vec::new(),
+            latin1: Vec::new(),
+            utf16: Vec::new(),
+            extras: Vec::new(),
+            key_index: Vec::new(),
+            keys_sent: 0,
+            depth: 0,
+            root: None,
+            error: None,
+        }
+    }
+
+    /// The N-API error that stopped the walk, if one did.
+    pub fn take_error(&mut self) -> Option<napi::Error> {
+        self.error.take()
+    }
+
+    /// The Node value built.
+    pub fn finish(mut self) -> napi::Result<Val> {
+        if let Some(e) = self.error.take() {
+            return Err(e);
+        }
+        if let Some(v) = self.root {
+            return Ok(v);
+        }
+        if self.ops.is_empty() {
+            return raw::undefined(self.env.env);
+        }
+        let e = self.env.env;
+        let ops = typed(e, sys::TypedarrayType::uint8_array, &self.ops)?;
+        let nums = typed(e, sys::TypedarrayType::float64_array, &self.nums)?;
+        let mut latin1 = ptr::null_mut();
+        napi_call!(napi_create_string_latin1(e, self.latin1.as_ptr().cast(), self.latin1.len() as isize, &mut latin1))?;
+        let mut utf16 = ptr::null_mut();
+        napi_call!(napi_create_string_utf16(e, self.utf16.as_ptr(), self.utf16.len() as isize, &mut utf16))?;
+        let extras = raw::array(e, self.extras.len())?;
+        for (i, x) in self.extras.iter().enumerate() {
+            raw::set_element(e, extras, i as u32, *x)?;
+        }
+        let undef = raw::undefined(e)?;
+        raw::call(e, undef, self.env.helper(H::Decode)?, &[ops, nums, latin1, utf16, extras])
+    }
+
+    fn fail<T>(&mut self, e: napi::Error) -> Result<T, Halt> {
+        self.error = Some(e);
+        Err(Halt)
+    }
+
+    /// A value made directly: the root, or an extra on the tape.
+    fn made(&mut self, v: napi::Result<Val>) -> Result<(), Halt> {
+        let v = match v {
+            Ok(v) => v,
+            Err(e) => return self.fail(e),
+        };
+        if self.depth == 0 {
+            self.root = Some(v);
+        } else {
+            self.ops.push(D_EXTRA);
+            self.nums.push(self.extras.len() as f64);
+            self.extras.push(v);
+        }
+        Ok(())
+    }
+
+    fn op(&mut self, op: u8) -> Result<(), Halt> {
+        if self.depth == 0 {
+            // A root scalar: made now, no tape.
+            let e = self.env.env;
+            let v = match op {
+                D_UNDEFINED => raw::undefined(e),
+                D_NULL => raw::null(e),
+                D_TRUE => raw::boolean(e, true),
+                _ => raw::boolean(e, false),
+            };
+            return self.made(v);
+        }
+        self.ops.push(op);
+        Ok(())
+    }
+
+    fn text(&mut self, s: JsStr, latin1_op: u8, utf16_op: u8) {
+        match s {
+            JsStr::Latin1(b) => {
+                self.ops.push(latin1_op);
+                self.nums.push(self.latin1.len() as f64);
+                self.latin1.extend_from_slice(b);
+                self.nums.push(self.latin1.len() as f64);
+            }
+            JsStr::Utf16(u) => {
+                self.ops.push(utf16_op);
+                self.nums.push(self.utf16.len() as f64);
+                push_well_formed(&mut self.utf16, u);
+                self.nums.push(self.utf16.len() as f64);
+            }
+        }
+    }
+
+    fn open(&mut self, op: u8) -> Result<(), Halt> {
+        self.ops.push(op);
+        self.depth += 1;
+        Ok(())
+    }
+}
+
+/// Appends `u` with each lone surrogate replaced by U+FFFD, as strings
+/// reach every host (the conformance cases).
+fn push_well_formed(out: &mut Vec<u16>, u: &[u16]) {
+    if !u.iter().any(|&c| (0xD800..0xE000).contains(&c)) {
+        out.extend_from_slice(u);
+        return;
+    }
+    for c in char::decode_utf16(u.iter().copied()) {
+        let mut buf = [0u16; 2];
+        out.extend_from_slice(c.unwrap_or('\u{FFFD}').encode_utf16(&mut buf));
+    }
+}
+
+/// A typed array holding a copy of `data`.
+fn typed<T: Copy>(e: Env, kind: sys::napi_typedarray_type, data: &[T]) -> napi::Result<Val> {
+    let bytes = std::mem::size_of_val(data);
+    let mut p: *mut std::ffi::c_void = ptr::null_mut();
+    let mut ab = ptr::null_mut();
+    napi_call!(napi_create_arraybuffer(e, bytes, &mut p, &mut ab))?;
+    if bytes > 0 {
+        // SAFETY: the new buffer has `bytes` writable bytes.
+        unsafe { ptr::copy_nonoverlapping(data.as_ptr().cast::<u8>(), p.cast::<u8>(), bytes) };
+    }
+    let mut out = ptr::null_mut();
+    napi_call!(napi_create_typedarray(e, kind, data.len(), ab, 0, &mut out))?;
+    Ok(out)
+}
+
+impl Sink for NodeSink<'_> {
+    fn undefined(&mut self) -> Result<(), Halt> {
+        self.op(D_UNDEFINED)
+    }
+    fn null(&mut self) -> Result<(), Halt> {
+        self.op(D_NULL)
+    }
+    fn bool(&mut self, b: bool) -> Result<(), Halt> {
+        self.op(if b { D_TRUE } else { D_FALSE })
+    }
+    fn integer(&mut self, i: i64) -> Result<(), Halt> {
+        if self.depth == 0 {
+            let v = raw::int(self.env.env, i);
+            return self.made(v);
+        }
+        self.ops.push(D_NUMBER);
+        self.nums.push(i as f64);
+        Ok(())
+    }
+    fn number(&mut self, n: f64) -> Result<(), Halt> {
+        if self.depth == 0 {
+            let v = raw::number(self.env.env, n);
+            return self.made(v);
+        }
+        self.ops.push(D_NUMBER);
+        self.nums.push(n);
+        Ok(())
+    }
+    fn bigint(&mut self, b: pr::BigInt) -> Result<(), Halt> {
+        let (sign, digits) = b.to_u64_digits();
+        let words = if digits.is_empty() { vec![0] } else { digits };
+        let mut out = ptr::null_mut();
+        let r = napi_call!(napi_create_bigint_words(
+            self.env.env,
+            (sign == num_bigint::Sign::Minus) as i32,
+            words.len(),
+            words.as_ptr(),
+            &mut out
+        ))
+        .map(|()| out);
+        self.made(r)
+    }
+    fn string(&mut self, s: JsStr<'_>) -> Result<(), Halt> {
+        if self.depth == 0 {
+            let e = self.env.env;
+            let mut out = ptr::null_mut();
+            let r = match s {
+                JsStr::Latin1(b) => {
+                    napi_call!(napi_create_string_latin1(e, b.as_ptr().cast(), b.len() as isize, &mut out))
+                }
+                JsStr::Utf16(u) => {
+                    let mut w = Vec::with_capacity(u.len());
+                    push_well_formed(&mut w, u);
+                    napi_call!(napi_create_string_utf16(e, w.as_ptr(), w.len() as isize, &mut out))
+                }
+            };
+            return self.made(r.map(|()| out));
+        }
+        self.text(s, D_LATIN1, D_UTF16);
+        Ok(())
+    }
+    fn date(&mut self, ms: f64) -> Result<(), Halt> {
+        let mut out = ptr::null_mut();
+        let r = napi_call!(napi_create_date(self.env.env, ms, &mut out)).map(|()| out);
+        self.made(r)
+    }
+    fn bytes(&mut self, b: &[u8]) -> Result<(), Halt> {
+        // One copy, from the sandbox's buffer into Node's.
+        let r = raw::copy_uint8array(self.env.env, b);
+        self.made(r)
+    }
+    fn error(&mut self, err: pr::ErrorValue) -> Result<(), Halt> {
+        let e = self.env.env;
+        let r = (|| {
+            let args = [raw::string(e, &err.name)?, raw::string(e, &err.message)?, raw::string(e, &err.stack)?];
+            let undef = raw::undefined(e)?;
+            raw::call(e, undef, self.env.helper(H::MakeErrorValue)?, &args)
+        })();
+        self.made(r)
+    }
+    fn handle(&mut self, h: pr::JsHandle) -> Result<(), Halt> {
+        let r = match self.state {
+            Some(state) => handle_to_node(self.env, h, state),
+            None => raw::undefined(self.env.env),
+        };
+        self.made(r)
+    }
+    fn begin_array(&mut self, len: usize) -> Result<(), Halt> {
+        self.open(D_ARRAY)?;
+        self.nums.push(len as f64);
+        Ok(())
+    }
+    fn begin_object(&mut self, _len: usize) -> Result<(), Halt> {
+        self.open(D_OBJECT)
+    }
+    fn key(&mut self, key: Key<'_>) -> Result<(), Halt> {
+        let id = key.id as usize;
+        if let Some(&i) = self.key_index.get(id).filter(|&&i| i != u32::MAX) {
+            self.ops.push(D_KEY);
+            self.nums.push(i as f64);
+            return Ok(());
+        }
+        self.text(key.text, D_KEY_LATIN1, D_KEY_UTF16);
+        if key.id != u32::MAX {
+            if self.key_index.len() <= id {
+                self.key_index.resize(id + 1, u32::MAX);
+            }
+            self.key_index[id] = self.keys_sent;
+        }
+        self.keys_sent += 1;
+        Ok(())
+    }
+    fn begin_map(&mut self, _len: usize) -> Result<(), Halt> {
+        self.open(D_MAP)
+    }
+    fn begin_set(&mut self, _len: usize) -> Result<(), Halt> {
+        self.open(D_SET)
+    }
+    fn end(&mut self) -> Result<(), Halt> {
+        self.ops.push(D_END);
+        self.depth -= 1;
+        Ok(())
+    }
+    fn enter(&mut self, walk: &mut dyn FnMut(&mut dyn Sink)) {
+        // Everything runs on Node's JS thread: nothing to take.
+        walk(self)
+    }
+}
+
+/// A kept `Value` as a Node value.
+pub fn to_node(env: &EnvData, v: pr::Value, state: Option<&Arc<CtxState>>) -> napi::Result<Val> {
+    let mut sink = NodeSink::new(env, state);
+    if v.emit(&mut sink).is_err() {
+        return Err(sink.take_error().unwrap_or_else(|| napi::Error::from_reason("conversion failed")));
+    }
+    sink.finish()
+}
+
+// Node → sandbox (`encode`): nodes of (kind, a, b).
+const E_UNDEFINED: u8 = 0;
+const E_NULL: u8 = 1;
+const E_TRUE: u8 = 2;
+const E_FALSE: u8 = 3;
+const E_NUMBER: u8 = 4;
+const E_STRING: u8 = 5;
+const E_DATE: u8 = 6;
+const E_EXTRA: u8 = 7;
+const E_ARRAY: u8 = 8;
+const E_OBJECT: u8 = 9;
+const E_MAP: u8 = 10;
+const E_SET: u8 = 11;
+const E_CYCLE: u8 = 12;
+
+/// Reads the tape `encode` made of some Node values. Node values the tape
+/// leaves to the addon (bytes, handles, bigints, errors, anything unusual)
+/// are read from `extras` with N-API.
+pub struct NodeSource<'a> {
+    env: &'a EnvData,
+    /// Numbers of `encode`'s Float64Array, borrowed from Node's memory (the
+    /// array is alive in the caller's handle scope).
+    tape: &'a [f64],
+    text: Vec<u16>,
+    extras: Val,
+    /// The values `encode` was given: `HostRef(i)` for their nodes.
+    pub roots: Vec<HostRef>,
+    /// A string with lone surrogates, made well-formed (borrowed by the
+    /// `Read` that returns it).
+    fixed: Vec<u16>,
+    error: Option<napi::Error>,
+}
+
+impl<'a> NodeSource<'a> {
+    /// Encodes `values` (one JS call) and reads the tape.
+    pub fn encode(env: &'a EnvData, values: &[Val]) -> napi::Result<NodeSource<'a>> {
+        let e = env.env;
+        let arr = raw::array(e, values.len())?;
+        for (i, v) in values.iter().enumerate() {
+            raw::set_element(e, arr, i as u32, *v)?;
+        }
+        let undef = raw::undefined(e)?;
+        let out = raw::call(e, undef, env.helper(H::Encode)?, &[arr])?;
+        let tape_v = raw::get_element(e, out, 0)?;
+        let text_v = raw::get_element(e, out, 1)?;
+        let extras = raw::get_element(e, out, 2)?;
+        let (mut ty, mut n, mut data, mut ab, mut off) = (0, 0usize, ptr::null_mut(), ptr::null_mut(), 0usize);
+        napi_call!(napi_get_typedarray_info(e, tape_v, &mut ty, &mut n, &mut data, &mut ab, &mut off))?;
+        // SAFETY: a Float64Array of `n` numbers, alive while the caller's
+        // handle scope holds `out`.
+        let tape: &[f64] = if n == 0 { &[] } else { unsafe { std::slice::from_raw_parts(data as *const f64, n) } };
+        let mut len = 0usize;
+        napi_call!(napi_get_value_string_utf16(e, text_v, ptr::null_mut(), 0, &mut len))?;
+        let mut text = vec![0u16; len + 1];
+        let mut written = 0usize;
+        napi_call!(napi_get_value_string_utf16(e, text_v, text.as_mut_ptr(), text.len(), &mut written))?;
+        text.truncate(written);
+        let mut src = NodeSource {
+            env,
+            tape,
+            text,
+            extras,
+            roots: Vec::with_capacity(values.len()),
+            fixed: Vec::new(),
+            error: None,
+        };
+        let mut at = 0;
+        for _ in values {
+            src.roots.push(HostRef(at));
+            at = src.next(at);
+        }
+        Ok(src)
+    }
+
+    /// The N-API error that stopped the walk, if one did.
+    pub fn take_error(&mut self) -> Option<napi::Error> {
+        self.error.take()
+    }
+
+    fn kind(&self, i: usize) -> u8 {
+        self.tape.get(3 * i).copied().unwrap_or(0.0) as u8
+    }
+
+    fn a(&self, i: usize) -> f64 {
+        self.tape.get(3 * i + 1).copied().unwrap_or(0.0)
+    }
+
+    fn b(&self, i: usize) -> f64 {
+        self.tape.get(3 * i + 2).copied().unwrap_or(0.0)
+    }
+
+    /// The node after `i` and its children.
+    fn next(&self, i: usize) -> usize {
+        match self.kind(i) {
+            E_ARRAY | E_OBJECT | E_MAP | E_SET => self.b(i) as usize,
+            _ => i + 1,
+        }
+    }
+
+    fn fail<T>(&mut self, e: napi::Error) -> Result<T, Halt> {
+        self.error = Some(e);
+        Err(Halt)
+    }
+
+    fn extra(&mut self, i: usize) -> Result<Read<'_>, Halt> {
+        let e = self.env.env;
+        let v = match raw::get_element(e, self.extras, i as u32) {
+            Ok(v) => v,
+            Err(err) => return self.fail(err),
+        };
+        match read_extra(self.env, v) {
+            Ok(Extra::Read(r)) => Ok(r),
+            Ok(Extra::BigInt(b)) => Ok(Read::BigInt(b)),
+            Ok(Extra::Bytes(p, n)) => {
+                // SAFETY: Node's buffer, alive in the caller's handle scope
+                // (held by `extras`), not touched by JS during the walk.
+                Ok(Read::Bytes(if n == 0 { &[] } else { unsafe { std::slice::from_raw_parts(p, n) } }))
+            }
+            Err(err) => self.fail(err),
+        }
+    }
+}
+
+enum Extra {
+    Read(Read<'static>),
+    BigInt(pr::BigInt),
+    Bytes(*const u8, usize),
+}
+
+/// What a Node value the tape left to the addon is.
+fn read_extra(env: &EnvData, v: Val) -> napi::Result<Extra> {
+    let e = env.env;
+    use sys::ValueType as T;
+    let unsupported = |m: &str| Ok(Extra::Read(Read::Unsupported(m.to_string())));
+    match raw::type_of(e, v)? {
+        T::napi_bigint => Ok(Extra::BigInt(bigint_from_node(e, v)?)),
+        T::napi_symbol => unsupported("a Node Symbol cannot be copied into the sandbox"),
+        T::napi_function => match handle_of(e, v)? {
+            Some(w) => Ok(Extra::Read(Read::Handle(w.h.clone()))),
+            None => unsupported("a Node function cannot be copied into the sandbox; use expose() to make it callable"),
+        },
+        T::napi_external => unsupported("an external value cannot be copied into the sandbox"),
+        T::napi_object => match special_kind(env, v)? {
+            Special::Handle(h) => Ok(Extra::Read(Read::Handle(h))),
+            Special::Bytes(p, n) => Ok(Extra::Bytes(p, n)),
+            Special::Date(ms) => Ok(Extra::Read(Read::Date(ms))),
+            Special::Error => Ok(Extra::Read(Read::Error(error_value(e, v)?))),
+            Special::Unsupported(m) => Ok(Extra::Read(Read::Unsupported(m))),
+        },
+        _ => unsupported("this Node value cannot be copied into the sandbox"),
+    }
+}
+
+impl Source for NodeSource<'_> {
+    fn read(&mut self, v: HostRef) -> Result<Read<'_>, Halt> {
+        let i = v.0;
+        let a = self.a(i);
+        Ok(match self.kind(i) {
+            E_UNDEFINED => Read::Undefined,
+            E_NULL => Read::Null,
+            E_TRUE => Read::Bool(true),
+            E_FALSE => Read::Bool(false),
+            E_NUMBER => match pr::safe_integer(a) {
+                Some(i) => Read::Integer(i),
+                None => Read::Number(a),
+            },
+            E_STRING => {
+                let (start, n) = (a as usize, self.b(i) as usize);
+                match self.text.get(start..start + n) {
+                    Some(u) if !u.iter().any(|&c| (0xD800..0xE000).contains(&c)) => Read::Utf16(u),
+                    Some(u) => {
+                        // Lone surrogates become U+FFFD, as in every binding.
+                        let mut w = Vec::with_capacity(u.len());
+                        push_well_formed(&mut w, u);
+                        self.fixed = w;
+                        Read::Utf16(&self.fixed)
+                    }
+                    None => Read::Unsupported("a malformed tape".into()),
+                }
+            }
+            E_DATE => Read::Date(a),
+            E_EXTRA => return self.extra(a as usize),
+            E_ARRAY => Read::Array(a as usize),
+            E_OBJECT => Read::Object(a as usize),
+            E_MAP => Read::Map(a as usize),
+            E_SET => Read::Set(a as usize),
+            E_CYCLE => Read::Unsupported("cyclic reference".into()),
+            _ => Read::Unsupported("a malformed tape".into()),
+        })
+    }
+
+    fn items(&mut self, v: HostRef, out: &mut Vec<HostRef>) -> Result<(), Halt> {
+        let n = self.a(v.0) as usize;
+        let mut at = v.0 + 1;
+        for _ in 0..n {
+            out.push(HostRef(at));
+            at = self.next(at);
+        }
+        Ok(())
+    }
+
+    fn entries(&mut self, v: HostRef, out: &mut Vec<(HostRef, HostRef)>) -> Result<(), Halt> {
+        let n = self.a(v.0) as usize;
+        let mut at = v.0 + 1;
+        for _ in 0..n {
+            let k = at;
+            let x = self.next(k);
+            out.push((HostRef(k), HostRef(x)));
+            at = self.next(x);
+        }
+        Ok(())
+    }
+
+    fn enter(&mut self, walk: &mut dyn FnMut(&mut dyn Source)) {
+        walk(self)
+    }
+}
+
+/// Arguments for a call: primitives read now (no JS call for `f(1, 2)`),
+/// objects through one `encode` of them all.
+pub fn args<'a>(env: &'a EnvData, values: &[Val]) -> napi::Result<(Vec<Arg>, Option<NodeSource<'a>>)> {
+    let e = env.env;
+    let mut out = Vec::with_capacity(values.len());
+    let mut objects = Vec::new();
+    for v in values {
+        use sys::ValueType as T;
+        let arg = match raw::type_of(e, *v)? {
+            T::napi_undefined => Arg::Value(pr::Value::Undefined),
+            T::napi_null => Arg::Value(pr::Value::Null),
+            T::napi_boolean => Arg::Value(pr::Value::Bool(raw::get_bool(e, *v)?)),
+            // Short strings are read directly; long ones go through
+            // `encode`'s one copy as UTF-16 (lone surrogates kept).
+            T::napi_string if string_len(e, *v)? <= 256 => Arg::Value(pr::Value::String(raw::get_string(e, *v)?)),
+            T::napi_number => {
+                let n = raw::get_f64(e, *v)?;
+                Arg::Value(
+                    if n.fract() == 0.0 && n.abs() <= pr::MAX_SAFE_INTEGER as f64 && !(n == 0.0 && n.is_sign_negative())
+                    {
+                        pr::Value::Integer(n as i64)
+                    } else {
+                        pr::Value::Number(n)
+                    },
+                )
+            }
+            _ => {
+                objects.push(*v);
+                Arg::Host(HostRef(usize::MAX))
+            }
+        };
+        out.push(arg);
+    }
+    if objects.is_empty() {
+        return Ok((out, None));
+    }
+    let src = NodeSource::encode(env, &objects)?;
+    let mut roots = src.roots.iter();
+    for a in out.iter_mut() {
+        if let Arg::Host(r) = a {
+            *r = *roots.next().expect("one root per object");
+        }
+    }
+    Ok((out, Some(src)))
+}
+
+fn string_len(e: Env, v: Val) -> napi::Result<usize> {
+    let mut n = 0usize;
+    napi_call!(napi_get_value_string_utf16(e, v, ptr::null_mut(), 0, &mut n))?;
+    Ok(n)
+}
+
+/// A Node value as a `Value` (what must be kept: an async completion, a
+/// handle key), with core's rules and errors.
+pub fn from_node(env: &EnvData, v: Val) -> napi::Result<pr::Value> {
+    let mut src = NodeSource::encode(env, &[v])?;
+    let root = src.roots[0];
+    match pr::transfer::collect(&mut src, root) {
+        Ok(v) => Ok(v),
+        Err(err) => Err(src.take_error().unwrap_or_else(|| crate::error::throw_pr(env, None, err))),
+    }
+}
+
+/// The items of a Node array of arguments as `Value`s (for calls that keep
+/// them: async calls); an item's path is `$[i]` in errors.
+pub fn values_from_array(env: &EnvData, arr: Val) -> napi::Result<Vec<pr::Value>> {
+    match from_node(env, arr)? {
+        pr::Value::Array(items) => Ok(items),
+        _ => Err(crate::envdata::throw_kind(env, "InvalidArgument", "arguments must be an array")),
+    }
+}
