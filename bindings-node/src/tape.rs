@@ -608,7 +608,14 @@ pub fn from_node(env: &EnvData, v: Val) -> napi::Result<pr::Value> {
     let root = src.roots[0];
     match pr::transfer::collect(&mut src, root) {
         Ok(v) => Ok(v),
-        Err(err) => Err(src.take_error().unwrap_or_else(|| crate::error::throw_pr(env, None, err))),
+        // `collect` fails only with conversion errors.
+        Err(err) => Err(src.take_error().unwrap_or_else(|| {
+            let msg = match err {
+                pr::Error::Conversion(m) => m,
+                other => other.to_string(),
+            };
+            crate::envdata::throw_kind(env, "Conversion", &msg)
+        })),
     }
 }
 

@@ -51,11 +51,11 @@ class TestBadInput < Minitest::Test
     a = [1]
     a << a
     err = assert_raises(Polyracer::ConversionError) { c.call("(x) => x", a) }
-    assert_match(/cyclic reference at \$\[1\]/, err.message)
+    assert_match(/cyclic reference at \$\[0\]\[1\]/, err.message)
     h = { "k" => {} }
     h["k"]["back"] = h
     err = assert_raises(Polyracer::ConversionError) { c.call("(x) => x", h) }
-    assert_match(/cyclic reference at \$\.k\.back/, err.message)
+    assert_match(/cyclic reference at \$\[0\]\.k\.back/, err.message)
     deep = []
     3000.times { deep = [deep] }
     err = assert_raises(Polyracer::ConversionError) { c.call("(x) => 1", deep) }
@@ -78,7 +78,7 @@ class TestBadInput < Minitest::Test
     err = assert_raises(Polyracer::ConversionError) { c.call("(x) => x", Object.new) }
     assert_match(/cannot convert a Ruby Object/, err.message)
     err = assert_raises(Polyracer::ConversionError) { c.call("(x) => x", { "a" => [1, Object.new] }) }
-    assert_match(/at \$\.a\[1\]/, err.message)
+    assert_match(/at \$\[0\]\.a\[1\]/, err.message)
     assert_match(/invalid Date/, assert_raises(Polyracer::ConversionError) { c.eval("new Date(NaN)") }.message)
     assert_match(/no implicit conversion/, assert_raises(TypeError) { c.eval(42) }.message)
   end

@@ -4,14 +4,14 @@ use std::sync::{Arc, Mutex};
 
 use polyracer as pr;
 
-use crate::convert::{from_js, from_js_all};
+use crate::convert::{args, from_js, from_js_all, to_js, JsValueSink, JsValueSource};
 use crate::error::{HostFunctionError, Res};
 use crate::host::Completer;
 use crate::options::{
-    eval_options, seconds, value, CompileOptions, EvalOptions, HeapStats, ModuleOptions, ModuleResult,
+    built, eval_options, seconds, value, CompileOptions, EvalOptions, HeapStats, ModuleOptions, ModuleResult,
 };
 use crate::script::{Script, Snapshot};
-use crate::value::{to_js, JsHandle, JsValue};
+use crate::value::{JsHandle, JsValue};
 
 /// Options for `Context(options:)`.
 #[derive(uniffi::Record)]
@@ -76,15 +76,19 @@ impl Context {
     /// Evaluates a script and returns its completion value.
     #[uniffi::method(default(options = None))]
     pub fn eval(&self, source: String, options: Option<EvalOptions>) -> Res<JsValue> {
-        value(self.inner.eval_with(&source, eval_options(options)?))
+        let mut sink = JsValueSink::default();
+        let r = self.inner.eval_into(&source, eval_options(options)?, &mut sink);
+        built(r, sink)
     }
 
     /// Calls `target` (a dotted global path such as `JSON.stringify`, or an
     /// expression evaluating to a function) with `args`.
     #[uniffi::method(default(options = None))]
     pub fn call(&self, target: String, args: Vec<JsValue>, options: Option<EvalOptions>) -> Res<JsValue> {
-        let args = from_js_all(args)?;
-        value(self.inner.call_with(target.as_str(), &args, eval_options(options)?))
+        let refs = self::args(&args);
+        let mut sink = JsValueSink::default();
+        let r = self.inner.call_into(target.as_str(), &mut JsValueSource, &refs, eval_options(options)?, &mut sink);
+        built(r, sink)
     }
 
     /// Calls a function handle with `args`.
@@ -95,8 +99,10 @@ impl Context {
         args: Vec<JsValue>,
         options: Option<EvalOptions>,
     ) -> Res<JsValue> {
-        let args = from_js_all(args)?;
-        value(self.inner.call_with(&function.0, &args, eval_options(options)?))
+        let refs = self::args(&args);
+        let mut sink = JsValueSink::default();
+        let r = self.inner.call_into(&function.0, &mut JsValueSource, &refs, eval_options(options)?, &mut sink);
+        built(r, sink)
     }
 
     /// Evaluates (on the calling thread, now) and awaits a promise result
@@ -120,7 +126,8 @@ impl Context {
 
     /// `globalThis[name] = value`.
     pub fn set_global(&self, name: String, value: JsValue) -> Res<()> {
-        Ok(self.inner.set_global(&name, from_js(value)?)?)
+        let v = pr::transfer::Arg::Host(JsValueSource::root(&value));
+        Ok(self.inner.set_global_from(&name, &mut JsValueSource, &v)?)
     }
 
     /// Exposes `function` to JS as `name` (a global name or a dotted path

@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use polyracer as pr;
 
-use crate::value::{to_js, JsValue};
+use crate::convert::to_js;
+use crate::value::JsValue;
 
 /// The host's original error object behind a JS exception. Foreign code
 /// implements it (Swift wraps any `Error`); when the exception comes back

@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use polyracer as pr;
 
-use crate::convert::{from_js, from_js_all};
-use crate::options::{seconds, value};
+use crate::convert::{args, from_js, from_js_all, JsValueSink, JsValueSource};
+use crate::options::{built, seconds, value};
 use crate::value::{HandleKind, JsHandle, JsValue};
 
 use crate::error::Res;
@@ -55,8 +55,10 @@ impl JsHandle {
     /// Calls the function (`this` = undefined); `timeout` in seconds.
     #[uniffi::method(default(timeout = None))]
     pub fn call(&self, args: Vec<JsValue>, timeout: Option<f64>) -> Res<JsValue> {
-        let args = from_js_all(args)?;
-        value(self.0.call_with_timeout(&args, seconds(timeout)?))
+        let refs = self::args(&args);
+        let mut sink = JsValueSink::default();
+        let r = self.0.call_into(&mut JsValueSource, &refs, seconds(timeout)?, &mut sink);
+        built(r, sink)
     }
 
     /// Calls `obj[name](...args)` with `this` = the object.

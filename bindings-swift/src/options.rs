@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use polyracer as pr;
 
-use crate::value::{to_js, JsHandle, JsValue};
+use crate::convert::{to_js, JsValueSink};
+use crate::value::{JsHandle, JsValue};
 
 use crate::error::Res;
 
@@ -99,4 +100,10 @@ pub(crate) fn seconds(t: Option<f64>) -> Res<Option<Duration>> {
 
 pub(crate) fn value(r: pr::Result<pr::Value>) -> Res<JsValue> {
     Ok(to_js(r?))
+}
+
+/// The result of a call that built it through `sink`.
+pub(crate) fn built(r: pr::Result<()>, sink: JsValueSink) -> Res<JsValue> {
+    r?;
+    Ok(sink.finish())
 }

@@ -1,5 +1,5 @@
-//! `JsValue`: the uniffi enum every value crosses as, and its conversion
-//! to and from the core's `Value`.
+//! `JsValue`: the uniffi enum every value crosses as (its conversion is in
+//! `convert`).
 
 use std::sync::Arc;
 
@@ -105,42 +105,5 @@ pub struct JsHandle(pub(crate) pr::JsHandle);
 impl std::fmt::Debug for JsHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         self.0.fmt(f)
-    }
-}
-
-/// JS → host.
-pub(crate) fn to_js(v: pr::Value) -> JsValue {
-    match v {
-        pr::Value::Undefined => JsValue::Undefined,
-        pr::Value::Null => JsValue::Null,
-        pr::Value::Bool(b) => JsValue::Bool(b),
-        pr::Value::Integer(i) => JsValue::Integer(i),
-        pr::Value::Number(n) => JsValue::Number(n),
-        pr::Value::BigInt(b) => JsValue::Bigint(b.to_string()),
-        pr::Value::String(s) => JsValue::String(s),
-        pr::Value::Date(ms) => JsValue::Date(ms),
-        pr::Value::Bytes(b) => JsValue::Bytes(b),
-        pr::Value::Array(items) => JsValue::Array(items.into_iter().map(to_js).collect()),
-        pr::Value::Object(props) => {
-            JsValue::Object(props.into_iter().map(|(key, value)| JsProperty { key, value: to_js(value) }).collect())
-        }
-        pr::Value::Map(entries) => {
-            JsValue::Map(entries.into_iter().map(|(k, v)| JsMapEntry { key: to_js(k), value: to_js(v) }).collect())
-        }
-        pr::Value::Set(items) => JsValue::Set(items.into_iter().map(to_js).collect()),
-        pr::Value::Error(e) => JsValue::Error { name: e.name, message: e.message, stack: e.stack },
-        pr::Value::Handle(h) => handle_to_js(h),
-    }
-}
-
-pub(crate) fn handle_to_js(h: pr::JsHandle) -> JsValue {
-    let kind = h.kind();
-    let h = Arc::new(JsHandle(h));
-    match kind {
-        pr::HandleKind::Function => JsValue::Function(h),
-        pr::HandleKind::Promise => JsValue::Promise(h),
-        pr::HandleKind::Symbol => JsValue::Symbol(h),
-        pr::HandleKind::Object => JsValue::ObjectHandle(h),
-        pr::HandleKind::Array => JsValue::ArrayHandle(h),
     }
 }

@@ -10,8 +10,9 @@ use magnus::{DataTypeFunctions, Error, Exception, Ruby, TypedData, Value};
 use polyracer as pr;
 
 use crate::causes::host_error_from;
-use crate::convert::{from_rb, to_rb};
+use crate::from_ruby::value_from_rb;
 use crate::gvl::{ruby_thread, with_gvl};
+use crate::to_ruby::value_to_rb;
 
 #[derive(TypedData)]
 #[magnus(class = "Polyracer::Completer", size, free_immediately)]
@@ -29,7 +30,7 @@ impl RbCompleter {
 
     /// Fulfils the JS promise with `value` (later calls do nothing).
     pub(crate) fn rb_resolve(ruby: &Ruby, rb_self: &Self, value: Value) -> Result<(), Error> {
-        let v = from_rb(ruby, value)?;
+        let v = value_from_rb(ruby, value)?;
         if let Some(c) = rb_self.take() {
             c.resolve(v);
         }
@@ -75,7 +76,7 @@ pub(crate) fn async_host_fn(
                 let owner = ruby.get_inner(owner);
                 let mut argv = vec![rc.as_value()];
                 for a in args {
-                    argv.push(to_rb(ruby, owner, a)?);
+                    argv.push(value_to_rb(ruby, owner, a)?);
                 }
                 let _: Value = ruby.get_inner(callable).funcall("call", argv.as_slice())?;
                 Ok(())

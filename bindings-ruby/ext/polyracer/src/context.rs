@@ -9,11 +9,12 @@ use polyracer as pr;
 
 use crate::causes::host_error_from;
 use crate::classes::{arg_error, JsRef, RbContext, RbScript, RbSnapshot};
-use crate::convert::{args_from_rb, from_rb, rstring_to_string, to_rb};
-use crate::error::OrRaise;
+use crate::error::{built, OrRaise};
+use crate::from_ruby::{rstring_to_string, value_from_rb, RbSource};
 use crate::gvl::{ruby_thread, with_gvl, without_gvl};
 use crate::options::{eval_opts, memory_limit, seconds};
 use crate::script::owner_ctx;
+use crate::to_ruby::{value_to_rb, RbSink};
 
 /// Runs a Ruby callable for JS, on the waiting thread, with the GVL.
 pub(crate) fn call_ruby(
@@ -28,10 +29,10 @@ pub(crate) fn call_ruby(
         let run = || -> Result<pr::Value, Error> {
             let mut argv = Vec::with_capacity(args.len());
             for a in args {
-                argv.push(to_rb(ruby, owner, a)?);
+                argv.push(value_to_rb(ruby, owner, a)?);
             }
             let r: Value = ruby.get_inner(callable).funcall("call", argv.as_slice())?;
-            from_rb(ruby, r)
+            value_from_rb(ruby, r)
         };
         run().map_err(|e| host_error_from(ruby, ctx, e))
     })
@@ -65,8 +66,9 @@ impl RbContext {
         let opts = eval_opts(ruby, filename, timeout, await_promise)?;
         let code = rstring_to_string(code)?;
         let me = &*rb_self;
-        let v = without_gvl(ruby, || me.inner.eval_with(&code, opts)).or_raise(ruby, Some(rb_self.as_value()))?;
-        to_rb(ruby, rb_self.as_value(), v)
+        let mut sink = RbSink::new(rb_self.as_value());
+        let r = without_gvl(ruby, || me.inner.eval_into(&code, opts, &mut sink));
+        built(ruby, rb_self.as_value(), r, sink, None)
     }
 
     pub(crate) fn call_impl(
@@ -78,26 +80,27 @@ impl RbContext {
         let Some((target, rest)) = args.split_first() else {
             return Err(arg_error(ruby, "call needs a function: a JSFunction, a global path or a function expression"));
         };
-        let argv = args_from_rb(ruby, rest)?;
+        let mut source = RbSource::new();
+        let argv = source.args(ruby, rest)?;
         let opts = pr::EvalOptions { await_promise, ..Default::default() };
         let me = &*rb_self;
-        let owner = Some(rb_self.as_value());
-        let v = if let Ok(f) = <&JsRef>::try_convert(*target) {
+        let mut sink = RbSink::new(rb_self.as_value());
+        let r = if let Ok(f) = <&JsRef>::try_convert(*target) {
             let h = f.h.clone();
-            without_gvl(ruby, || me.inner.call_with(&h, &argv, opts)).or_raise(ruby, owner)?
+            without_gvl(ruby, || me.inner.call_into(&h, &mut source, &argv, opts, &mut sink))
         } else if let Some(s) = RString::from_value(*target) {
             let s = rstring_to_string(s)?;
-            without_gvl(ruby, || me.inner.call_with(s.as_str(), &argv, opts)).or_raise(ruby, owner)?
+            without_gvl(ruby, || me.inner.call_into(s.as_str(), &mut source, &argv, opts, &mut sink))
         } else if let Some(sym) = Symbol::from_value(*target) {
             let s = sym.name()?.into_owned();
-            without_gvl(ruby, || me.inner.call_with(s.as_str(), &argv, opts)).or_raise(ruby, owner)?
+            without_gvl(ruby, || me.inner.call_into(s.as_str(), &mut source, &argv, opts, &mut sink))
         } else {
             return Err(Error::new(
                 ruby.exception_type_error(),
                 "call needs a JSFunction, a global path or a function expression",
             ));
         };
-        to_rb(ruby, rb_self.as_value(), v)
+        built(ruby, rb_self.as_value(), r, sink, Some(&mut source))
     }
 
     pub(crate) fn rb_call(ruby: &Ruby, rb_self: Obj<Self>, args: &[Value]) -> Result<Value, Error> {
@@ -109,9 +112,16 @@ impl RbContext {
     }
 
     pub(crate) fn rb_set_global(ruby: &Ruby, rb_self: Obj<Self>, name: String, value: Value) -> Result<(), Error> {
-        let v = from_rb(ruby, value)?;
+        let mut source = RbSource::new();
+        let v = source.arg(ruby, value)?;
         let me = &*rb_self;
-        without_gvl(ruby, || me.inner.set_global(&name, v)).or_raise(ruby, None)
+        let r = without_gvl(ruby, || me.inner.set_global_from(&name, &mut source, &v));
+        if matches!(r, Ok(Err(_))) {
+            if let Some(e) = source.take_error() {
+                return Err(e);
+            }
+        }
+        r.or_raise(ruby, None)
     }
 
     pub(crate) fn rb_attach(ruby: &Ruby, rb_self: Obj<Self>, name: String, callable: Value) -> Result<(), Error> {
@@ -253,6 +263,6 @@ impl RbContext {
         let opts = pr::ModuleOptions { timeout, ..Default::default() };
         let m = without_gvl(ruby, || me.inner.eval_module_with(&source, &filename, resolve, opts))
             .or_raise(ruby, Some(rb_self.as_value()))?;
-        to_rb(ruby, rb_self.as_value(), pr::Value::Handle(m.handle))
+        value_to_rb(ruby, rb_self.as_value(), pr::Value::Handle(m.handle))
     }
 }

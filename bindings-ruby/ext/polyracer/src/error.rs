@@ -8,7 +8,8 @@ use polyracer as pr;
 
 use crate::causes::{cause_exception, RbCause};
 use crate::classes::{ivar, E_CONVERSION, E_DISPOSED, E_INVALID, E_JS, E_OOM, E_PARSE, E_TERMINATED, E_TIMEOUT};
-use crate::convert::to_rb;
+use crate::from_ruby::RbSource;
+use crate::to_ruby::{value_to_rb, RbSink};
 
 /// A JS frame in Ruby's backtrace form: `file.js:3:in 'f'`.
 pub(crate) fn backtrace_line(f: &pr::StackFrame) -> String {
@@ -49,7 +50,7 @@ pub(crate) fn build_err(ruby: &Ruby, owner: Option<Value>, e: pr::Error) -> Resu
         ivar(e, c"@line", ex.line.into_value_with(ruby));
         ivar(e, c"@column", ex.column.into_value_with(ruby));
         let value = match owner {
-            Some(owner) => to_rb(ruby, owner, (*ex.value).clone()).unwrap_or_else(|_| ruby.qnil().as_value()),
+            Some(owner) => value_to_rb(ruby, owner, (*ex.value).clone()).unwrap_or_else(|_| ruby.qnil().as_value()),
             None => ruby.qnil().as_value(),
         };
         ivar(e, c"@value", value);
@@ -86,4 +87,24 @@ impl<T> OrRaise<T> for Result<pr::Result<T>, Error> {
     fn or_raise(self, ruby: &Ruby, owner: Option<Value>) -> Result<T, Error> {
         self?.map_err(|e| to_rb_err(ruby, owner, e))
     }
+}
+
+/// The result of a call that built it through `sink` (reading arguments
+/// through `source`): a Ruby error either of them kept is raised rather
+/// than core's report that the walk stopped.
+pub(crate) fn built(
+    ruby: &Ruby,
+    owner: Value,
+    r: Result<pr::Result<()>, Error>,
+    sink: RbSink,
+    source: Option<&mut RbSource>,
+) -> Result<Value, Error> {
+    let mut sink = sink;
+    if matches!(r, Ok(Err(_))) {
+        if let Some(e) = source.and_then(|s| s.take_error()).or_else(|| sink.take_error()) {
+            return Err(e);
+        }
+    }
+    r.or_raise(ruby, Some(owner))?;
+    sink.finish(ruby)
 }

@@ -6,10 +6,11 @@ use magnus::{DataType, Error, RArray, RClass, Ruby, Symbol, TryConvert, TypedDat
 use polyracer as pr;
 
 use crate::classes::{arg_error, JsRef, C_JSFUNCTION, C_JSOBJECT, C_JSPROMISE};
-use crate::convert::{args_from_rb, from_rb, to_rb};
-use crate::error::OrRaise;
+use crate::error::{built, OrRaise};
+use crate::from_ruby::{value_from_rb, values_from_rb, RbSource};
 use crate::gvl::without_gvl;
 use crate::options::seconds;
+use crate::to_ruby::{value_to_rb, RbSink};
 
 unsafe impl TypedData for JsRef {
     fn class(ruby: &Ruby) -> RClass {
@@ -44,13 +45,27 @@ impl JsRef {
     }
 
     pub(crate) fn wrap(ruby: &Ruby, rb_self: &Obj<Self>, v: pr::Value) -> Result<Value, Error> {
-        to_rb(ruby, ruby.get_inner(rb_self.owner), v)
+        value_to_rb(ruby, ruby.get_inner(rb_self.owner), v)
     }
 
     pub(crate) fn rb_call(ruby: &Ruby, rb_self: Obj<Self>, args: &[Value]) -> Result<Value, Error> {
-        let argv = args_from_rb(ruby, args)?;
-        let v = Self::op(ruby, &rb_self, |h| h.call(&argv))?;
-        Self::wrap(ruby, &rb_self, v)
+        Self::call_built(ruby, &rb_self, args, None)
+    }
+
+    /// Calls the function, arguments read and result built directly.
+    fn call_built(
+        ruby: &Ruby,
+        rb_self: &Obj<Self>,
+        args: &[Value],
+        timeout: Option<std::time::Duration>,
+    ) -> Result<Value, Error> {
+        let mut source = RbSource::new();
+        let argv = source.args(ruby, args)?;
+        let owner = ruby.get_inner(rb_self.owner);
+        let mut sink = RbSink::new(owner);
+        let h = &rb_self.h;
+        let r = without_gvl(ruby, || h.call_into(&mut source, &argv, timeout, &mut sink));
+        built(ruby, owner, r, sink, Some(&mut source))
     }
 
     pub(crate) fn rb_call_timeout(
@@ -60,9 +75,7 @@ impl JsRef {
         args: RArray,
     ) -> Result<Value, Error> {
         let t = seconds(ruby, timeout)?;
-        let argv = args_from_rb(ruby, &args.into_iter().collect::<Vec<Value>>())?;
-        let v = Self::op(ruby, &rb_self, |h| h.call_with_timeout(&argv, t))?;
-        Self::wrap(ruby, &rb_self, v)
+        Self::call_built(ruby, &rb_self, &args.into_iter().collect::<Vec<Value>>(), t)
     }
 
     pub(crate) fn rb_call_method(ruby: &Ruby, rb_self: Obj<Self>, args: &[Value]) -> Result<Value, Error> {
@@ -73,13 +86,13 @@ impl JsRef {
             Some(s) => s.name()?.into_owned(),
             None => String::try_convert(*name)?,
         };
-        let argv = args_from_rb(ruby, rest)?;
+        let argv = values_from_rb(ruby, rest)?;
         let v = Self::op(ruby, &rb_self, |h| h.call_method(&name, &argv))?;
         Self::wrap(ruby, &rb_self, v)
     }
 
     pub(crate) fn rb_construct(ruby: &Ruby, rb_self: Obj<Self>, args: &[Value]) -> Result<Value, Error> {
-        let argv = args_from_rb(ruby, args)?;
+        let argv = values_from_rb(ruby, args)?;
         let v = Self::op(ruby, &rb_self, |h| h.construct(&argv))?;
         Self::wrap(ruby, &rb_self, v)
     }
@@ -88,7 +101,7 @@ impl JsRef {
         if let Some(s) = Symbol::from_value(key) {
             return Ok(pr::Value::String(s.name()?.into_owned()));
         }
-        from_rb(ruby, key)
+        value_from_rb(ruby, key)
     }
 
     pub(crate) fn rb_get(ruby: &Ruby, rb_self: Obj<Self>, key: Value) -> Result<Value, Error> {
@@ -98,7 +111,7 @@ impl JsRef {
     }
 
     pub(crate) fn rb_set(ruby: &Ruby, rb_self: Obj<Self>, key: Value, value: Value) -> Result<Value, Error> {
-        let (k, v) = (Self::key(ruby, key)?, from_rb(ruby, value)?);
+        let (k, v) = (Self::key(ruby, key)?, value_from_rb(ruby, value)?);
         Self::op(ruby, &rb_self, |h| h.set(k, v))?;
         Ok(value)
     }
@@ -117,8 +130,11 @@ impl JsRef {
     }
 
     pub(crate) fn rb_to_ruby(ruby: &Ruby, rb_self: Obj<Self>) -> Result<Value, Error> {
-        let v = Self::op(ruby, &rb_self, |h| h.to_value())?;
-        Self::wrap(ruby, &rb_self, v)
+        let owner = ruby.get_inner(rb_self.owner);
+        let mut sink = RbSink::new(owner);
+        let h = &rb_self.h;
+        let r = without_gvl(ruby, || h.copy_into(&mut sink));
+        built(ruby, owner, r, sink, None)
     }
 
     pub(crate) fn rb_to_js_string(ruby: &Ruby, rb_self: Obj<Self>) -> Result<String, Error> {

@@ -17,13 +17,14 @@ mod classes;
 mod causes;
 mod completer;
 mod context;
-mod convert;
 mod error;
+mod from_ruby;
 mod gvl;
 mod handles;
 mod options;
 mod script;
 mod tasks;
+mod to_ruby;
 
 use magnus::{function, method, prelude::*, Error, Ruby};
 use polyracer as pr;

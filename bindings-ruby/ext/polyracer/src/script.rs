@@ -9,10 +9,11 @@ use magnus::{Error, RString, Ruby, TryConvert, Value};
 use polyracer as pr;
 
 use crate::classes::{RbContext, RbScript, RbSnapshot};
-use crate::convert::{rstring_to_string, to_rb};
-use crate::error::OrRaise;
+use crate::error::{built, OrRaise};
+use crate::from_ruby::rstring_to_string;
 use crate::gvl::without_gvl;
 use crate::options::eval_opts;
+use crate::to_ruby::RbSink;
 
 pub(crate) fn owner_ctx(ruby: &Ruby, owner: Opaque<Value>) -> Result<Obj<RbContext>, Error> {
     Obj::<RbContext>::try_convert(ruby.get_inner(owner))
@@ -22,8 +23,9 @@ impl RbScript {
     pub(crate) fn rb_run(ruby: &Ruby, rb_self: Obj<Self>, timeout: Option<Value>) -> Result<Value, Error> {
         let opts = eval_opts(ruby, None, timeout, false)?;
         let owner = owner_ctx(ruby, rb_self.owner)?;
-        let v = without_gvl(ruby, || rb_self.s.run_with(opts)).or_raise(ruby, Some(owner.as_value()))?;
-        to_rb(ruby, owner.as_value(), v)
+        let mut sink = RbSink::new(owner.as_value());
+        let r = without_gvl(ruby, || rb_self.s.run_into(opts, &mut sink));
+        built(ruby, owner.as_value(), r, sink, None)
     }
 
     pub(crate) fn rb_cached_data(ruby: &Ruby, rb_self: Obj<Self>) -> Option<RString> {

@@ -1,0 +1,328 @@
+//! JS → Ruby: a `polyracer::transfer::Sink` that builds Ruby objects
+//! directly while core walks the JS value (no intermediate tree).
+
+use magnus::rb_sys::FromRawValue;
+use magnus::value::{BoxValue, Opaque, ReprValue};
+use magnus::{Class, Error, IntoValue, RArray, Ruby, Value};
+use polyracer as pr;
+use polyracer::transfer::{Halt, JsStr, Key, Sink};
+
+use crate::classes::{conversion_error, ivar, JsRef, C_SET, E_JS};
+use crate::gvl::with_gvl;
+
+enum Open {
+    Array(RArray),
+    /// A Hash, with the key of the value that comes next.
+    Hash(magnus::RHash, Option<Value>),
+    /// A Set's items, made into a `Set` at the end.
+    Set(RArray),
+}
+
+/// Builds one Ruby object from core's walk.
+///
+/// Calls run with the GVL released: core emits a root scalar outside
+/// [`Sink::enter`] (kept as a `Value` and made into a Ruby object by
+/// [`RbSink::finish`]); `enter` takes the GVL for the whole walk of
+/// anything larger. Objects being built are kept in a GC-registered array
+/// (`keep`): the open containers live only in this sink, where Ruby's GC
+/// would not see them.
+pub(crate) struct RbSink {
+    owner: Opaque<Value>,
+    attached: bool,
+    pending: Option<pr::Value>,
+    done: Option<Value>,
+    stack: Vec<Open>,
+    /// One frozen, deduplicated Ruby string per distinct key (`Key::id`).
+    keys: Vec<Value>,
+    keep: Option<BoxValue<RArray>>,
+    /// Text of a Latin-1 or UTF-16 string as UTF-8.
+    buf: String,
+    error: Option<Error>,
+}
+
+// SAFETY: made, used and finished on one thread within one call; it
+// touches Ruby objects only with the GVL held (`attached`).
+unsafe impl Send for RbSink {}
+
+impl RbSink {
+    /// A sink for a call made with the GVL released; `owner` is the
+    /// `Polyracer::Context` that new handles keep alive.
+    pub(crate) fn new(owner: Value) -> RbSink {
+        RbSink {
+            owner: Opaque::from(owner),
+            attached: false,
+            pending: None,
+            done: None,
+            stack: Vec::new(),
+            keys: Vec::new(),
+            keep: None,
+            buf: String::new(),
+            error: None,
+        }
+    }
+
+    pub(crate) fn take_error(&mut self) -> Option<Error> {
+        self.error.take()
+    }
+
+    /// The object built (with the GVL held again).
+    pub(crate) fn finish(mut self, ruby: &Ruby) -> Result<Value, Error> {
+        if let Some(e) = self.error.take() {
+            return Err(e);
+        }
+        if let Some(v) = self.pending.take() {
+            self.attached = true;
+            if v.emit(&mut self).is_err() {
+                return Err(self.error.take().unwrap_or_else(|| conversion_error(ruby, "conversion failed")));
+            }
+        }
+        Ok(self.done.take().unwrap_or_else(|| ruby.qnil().as_value()))
+    }
+
+    fn ruby() -> Ruby {
+        // SAFETY: called only while attached (the GVL is held).
+        unsafe { Ruby::get_unchecked() }
+    }
+
+    fn fail<T>(&mut self, e: Error) -> Result<T, Halt> {
+        self.error = Some(e);
+        Err(Halt)
+    }
+
+    fn keep(&mut self, v: pr::Value) -> Result<(), Halt> {
+        if self.stack.is_empty() && self.pending.is_none() && self.done.is_none() {
+            self.pending = Some(v);
+            Ok(())
+        } else {
+            Err(Halt)
+        }
+    }
+
+    fn hold(&mut self, ruby: &Ruby, v: Value) {
+        let keep = self.keep.get_or_insert_with(|| BoxValue::new(ruby.ary_new()));
+        let _ = keep.push(v);
+    }
+
+    fn place(&mut self, v: Value) -> Result<(), Halt> {
+        let ruby = Self::ruby();
+        let r = match self.stack.last_mut() {
+            None => {
+                self.done = Some(v);
+                Ok(())
+            }
+            Some(Open::Array(a) | Open::Set(a)) => a.push(v),
+            Some(Open::Hash(h, key)) => match key.take() {
+                Some(k) => h.aset(k, v),
+                // A Map's key, waiting for its value: held where the GC
+                // sees it.
+                None => {
+                    *key = Some(v);
+                    self.hold(&ruby, v);
+                    Ok(())
+                }
+            },
+        };
+        match r {
+            Ok(()) => Ok(()),
+            Err(e) => self.fail(e),
+        }
+    }
+
+    fn open(&mut self, o: Open) -> Result<(), Halt> {
+        let ruby = Self::ruby();
+        let v = match &o {
+            Open::Array(a) | Open::Set(a) => a.as_value(),
+            Open::Hash(h, _) => h.as_value(),
+        };
+        self.hold(&ruby, v);
+        self.stack.push(o);
+        Ok(())
+    }
+
+    /// A UTF-8 Ruby string of `s`; `frozen`: deduplicated and frozen (a
+    /// Hash keeps a frozen key as it is instead of copying it).
+    fn rb_str(&mut self, s: JsStr, frozen: bool) -> Value {
+        let text: &str = match s {
+            // SAFETY: ASCII is UTF-8.
+            JsStr::Latin1(b) if b.is_ascii() => unsafe { std::str::from_utf8_unchecked(b) },
+            other => {
+                self.buf.clear();
+                other.push_to(&mut self.buf);
+                &self.buf
+            }
+        };
+        // SAFETY: the GVL is held; the bytes are UTF-8 and copied by Ruby.
+        unsafe {
+            let enc = rb_sys::rb_utf8_encoding();
+            let raw = if frozen {
+                rb_sys::rb_enc_interned_str(text.as_ptr().cast(), text.len() as _, enc)
+            } else {
+                rb_sys::rb_utf8_str_new(text.as_ptr().cast(), text.len() as _)
+            };
+            Value::from_raw(raw)
+        }
+    }
+}
+
+impl Sink for RbSink {
+    fn undefined(&mut self) -> Result<(), Halt> {
+        self.null()
+    }
+    fn null(&mut self) -> Result<(), Halt> {
+        if !self.attached {
+            return self.keep(pr::Value::Null);
+        }
+        self.place(Self::ruby().qnil().as_value())
+    }
+    fn bool(&mut self, b: bool) -> Result<(), Halt> {
+        if !self.attached {
+            return self.keep(pr::Value::Bool(b));
+        }
+        self.place(b.into_value_with(&Self::ruby()))
+    }
+    fn integer(&mut self, i: i64) -> Result<(), Halt> {
+        if !self.attached {
+            return self.keep(pr::Value::Integer(i));
+        }
+        self.place(Self::ruby().integer_from_i64(i).as_value())
+    }
+    fn number(&mut self, n: f64) -> Result<(), Halt> {
+        if !self.attached {
+            return self.keep(pr::Value::Number(n));
+        }
+        self.place(Self::ruby().float_from_f64(n).as_value())
+    }
+    fn bigint(&mut self, b: pr::BigInt) -> Result<(), Halt> {
+        if !self.attached {
+            return self.keep(pr::Value::BigInt(b));
+        }
+        let ruby = Self::ruby();
+        let v = match i64::try_from(&b) {
+            Ok(i) => Ok(ruby.integer_from_i64(i).as_value()),
+            Err(_) => ruby.str_new(&b.to_string()).funcall::<_, _, Value>("to_i", ()),
+        };
+        match v {
+            Ok(v) => self.place(v),
+            Err(e) => self.fail(e),
+        }
+    }
+    fn string(&mut self, s: JsStr<'_>) -> Result<(), Halt> {
+        if !self.attached {
+            return self.keep(pr::Value::String(s.to_str().into_owned()));
+        }
+        let v = self.rb_str(s, false);
+        self.place(v)
+    }
+    fn date(&mut self, ms: f64) -> Result<(), Halt> {
+        if !self.attached {
+            return self.keep(pr::Value::Date(ms));
+        }
+        let ruby = Self::ruby();
+        let secs = (ms / 1000.0).floor();
+        let nanos = ((ms - secs * 1000.0) * 1e6).round();
+        match ruby.time_nano_new(secs as i64, nanos as i64).and_then(|t| t.funcall::<_, _, Value>("utc", ())) {
+            Ok(t) => self.place(t),
+            Err(e) => self.fail(e),
+        }
+    }
+    fn bytes(&mut self, b: &[u8]) -> Result<(), Halt> {
+        if !self.attached {
+            return self.keep(pr::Value::Bytes(b.to_vec()));
+        }
+        // One copy, from V8's buffer into a binary String.
+        let ruby = Self::ruby();
+        self.place(ruby.enc_str_new(b, ruby.ascii8bit_encoding()).as_value())
+    }
+    fn error(&mut self, e: pr::ErrorValue) -> Result<(), Halt> {
+        if !self.attached {
+            return self.keep(pr::Value::Error(Box::new(e)));
+        }
+        let ruby = Self::ruby();
+        match ruby.get_inner(&E_JS).new_instance((ruby.str_new(&e.message),)) {
+            Ok(exc) => {
+                ivar(exc.as_value(), c"@js_name", ruby.str_new(&e.name).as_value());
+                ivar(exc.as_value(), c"@js_stack", ruby.str_new(&e.stack).as_value());
+                self.place(exc.as_value())
+            }
+            Err(err) => self.fail(err),
+        }
+    }
+    fn handle(&mut self, h: pr::JsHandle) -> Result<(), Halt> {
+        if !self.attached {
+            return self.keep(pr::Value::Handle(h));
+        }
+        let ruby = Self::ruby();
+        let v = ruby.obj_wrap(JsRef { h, owner: self.owner }).as_value();
+        self.place(v)
+    }
+    fn begin_array(&mut self, len: usize) -> Result<(), Halt> {
+        // A JS length is not a promise of memory (`new Array(2 ** 32 - 1)`
+        // is tiny in V8): reserve a bounded amount.
+        let a = Self::ruby().ary_new_capa(len.min(1 << 16));
+        self.open(Open::Array(a))
+    }
+    fn begin_object(&mut self, _len: usize) -> Result<(), Halt> {
+        let h = Self::ruby().hash_new();
+        self.open(Open::Hash(h, None))
+    }
+    fn key(&mut self, key: Key<'_>) -> Result<(), Halt> {
+        let k = match self.keys.get(key.id as usize) {
+            Some(k) => *k,
+            None => {
+                let k = self.rb_str(key.text, true);
+                if key.id as usize == self.keys.len() {
+                    self.keys.push(k);
+                    let ruby = Self::ruby();
+                    self.hold(&ruby, k);
+                }
+                k
+            }
+        };
+        match self.stack.last_mut() {
+            Some(Open::Hash(_, slot)) => {
+                *slot = Some(k);
+                Ok(())
+            }
+            _ => Err(Halt),
+        }
+    }
+    fn begin_map(&mut self, len: usize) -> Result<(), Halt> {
+        self.begin_object(len)
+    }
+    fn begin_set(&mut self, len: usize) -> Result<(), Halt> {
+        let a = Self::ruby().ary_new_capa(len.min(1 << 16));
+        self.open(Open::Set(a))
+    }
+    fn end(&mut self) -> Result<(), Halt> {
+        let ruby = Self::ruby();
+        let v = match self.stack.pop() {
+            Some(Open::Array(a)) => a.as_value(),
+            Some(Open::Hash(h, _)) => h.as_value(),
+            Some(Open::Set(items)) => match ruby.get_inner(&C_SET).new_instance((items,)) {
+                Ok(s) => s,
+                Err(e) => return self.fail(e),
+            },
+            None => return Err(Halt),
+        };
+        self.place(v)
+    }
+    fn enter(&mut self, walk: &mut dyn FnMut(&mut dyn Sink)) {
+        let was = self.attached;
+        with_gvl(|_ruby| {
+            self.attached = true;
+            walk(self);
+            self.attached = was;
+        });
+    }
+}
+
+/// A kept `Value` as a Ruby object (results of awaits, handle reads);
+/// `owner` is the `Polyracer::Context` new handles keep alive.
+pub(crate) fn value_to_rb(ruby: &Ruby, owner: Value, v: pr::Value) -> Result<Value, Error> {
+    let mut sink = RbSink::new(owner);
+    sink.attached = true;
+    if v.emit(&mut sink).is_err() {
+        return Err(sink.take_error().unwrap_or_else(|| conversion_error(ruby, "conversion failed")));
+    }
+    sink.finish(ruby)
+}
