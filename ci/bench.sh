@@ -7,9 +7,9 @@
 # host work between calls, p50 / p99. Then async (bench_async.*: await
 # round trips, p50 / p99, and 1,000 concurrent awaits) in Python (vs
 # PyMiniRacer), Node (vs isolated-vm and node:vm) and Ruby; and Node's
-# and Python's moving-data tables (bench_data.*: records, numbers and
-# strings from 10 KB to 10 MB, Node also bytes to 64 MB, each way, beside
-# the same peers).
+# Python's and Ruby's moving-data tables (bench_data.*: records, numbers
+# and strings from 10 KB to 10 MB, and bytes to 64 MB, each way, beside
+# the same peers and ExecJS for Ruby).
 #   ci/bench.sh            everything
 #   ci/bench.sh latency    only the interleaved-latency tables
 #   ci/bench.sh async      only the async tables
@@ -68,7 +68,16 @@ bash "$POLYRACER_ROOT/ci/node-build.sh"
 )
 
 if [ "$only" != latency ]; then
-  step "Ruby: release extension, async"
+  step "Ruby: release extension, async and moving data (beside ExecJS)"
+  # ExecJS is the Ruby peer (Debian's package; no gem registry here).
+  if ! ruby -e 'require "execjs"' 2>/dev/null; then
+    SUDO=""
+    [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq ruby-execjs >/dev/null || true
+  fi
   install -m 0755 "$(python3 ci/cargo-artifact.py polyracer-ruby cdylib --quiet)" bindings-ruby/lib/polyracer/polyracer.so
   (cd bindings-ruby && ruby -Ilib bench/bench_async.rb)
+  if [ -z "$only" ]; then
+    (cd bindings-ruby && ruby -Ilib bench/bench_data.rb)
+  fi
 fi

@@ -183,10 +183,25 @@ pub fn throw(env: Env, v: Val) -> napi::Error {
     pending()
 }
 
+/// A `Uint8Array` holding a copy of `bytes`: one copy, into memory that is
+/// not zeroed first for large buffers (`napi_create_arraybuffer` zeroes
+/// its memory, which for 64 MiB cost as much as the copy).
 pub fn copy_uint8array(env: Env, bytes: &[u8]) -> napi::Result<Val> {
     let mut data: *mut c_void = ptr::null_mut();
     let mut ab = ptr::null_mut();
-    napi_call!(napi_create_arraybuffer(env, bytes.len(), &mut data, &mut ab))?;
+    if bytes.len() >= UNPOOLED_BUFFER {
+        // Node's Buffers this large have an ArrayBuffer of their own (small
+        // ones share a pool), uninitialised: the view covers all of it.
+        let mut buf = ptr::null_mut();
+        napi_call!(napi_create_buffer(env, bytes.len(), &mut data, &mut buf))?;
+        let (mut ty, mut n, mut d, mut off) = (0, 0usize, ptr::null_mut(), 0usize);
+        napi_call!(napi_get_typedarray_info(env, buf, &mut ty, &mut n, &mut d, &mut ab, &mut off))?;
+        if off != 0 {
+            return Err(napi::Error::from_reason("unexpected pooled Buffer"));
+        }
+    } else {
+        napi_call!(napi_create_arraybuffer(env, bytes.len(), &mut data, &mut ab))?;
+    }
     if !bytes.is_empty() {
         unsafe { ptr::copy_nonoverlapping(bytes.as_ptr(), data.cast::<u8>(), bytes.len()) };
     }
@@ -194,6 +209,10 @@ pub fn copy_uint8array(env: Env, bytes: &[u8]) -> napi::Result<Val> {
     napi_call!(napi_create_typedarray(env, sys::TypedarrayType::uint8_array, bytes.len(), ab, 0, &mut out))?;
     Ok(out)
 }
+
+/// Node pools Buffers below half its 8 KiB pool size; well above that
+/// each has its own memory.
+const UNPOOLED_BUFFER: usize = 64 << 10;
 
 pub fn buffer_copy(env: Env, bytes: &[u8]) -> napi::Result<Val> {
     let mut data: *mut c_void = ptr::null_mut();

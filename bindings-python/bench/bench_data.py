@@ -4,7 +4,9 @@
 
 Shapes: nested records, a wide list of floats, a wide list of strings, at
 about 10 KB, 300 KB, 1 MB and 10 MB of JSON (``--quick``: up to 1 MB), each
-way: JS → Python ("out") and Python → JS ("in"). Peers whose objects come
+way: JS → Python ("out") and Python → JS ("in"); then bytes of 1 MiB and
+64 MiB (polyracer only: the peers have no way to pass bytes in), beside a
+plain copy of as many bytes (``bytearray(b)``) as the bar. Peers whose objects come
 back as proxies are measured copying through JSON, as their users do (see
 bench.py's engine classes). Median ms; lower is better.
 """
@@ -82,6 +84,19 @@ def main() -> None:
                     cells.append("n/a")
             mb = len(json.dumps(value)) / 1e6
             print(f"| {shape}, {mb:.2f} MB JSON | " + " | ".join(cells) + " |")
+    import polyracer
+
+    for n in [1 << 20] if quick else [1 << 20, 64 << 20]:
+        data = b"\x07" * n
+        with polyracer.Context() as ctx:
+            ctx.eval(f"var v = new Uint8Array({n}).fill(7)")
+            sink = ctx.eval("(x) => 0")
+            out = median_ms(lambda: ctx.eval("v"), budget)  # noqa: B023
+            inn = median_ms(lambda: sink(data), budget)  # noqa: B023
+        copy = median_ms(lambda: bytearray(data), budget)  # noqa: B023
+        rest = " | ".join("n/a" for _ in engines[1:])
+        print(f"| bytes, {n >> 20} MiB | {out:.2f} / {inn:.2f} | {rest} |")
+        print(f"| copy of {n >> 20} MiB (the bar) | {copy:.2f} |")
 
 
 if __name__ == "__main__":

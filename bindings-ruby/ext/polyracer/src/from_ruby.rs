@@ -4,7 +4,9 @@
 use magnus::encoding::EncodingCapable;
 use magnus::rb_sys::{AsRawValue, FromRawValue};
 use magnus::value::{BoxValue, ReprValue};
-use magnus::{Error, Fixnum, Float, RArray, RBignum, RHash, RString, Ruby, Symbol, Time, TryConvert, Value};
+use magnus::{
+    Error, Fixnum, Float, RArray, RBignum, RHash, RString, RTypedData, Ruby, Symbol, Time, TryConvert, Value,
+};
 use polyracer as pr;
 use polyracer::transfer::{Arg, Halt, HostRef, Read, Source};
 
@@ -47,10 +49,15 @@ impl RbSource {
     }
 
     /// An argument: scalars read now (the GVL is held), so a call with only
-    /// scalar arguments needs no GVL round trip inside; containers during
-    /// the call.
+    /// scalar arguments needs no GVL round trip inside; containers and long
+    /// strings during the call (copied once, straight into JS).
     pub(crate) fn arg(&mut self, ruby: &Ruby, v: Value) -> Result<Arg, Error> {
-        if RArray::from_value(v).is_some() || RHash::from_value(v).is_some() || v.is_kind_of(ruby.get_inner(&C_SET)) {
+        let long_string = RString::from_value(v).is_some_and(|s| s.len() > pr::transfer::ENTER_STRING_LEN);
+        if long_string
+            || RArray::from_value(v).is_some()
+            || RHash::from_value(v).is_some()
+            || v.is_kind_of(ruby.get_inner(&C_SET))
+        {
             return Ok(Arg::Host(HostRef(v.as_raw() as usize)));
         }
         self.value(ruby, v).map(Arg::Value)
@@ -96,14 +103,21 @@ fn utf8(bytes: &[u8]) -> Option<&str> {
 /// A Hash whose keys are all strings or symbols is a JS object; any other
 /// key makes it a `Map` (keys kept as values).
 fn plain_keys(h: RHash) -> bool {
-    let mut plain = true;
-    let _ = h.foreach(|k: Value, _: Value| {
+    unsafe extern "C" fn check(key: rb_sys::VALUE, _val: rb_sys::VALUE, arg: rb_sys::VALUE) -> std::os::raw::c_int {
+        // SAFETY: `arg` is the `bool` below; `key` a live key.
+        let k = unsafe { Value::from_raw(key) };
         if RString::from_value(k).is_none() && Symbol::from_value(k).is_none() {
-            plain = false;
-            return Ok(magnus::r_hash::ForEach::Stop);
+            unsafe { *(arg as *mut bool) = false };
+            return rb_sys::st_retval::ST_STOP as _;
         }
-        Ok(magnus::r_hash::ForEach::Continue)
-    });
+        rb_sys::st_retval::ST_CONTINUE as _
+    }
+    let mut plain = true;
+    // SAFETY: the GVL is held. `rb_hash_foreach` raises only if the hash
+    // changes during the iteration, which nothing here can do; a plain
+    // callback (no `protect` per entry, as magnus's `foreach` does) was a
+    // tenth of reading a Hash of records.
+    unsafe { rb_sys::rb_hash_foreach(h.as_raw(), Some(check), &mut plain as *mut bool as rb_sys::VALUE) };
     plain
 }
 
@@ -166,6 +180,19 @@ impl Source for RbSource {
                 Err(e) => self.fail(e),
             };
         }
+        // Containers before the rarer kinds: a failed typed-data conversion
+        // formats an error message, which cost more than the whole read.
+        if let Some(a) = RArray::from_value(v) {
+            return Ok(Read::Array(a.len()));
+        }
+        if let Some(h) = RHash::from_value(v) {
+            return Ok(if plain_keys(h) { Read::Object(h.len()) } else { Read::Map(h.len()) });
+        }
+        if RTypedData::from_value(v).is_some() {
+            if let Ok(h) = <&JsRef>::try_convert(v) {
+                return Ok(Read::Handle(h.h.clone()));
+            }
+        }
         if let Some(b) = RBignum::from_value(v) {
             if let Ok(i) = b.to_i64() {
                 return Ok(Read::Integer(i));
@@ -181,9 +208,6 @@ impl Source for RbSource {
                 Err(e) => Read::Unsupported(format!("bad Integer: {e}")),
             });
         }
-        if let Ok(h) = <&JsRef>::try_convert(v) {
-            return Ok(Read::Handle(h.h.clone()));
-        }
         if let Some(t) = Time::from_value(v) {
             return match t.timespec() {
                 Ok(ts) => Ok(Read::Date(ts.tv_sec as f64 * 1000.0 + (ts.tv_nsec as f64 / 1e6).floor())),
@@ -192,12 +216,6 @@ impl Source for RbSource {
         }
         if raw == ruby.get_inner(&UNDEFINED).as_raw() {
             return Ok(Read::Undefined);
-        }
-        if let Some(a) = RArray::from_value(v) {
-            return Ok(Read::Array(a.len()));
-        }
-        if let Some(h) = RHash::from_value(v) {
-            return Ok(if plain_keys(h) { Read::Object(h.len()) } else { Read::Map(h.len()) });
         }
         if v.is_kind_of(ruby.get_inner(&C_SET)) {
             return Ok(Read::Set(v.funcall::<_, _, usize>("size", ()).unwrap_or(0)));
@@ -234,14 +252,15 @@ impl Source for RbSource {
         // SAFETY: under `enter` (GVL held); a live Hash just read.
         let v = unsafe { Value::from_raw(v.0 as rb_sys::VALUE) };
         let Some(h) = RHash::from_value(v) else { return Err(Halt) };
-        let r = h.foreach(|k: Value, x: Value| {
-            out.push((HostRef(k.as_raw() as usize), HostRef(x.as_raw() as usize)));
-            Ok(magnus::r_hash::ForEach::Continue)
-        });
-        match r {
-            Ok(()) => Ok(()),
-            Err(e) => self.fail(e),
+        unsafe extern "C" fn push(key: rb_sys::VALUE, val: rb_sys::VALUE, arg: rb_sys::VALUE) -> std::os::raw::c_int {
+            // SAFETY: `arg` is `out` below.
+            let out = unsafe { &mut *(arg as *mut Vec<(HostRef, HostRef)>) };
+            out.push((HostRef(key as usize), HostRef(val as usize)));
+            rb_sys::st_retval::ST_CONTINUE as _
         }
+        // SAFETY: as in `plain_keys`.
+        unsafe { rb_sys::rb_hash_foreach(h.as_raw(), Some(push), out as *mut _ as rb_sys::VALUE) };
+        Ok(())
     }
 
     fn enter(&mut self, walk: &mut dyn FnMut(&mut dyn Source)) {

@@ -309,9 +309,19 @@ impl Sink for RbSink {
     fn enter(&mut self, walk: &mut dyn FnMut(&mut dyn Sink)) {
         let was = self.attached;
         with_gvl(|_ruby| {
+            // Ruby's GC, run by the allocations of a large result, would
+            // mark the half-built value again and again (as Python's cyclic
+            // GC did: see the Python binding's `GcPaused`); paused for the
+            // build, then back as it was.
+            // SAFETY: the GVL is held.
+            let gc_was_disabled = unsafe { rb_sys::rb_gc_disable() } == rb_sys::Qtrue as rb_sys::VALUE;
             self.attached = true;
             walk(self);
             self.attached = was;
+            if !gc_was_disabled {
+                // SAFETY: the GVL is held; re-enables only what we disabled.
+                unsafe { rb_sys::rb_gc_enable() };
+            }
         });
     }
 }

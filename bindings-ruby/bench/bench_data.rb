@@ -1,0 +1,92 @@
+# frozen_string_literal: true
+
+# Moving data between Ruby and JS, side by side in one run: polyracer and
+# ExecJS (Debian's ruby-execjs with the Node runtime; it copies through
+# JSON, as its users do). Shapes: nested records, a wide array of floats, a
+# wide array of strings, at ~10 KB, 300 KB, 1 MB and 10 MB of JSON; binary
+# Strings of 1 MiB and 64 MiB (polyracer only: ExecJS has no bytes). Each
+# way: JS → Ruby ("out") and Ruby → JS ("in"). Median ms. The bar is the
+# Python binding's figure for the same shape (bench_data.py), within 1.5×.
+#   ruby -Ilib bench/bench_data.rb     (from bindings-ruby/; QUICK=1: to 1 MB)
+require "json"
+require "polyracer"
+
+begin
+  require "execjs"
+  EXECJS = ExecJS::Runtimes::Node.available? ? ExecJS::Runtimes::Node : nil
+rescue LoadError
+  EXECJS = nil
+end
+
+QUICK = ENV["QUICK"] == "1"
+SIZES = QUICK ? [10e3, 300e3, 1e6] : [10e3, 300e3, 1e6, 10e6]
+BYTES = QUICK ? [1 << 20] : [1 << 20, 64 << 20]
+BUDGET = QUICK ? 0.3 : 1.5
+
+SHAPES = {
+  "records" => lambda { |n|
+    { "items" => Array.new(n) { |i| { "id" => i, "name" => "item #{i}", "tags" => %w[a b], "score" => i * 1.5, "ok" => i.even? } } }
+  },
+  "numbers" => ->(n) { Array.new(n) { |i| i * 1.25 } },
+  "strings" => ->(n) { Array.new(n) { |i| "string number #{i}" } },
+}.freeze
+
+def clock
+  Process.clock_gettime(Process::CLOCK_MONOTONIC)
+end
+
+# Median milliseconds of at least 5 runs within the budget (at most 50).
+def median_ms
+  yield
+  runs = []
+  stop = clock + BUDGET
+  while runs.size < 5 || (clock < stop && runs.size < 50)
+    t = clock
+    yield
+    runs << ((clock - t) * 1000)
+  end
+  runs.sort[runs.size / 2]
+end
+
+def sized(shape, bytes)
+  per = JSON.generate(SHAPES[shape].call(100)).bytesize / 100.0
+  SHAPES[shape].call([1, (bytes / per).round].max)
+end
+
+def polyracer_cell(value, src)
+  ctx = Polyracer::Context.new
+  ctx.eval(src)
+  sink = ctx.eval("(v) => 0")
+  out = median_ms { ctx.eval("globalThis.v") }
+  inn = median_ms { sink.call(value) }
+  ctx.dispose
+  format("%.2f / %.2f", out, inn)
+end
+
+def execjs_cell(value, src)
+  return "n/a" unless EXECJS
+
+  js = EXECJS.compile("#{src}; function get() { return globalThis.v } function sink(v) { return 0 }")
+  out = median_ms { js.call("get") }
+  inn = median_ms { js.call("sink", value) }
+  format("%.2f / %.2f", out, inn)
+end
+
+puts "Moving data, median ms, out (JS → Ruby) / in (Ruby → JS):"
+puts "| value | polyracer | ExecJS (Node, JSON) |"
+puts "|---|---|---|"
+SIZES.each do |bytes|
+  SHAPES.each_key do |shape|
+    value = sized(shape, bytes)
+    json = JSON.generate(value)
+    src = "globalThis.v = #{json}"
+    puts "| #{shape}, #{format('%.2f', json.bytesize / 1e6)} MB JSON | #{polyracer_cell(value, src)} | #{execjs_cell(value, src)} |"
+  end
+end
+BYTES.each do |n|
+  value = ("\x07".b * n)
+  cell = polyracer_cell(value, "globalThis.v = new Uint8Array(#{n}).fill(7)")
+  copy = median_ms { value.dup << "" }
+  puts "| binary String, #{n >> 20} MiB | #{cell} | n/a |"
+  puts "| copy of #{n >> 20} MiB (the bar: String#dup) | #{format('%.2f', copy)} | |"
+end
