@@ -34,6 +34,8 @@ const D_KEY: u8 = 12;
 const D_MAP: u8 = 13;
 const D_SET: u8 = 14;
 const D_END: u8 = 15;
+/// An array of numbers only: its length, then the numbers, no opcodes.
+const D_NUMBERS: u8 = 16;
 
 /// Builds a Node value from core's walk. A root scalar is made directly;
 /// anything with a container goes through the tape.
@@ -49,6 +51,9 @@ pub struct NodeSink<'a> {
     /// The tape index of each core key id (`u32::MAX`: not sent yet).
     key_index: Vec<u32>,
     keys_sent: u32,
+    /// Where each open array's opcode is (`usize::MAX` for other
+    /// containers), to rewrite an array of numbers as one `D_NUMBERS`.
+    open_arrays: Vec<usize>,
     depth: usize,
     root: Option<Val>,
     error: Option<napi::Error>,
@@ -67,6 +72,7 @@ impl<'a> NodeSink<'a> {
             extras: Vec::new(),
             key_index: Vec::new(),
             keys_sent: 0,
+            open_arrays: Vec::new(),
             depth: 0,
             root: None,
             error: None,
@@ -159,6 +165,7 @@ impl<'a> NodeSink<'a> {
     }
 
     fn open(&mut self, op: u8) -> Result<(), Halt> {
+        self.open_arrays.push(if op == D_ARRAY { self.ops.len() } else { usize::MAX });
         self.ops.push(op);
         self.depth += 1;
         Ok(())
@@ -312,8 +319,17 @@ impl Sink for NodeSink<'_> {
         self.open(D_SET)
     }
     fn end(&mut self) -> Result<(), Halt> {
-        self.ops.push(D_END);
         self.depth -= 1;
+        let at = self.open_arrays.pop().unwrap_or(usize::MAX);
+        // An array of numbers only (its operands already lie in `nums`
+        // as the length and the values): one opcode, and `decode` copies
+        // the numbers in a tight loop instead of dispatching on each.
+        if at != usize::MAX && self.ops[at + 1..].iter().all(|&op| op == D_NUMBER) {
+            self.ops.truncate(at);
+            self.ops.push(D_NUMBERS);
+            return Ok(());
+        }
+        self.ops.push(D_END);
         Ok(())
     }
     fn enter(&mut self, walk: &mut dyn FnMut(&mut dyn Sink)) {
