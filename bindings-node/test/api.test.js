@@ -72,6 +72,39 @@ test('values: Node → sandbox', () =>
     assert.equal(ctx.evalSync('cfg.level + cfg.tags[0]'), '3a')
   }))
 
+test('values: large values cross whole both ways (tapes, serializer fast path)', () =>
+  withContext({}, (ctx) => {
+    const records = Array.from({ length: 3000 }, (_, i) => ({
+      id: i,
+      name: i % 7 ? `item ${i}` : `caf\u00e9 \u{1F30D} ${i}`,
+      tags: ['a', 'b'],
+      score: i * 1.5,
+      ok: i % 2 === 0,
+      __proto__x: i,
+    }))
+    const numbers = Array.from({ length: 5000 }, (_, i) => (i === 7 ? -0 : i === 8 ? NaN : i * 1.25))
+    const mixed = { records, numbers, big: 2n ** 70n, when: new Date(1600000000123), map: new Map([[1, { x: [1, , 3] }]]), set: new Set(['s']) }
+    const id = ctx.evalSync('(x) => x')
+    const back = id(mixed)
+    assert.deepStrictEqual(back.records, records)
+    assert.ok(Object.is(back.numbers[7], -0) && Number.isNaN(back.numbers[8]))
+    assert.deepStrictEqual(back.numbers.slice(9), numbers.slice(9))
+    assert.equal(back.big, 2n ** 70n)
+    assert.equal(back.when.getTime(), 1600000000123)
+    assert.deepStrictEqual([...back.map.get(1).x], [1, undefined, 3])
+    assert.deepStrictEqual([...back.set], ['s'])
+    // Built in the sandbox and copied out: equal to JSON's round trip there.
+    ctx.evalSync('globalThis.made = Array.from({ length: 4000 }, (_, i) => ({ k: i, s: "v" + i, n: [i, i / 2] }))')
+    assert.deepStrictEqual(ctx.evalSync('made'), JSON.parse(ctx.evalSync('JSON.stringify(made)')))
+    // "__proto__" stays an own property, not a prototype.
+    const p = ctx.evalSync('JSON.parse(\'{"__proto__": {"polluted": 1}, "a": 2}\')')
+    assert.ok(Object.prototype.hasOwnProperty.call(p, '__proto__') && p.polluted === undefined && p.a === 2)
+    // Large bytes, once each way.
+    const bytes = new Uint8Array(1 << 20).fill(9)
+    const out = id(bytes)
+    assert.ok(out instanceof Uint8Array && out.length === bytes.length && out[12345] === 9 && out.byteOffset === 0)
+  }))
+
 test('values: uncopyable Node values are a TypeError (ConversionError)', () =>
   withContext({}, (ctx) => {
     class Point {

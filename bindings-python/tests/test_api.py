@@ -362,3 +362,44 @@ def test_js_errors_carry_their_stack_frames_as_data(ctx: polyracer.Context) -> N
     with pytest.raises(polyracer.ParseError) as p:
         ctx.eval("let x = ;", filename="bad.js")
     assert p.value.frames == [polyracer.StackFrame(None, "bad.js", 1, 9)]
+
+
+def test_large_values_cross_whole_both_ways(ctx: polyracer.Context) -> None:
+    records = [
+        {
+            "id": i,
+            "name": f"item {i}" if i % 7 else f"caf\u00e9 \U0001f30d {i}",
+            "tags": ["a", "b"],
+            "score": i * 1.5,
+        }
+        for i in range(3000)
+    ]
+    value = {
+        "records": records,
+        "numbers": [i * 1.25 for i in range(5000)],
+        "map": {1: [1, None]},
+        "set": {"s"},
+    }
+    same = ctx.eval("(x) => x")
+    assert same(value) == value
+    # Built in JS and copied out: equal to JSON's round trip there.
+    ctx.eval(
+        "globalThis.made = Array.from({ length: 4000 }, (_, i) => ({ k: i, s: 'v' + i, n: [i, i / 2] }))"
+    )
+    import json
+
+    assert ctx.eval("made") == json.loads(ctx.eval("JSON.stringify(made)"))
+    # Keys are one str object per distinct key.
+    made = ctx.eval("made")
+    assert next(iter(made[0])) is next(iter(made[1]))
+    # Bytes, once each way; a lone surrogate from JS becomes U+FFFD.
+    data = bytes(range(256)) * 4096
+    assert same(data) == data
+    assert ctx.eval("['a\\uD800b']") == ["a\ufffdb"]
+
+
+def test_a_python_error_while_building_is_raised_as_itself(ctx: polyracer.Context) -> None:
+    # A Map key Python cannot hash stops the build with a ConversionError.
+    with pytest.raises(polyracer.ConversionError, match="Map key"):
+        ctx.eval("new Map([[[1, 2], 'list as key']])")
+    assert ctx.eval("1 + 1") == 2

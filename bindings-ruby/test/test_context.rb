@@ -337,4 +337,28 @@ class TestContext < Minitest::Test
     assert(err.backtrace.any? { |l| l.include?("test_context.rb") }, "Ruby frames follow")
     assert_match(/at inner/, err.js_stack)
   end
+
+  def test_large_values_cross_whole_both_ways
+    c = ctx
+    records = Array.new(3000) { |i| { "id" => i, "name" => (i % 7).zero? ? "caf\u00e9 \u{1F30D} #{i}" : "item #{i}", "tags" => %w[a b], "score" => i * 1.5 } }
+    value = { "records" => records, "numbers" => Array.new(5000) { |i| i * 1.25 }, "set" => Set["s"] }
+    same = c.eval("(x) => x")
+    assert_equal value, same.call(value)
+    # Built in JS and copied out: equal to JSON's round trip there.
+    c.eval("globalThis.made = Array.from({ length: 4000 }, (_, i) => ({ k: i, s: 'v' + i, n: [i / 2] }))")
+    made = c.eval("made")
+    assert_equal JSON.parse(c.eval("JSON.stringify(made)")), made
+    # One frozen String per distinct key, shared by every record.
+    assert made[0].keys.first.frozen?
+    assert_same made[0].keys.first, made[1].keys.first
+    # Bytes once each way, GC running meanwhile.
+    data = ((0..255).map(&:chr).join.b * 4096)
+    GC.stress = true
+    begin
+      assert_equal data, same.call(data)
+      assert_equal [{ "a" => [1, "x"] }] * 50, c.eval("Array.from({ length: 50 }, () => ({ a: [1, 'x'] }))")
+    ensure
+      GC.stress = false
+    end
+  end
 end
