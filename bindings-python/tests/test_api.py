@@ -403,3 +403,16 @@ def test_a_python_error_while_building_is_raised_as_itself(ctx: polyracer.Contex
     with pytest.raises(polyracer.ConversionError, match="Map key"):
         ctx.eval("new Map([[[1, 2], 'list as key']])")
     assert ctx.eval("1 + 1") == 2
+
+
+def test_getters_that_call_back_throw_or_loop_while_a_value_is_copied(ctx: polyracer.Context) -> None:
+    ctx.expose("host", lambda x: x * 2)
+    # A function beside the getter makes core walk the value (not V8's
+    # serializer): the getter runs with the result half-built.
+    v = ctx.eval("({ get g() { return host(21) }, f() {}, list: [{ get h() { return host(1) } }] })")
+    assert v["g"] == 42 and v["list"] == [{"h": 2}]
+    with pytest.raises(polyracer.ConversionError, match=r"\$\.g"):
+        ctx.eval("({ get g() { throw new Error('no') }, f() {} })")
+    with pytest.raises(polyracer.TimeoutError):
+        ctx.eval("({ get g() { for (;;) {} }, f() {} })", timeout=0.2)
+    assert ctx.eval("1 + 1") == 2
