@@ -4,8 +4,8 @@
 // run. Shapes: nested records, a wide array of numbers, a wide array of
 // strings, at ~10 KB, 300 KB, 1 MB and 10 MB of JSON; bytes (Uint8Array) of
 // 1 MB and 64 MB. Each direction: sandbox → Node ("out") and Node → sandbox
-// ("in"). Median ms of several runs; a 64 MB memcpy (Buffer.copy) is the
-// bar for bytes.
+// ("in"), and bytes shared out without a copy (`shareBuffers`). Median ms of
+// several runs; a 64 MB memcpy (Buffer.copy) is the bar for bytes.
 //
 //   node bench_data.js            (QUICK=1: 10 KB–1 MB and 1 MB bytes only)
 const vm = require('node:vm')
@@ -97,6 +97,10 @@ for (const bytes of SIZES) {
 for (const n of BYTES) {
   const value = new Uint8Array(n).fill(7)
   row(`Uint8Array, ${n >> 20} MiB`, value, `globalThis.v = new Uint8Array(${n}).fill(7)`)
+  const shared = new pr.Context()
+  shared.evalSync(`globalThis.v = new Uint8Array(${n}).fill(7)`)
+  console.log(`| Uint8Array shared out (shareBuffers), ${n >> 20} MiB | polyracer: ${median(() => shared.evalSync('v', { shareBuffers: true })).toFixed(3)} |`)
+  shared.dispose()
   const a = Buffer.alloc(n, 7)
   const b = Buffer.alloc(n)
   console.log(`| memcpy of ${n >> 20} MiB (the bar) | ${median(() => a.copy(b)).toFixed(2)} |`)

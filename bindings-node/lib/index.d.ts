@@ -26,6 +26,16 @@ export interface EvalOptions extends NativeEvalOptions {
   asHandle?: boolean
 }
 
+export interface SyncEvalOptions extends EvalOptions {
+  /**
+   * Return every ArrayBuffer, typed array and DataView in the result as a
+   * `Uint8Array` over the sandbox's own memory instead of a copy: writes show
+   * on both sides, and the memory lives as long as the `Uint8Array` (after
+   * the context is disposed too). Resizable buffers are still copied.
+   */
+  shareBuffers?: boolean
+}
+
 export interface AsyncEvalOptions extends EvalOptions {
   /** Aborting withdraws the await and rejects with the signal's reason. */
   signal?: AbortSignal
@@ -54,7 +64,7 @@ export interface ModuleOptions {
 /** A JavaScript sandbox: its own V8 isolate (heap, limits), beside Node's. */
 export declare class Context extends NativeContext {
   constructor(options?: ContextOptions)
-  evalSync(code: string, options?: EvalOptions): any
+  evalSync(code: string, options?: SyncEvalOptions): any
   /**
    * Runs now, on this thread; settles with the value, or the awaited value
    * of a promise result (the context is free while it is pending).

@@ -50,12 +50,13 @@ fn with_code<R>(env: Env, v: Val, f: impl FnOnce(&str) -> napi::Result<R>) -> na
     r
 }
 
-fn eval_options(data: &EnvData, v: Option<Val>, await_promise: bool) -> napi::Result<pr::EvalOptions> {
+/// `evalSync`'s options: core's, and whether byte buffers are shared.
+fn eval_options(data: &EnvData, v: Option<Val>, await_promise: bool) -> napi::Result<(pr::EvalOptions, bool)> {
     let e = data.env;
     let mut o = pr::EvalOptions { await_promise, ..Default::default() };
-    let Some(v) = v else { return Ok(o) };
+    let Some(v) = v else { return Ok((o, false)) };
     match raw::type_of(e, v)? {
-        sys::ValueType::napi_undefined | sys::ValueType::napi_null => return Ok(o),
+        sys::ValueType::napi_undefined | sys::ValueType::napi_null => return Ok((o, false)),
         sys::ValueType::napi_object => {}
         _ => return Err(throw_kind(data, "InvalidArgument", "options must be an object")),
     }
@@ -75,7 +76,9 @@ fn eval_options(data: &EnvData, v: Option<Val>, await_promise: bool) -> napi::Re
     if raw::type_of(e, as_handle)? == sys::ValueType::napi_boolean {
         o.as_handle = raw::get_bool(e, as_handle)?;
     }
-    Ok(o)
+    let share = raw::get_named(e, v, c"shareBuffers")?;
+    let share = raw::type_of(e, share)? == sys::ValueType::napi_boolean && raw::get_bool(e, share)?;
+    Ok((o, share))
 }
 
 /// The result a call built through `sink`: an N-API error the sink or the
@@ -121,9 +124,9 @@ unsafe extern "C" fn eval_sync(env: Env, info: sys::napi_callback_info) -> Val {
         if raw::type_of(env, code)? != sys::ValueType::napi_string {
             return Err(throw_kind(&data, "InvalidArgument", "code must be a string"));
         }
-        let o = eval_options(&data, a.argv.get(1).copied(), false)?;
+        let (o, share) = eval_options(&data, a.argv.get(1).copied(), false)?;
         state.check(&data)?;
-        let mut sink = tape::NodeSink::new(&data, Some(&state));
+        let mut sink = tape::NodeSink::new(&data, Some(&state)).sharing_bytes(share);
         let r = with_code(env, code, |src| Ok(state.ctx.eval_into(src, o, &mut sink)))?;
         built(&data, &state, r, sink, None)
     })

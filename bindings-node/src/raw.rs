@@ -210,6 +210,36 @@ pub fn copy_uint8array(env: Env, bytes: &[u8]) -> napi::Result<Val> {
     Ok(out)
 }
 
+/// A `Uint8Array` over sandbox memory, without a copy: its ArrayBuffer is
+/// external and owns `bytes` (freed by its finalizer when Node collects
+/// it). `None` when this Node forbids external buffers (a V8 sandbox
+/// build), or for no bytes: the caller copies instead.
+pub fn shared_uint8array(env: Env, bytes: polyracer::transfer::SharedBytes) -> napi::Result<Option<Val>> {
+    unsafe extern "C" fn release(_env: Env, _data: *mut c_void, hint: *mut c_void) {
+        // SAFETY: `hint` is the box made below, released once, here.
+        drop(unsafe { Box::from_raw(hint as *mut polyracer::transfer::SharedBytes) });
+    }
+    if bytes.is_empty() {
+        return Ok(None);
+    }
+    let (ptr_, len) = (bytes.as_ptr(), bytes.len());
+    let hint = Box::into_raw(Box::new(bytes)) as *mut c_void;
+    let mut ab = ptr::null_mut();
+    // SAFETY: `len` bytes at `ptr_`, kept alive by `hint` until `release`.
+    let st = unsafe { sys::napi_create_external_arraybuffer(env, ptr_.cast(), len, Some(release), hint, &mut ab) };
+    if st != sys::Status::napi_ok {
+        // SAFETY: not handed to Node: ours to free.
+        drop(unsafe { Box::from_raw(hint as *mut polyracer::transfer::SharedBytes) });
+        if st == sys::Status::napi_no_external_buffers_allowed {
+            return Ok(None);
+        }
+        return Err(napi::Error::from_reason(format!("napi_create_external_arraybuffer failed ({st})")));
+    }
+    let mut out = ptr::null_mut();
+    napi_call!(napi_create_typedarray(env, sys::TypedarrayType::uint8_array, len, ab, 0, &mut out))?;
+    Ok(Some(out))
+}
+
 /// Node pools Buffers below half its 8 KiB pool size; well above that
 /// each has its own memory.
 const UNPOOLED_BUFFER: usize = 64 << 10;

@@ -56,6 +56,8 @@ pub struct NodeSink<'a> {
     open_arrays: Vec<usize>,
     depth: usize,
     root: Option<Val>,
+    /// Byte buffers as views of the sandbox's memory (`shareBuffers`).
+    share_bytes: bool,
     error: Option<napi::Error>,
 }
 
@@ -75,8 +77,16 @@ impl<'a> NodeSink<'a> {
             open_arrays: Vec::new(),
             depth: 0,
             root: None,
+            share_bytes: false,
             error: None,
         }
+    }
+
+    /// Byte buffers come as `Uint8Array`s over the sandbox's memory (no
+    /// copy) instead of copies.
+    pub fn sharing_bytes(mut self, share: bool) -> NodeSink<'a> {
+        self.share_bytes = share;
+        self
     }
 
     /// The N-API error that stopped the walk, if one did.
@@ -269,6 +279,19 @@ impl Sink for NodeSink<'_> {
     fn bytes(&mut self, b: &[u8]) -> Result<(), Halt> {
         // One copy, from the sandbox's buffer into Node's.
         let r = raw::copy_uint8array(self.env.env, b);
+        self.made(r)
+    }
+    fn shares_bytes(&self) -> bool {
+        self.share_bytes
+    }
+    fn shared_bytes(&mut self, b: pr::transfer::SharedBytes) -> Result<(), Halt> {
+        // SAFETY: the walk holds the isolate: no JS writes meanwhile.
+        let copy = |e, b: &pr::transfer::SharedBytes| raw::copy_uint8array(e, unsafe { b.as_slice() });
+        let r = match raw::shared_uint8array(self.env.env, b.clone()) {
+            Ok(Some(v)) => Ok(v),
+            Ok(None) => copy(self.env.env, &b),
+            Err(e) => Err(e),
+        };
         self.made(r)
     }
     fn error(&mut self, err: pr::ErrorValue) -> Result<(), Halt> {

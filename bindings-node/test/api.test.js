@@ -467,3 +467,38 @@ test('sandbox exceptions carry their stack frames as data', () => {
   )
   ctx.dispose()
 })
+
+test('shareBuffers: byte buffers are views of the sandbox memory', () =>
+  withContext({}, (ctx) => {
+    ctx.evalSync('globalThis.buf = new Uint8Array(1 << 20).fill(7)')
+    const copy = ctx.evalSync('buf')
+    copy[0] = 1
+    assert.equal(ctx.evalSync('buf[0]'), 7, 'the default is a copy')
+    const view = ctx.evalSync('buf', { shareBuffers: true })
+    assert.ok(view instanceof Uint8Array)
+    assert.equal(view.length, 1 << 20)
+    view[1] = 42
+    assert.equal(ctx.evalSync('buf[1]'), 42)
+    ctx.evalSync('buf[2] = 9')
+    assert.equal(view[2], 9)
+    // Nested views share their buffer's bytes; a resizable buffer is copied.
+    const [sub, { dv }, resizable] = ctx.evalSync(
+      '[buf.subarray(1, 5), { dv: new DataView(buf.buffer, 2, 2) }, new ArrayBuffer(2, { maxByteLength: 8 })]',
+      { shareBuffers: true },
+    )
+    assert.deepEqual([...sub], [42, 9, 7, 7])
+    sub[3] = 5
+    assert.equal(ctx.evalSync('buf[4]'), 5)
+    assert.deepEqual([...dv], [9, 7])
+    assert.deepEqual([...resizable], [0, 0])
+  }))
+
+test('shareBuffers: the memory outlives the context', () => {
+  const ctx = new pr.Context()
+  const view = ctx.evalSync('new Uint8Array(4096).fill(3)', { shareBuffers: true })
+  ctx.dispose()
+  global.gc?.()
+  assert.equal(view[4095], 3)
+  view[0] = 4
+  assert.equal(view[0], 4)
+})

@@ -42,3 +42,10 @@ test('docs/examples/node/quickstart.js', () => {
     'the sandbox runs V8 ' + require('polyracer').V8_VERSION,
   ])
 })
+
+test('docs/examples/node/shared_buffers.js, shown in docs/node.md', () => {
+  const file = path.join(path.dirname(example), 'shared_buffers.js')
+  assert.deepEqual(run(file).trim().split('\n'), ['255', '67108864 255'])
+  const page = fs.readFileSync(path.join(path.dirname(example), '..', '..', 'node.md'), 'utf8')
+  assert.ok(page.includes(fs.readFileSync(file, 'utf8')), 'docs/node.md shows the tested example')
+})

@@ -5,8 +5,10 @@
 Shapes: nested records, a wide list of floats, a wide list of strings, at
 about 10 KB, 300 KB, 1 MB and 10 MB of JSON (``--quick``: up to 1 MB), each
 way: JS → Python ("out") and Python → JS ("in"); then bytes of 1 MiB and
-64 MiB (polyracer only: the peers have no way to pass bytes in), beside a
-plain copy of as many bytes (``bytearray(b)``) as the bar. Peers whose objects come
+64 MiB, copied (polyracer only: the peers have no way to pass bytes in) and
+shared out (polyracer's ``share_buffers=True`` beside mini-racer's
+memoryview, both without a copy), beside a plain copy of as many bytes
+(``bytearray(b)``) as the bar. Peers whose objects come
 back as proxies are measured copying through JSON, as their users do (see
 bench.py's engine classes). Median ms; lower is better.
 """
@@ -93,9 +95,20 @@ def main() -> None:
             sink = ctx.eval("(x) => 0")
             out = median_ms(lambda: ctx.eval("v"), budget)  # noqa: B023
             inn = median_ms(lambda: sink(data), budget)  # noqa: B023
+            shared = median_ms(lambda: ctx.eval("v", share_buffers=True), budget)  # noqa: B023
         copy = median_ms(lambda: bytearray(data), budget)  # noqa: B023
         rest = " | ".join("n/a" for _ in engines[1:])
         print(f"| bytes, {n >> 20} MiB | {out:.2f} / {inn:.2f} | {rest} |")
+        cells = [f"{shared:.3f} / n/a"]
+        for eng in engines[1:]:
+            if eng.name != "mini-racer":
+                cells.append("n/a")
+                continue
+            ctx = eng.new()
+            eng.eval(ctx, f"var v = new Uint8Array({n}).fill(7)")
+            cells.append(f"{median_ms(lambda: eng.eval(ctx, 'v'), budget):.3f} / n/a")  # noqa: B023
+            eng.close(ctx)
+        print(f"| bytes shared out, {n >> 20} MiB | " + " | ".join(cells) + " |")
         print(f"| copy of {n >> 20} MiB (the bar) | {copy:.2f} |")
 
 

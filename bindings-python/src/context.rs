@@ -51,8 +51,10 @@ impl Context {
     }
 
     /// `as_handle=True` returns objects and arrays as `JSObject`/`JSArray`
-    /// handles instead of copies.
-    #[pyo3(signature = (code, *, filename=None, timeout=None, await_promise=false, as_handle=false))]
+    /// handles instead of copies; `share_buffers=True` returns byte buffers
+    /// as writable `memoryview`s of the sandbox's memory instead of `bytes`.
+    #[pyo3(signature = (code, *, filename=None, timeout=None, await_promise=false, as_handle=false, share_buffers=false))]
+    #[allow(clippy::too_many_arguments)]
     fn eval(
         &self,
         py: Python<'_>,
@@ -61,14 +63,16 @@ impl Context {
         timeout: Option<f64>,
         await_promise: bool,
         as_handle: bool,
+        share_buffers: bool,
     ) -> PyResult<Py<PyAny>> {
         let opts = eval_options(filename, timeout, await_promise, as_handle)?;
-        let mut sink = PySink::detached();
+        let mut sink = PySink::detached().sharing_bytes(share_buffers);
         let r = py.detach(|| self.inner.eval_into(code, opts, &mut sink));
         built(py, r, sink, None)
     }
 
-    #[pyo3(signature = (target, *args, timeout=None, await_promise=false, as_handle=false))]
+    #[pyo3(signature = (target, *args, timeout=None, await_promise=false, as_handle=false, share_buffers=false))]
+    #[allow(clippy::too_many_arguments)]
     fn call(
         &self,
         py: Python<'_>,
@@ -77,11 +81,12 @@ impl Context {
         timeout: Option<f64>,
         await_promise: bool,
         as_handle: bool,
+        share_buffers: bool,
     ) -> PyResult<Py<PyAny>> {
         let mut source = PySource::new();
         let argv = source.args(args)?;
         let opts = eval_options(None, timeout, await_promise, as_handle)?;
-        let mut sink = PySink::detached();
+        let mut sink = PySink::detached().sharing_bytes(share_buffers);
         let r = if let Ok(f) = target.cast::<JSFunction>() {
             let h = f.get().0.clone();
             py.detach(|| self.inner.call_into(&h, &mut source, &argv, opts, &mut sink))

@@ -8,6 +8,7 @@ mod error;
 mod from_py;
 mod handles;
 mod host;
+mod memory;
 mod options;
 mod to_py;
 mod types;
@@ -46,6 +47,7 @@ fn _polyracer(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<JSSymbol>()?;
     m.add_class::<Completer>()?;
     m.add_class::<PendingCall>()?;
+    m.add_class::<memory::SandboxMemory>()?;
     m.add_function(wrap_pyfunction!(configure, m)?)?;
     m.add("V8_VERSION", pr::v8_version())?;
     m.add_function(wrap_pyfunction!(cached_data_version_tag, m)?)?;

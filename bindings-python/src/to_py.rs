@@ -59,6 +59,8 @@ pub(crate) struct PySink {
     stack: Vec<Open>,
     /// Key strings by `Key::id`: one Python `str` per distinct key.
     keys: Vec<Py<PyAny>>,
+    /// Byte buffers come as shared `memoryview`s (`share_buffers=True`).
+    share_bytes: bool,
     error: Option<PyErr>,
 }
 
@@ -70,7 +72,22 @@ unsafe impl Send for PySink {}
 impl PySink {
     /// A sink for a call made with the GIL released.
     pub(crate) fn detached() -> PySink {
-        PySink { attached: false, pending: None, done: None, stack: Vec::new(), keys: Vec::new(), error: None }
+        PySink {
+            attached: false,
+            pending: None,
+            done: None,
+            stack: Vec::new(),
+            keys: Vec::new(),
+            share_bytes: false,
+            error: None,
+        }
+    }
+
+    /// Byte buffers as writable `memoryview`s of the sandbox's memory
+    /// instead of `bytes` copies.
+    pub(crate) fn sharing_bytes(mut self, share: bool) -> PySink {
+        self.share_bytes = share;
+        self
     }
 
     /// A sink used with the GIL held (host function arguments, kept values).
@@ -302,6 +319,21 @@ impl Sink for PySink {
         }
         // SAFETY: attached; one copy, from V8's buffer into the new bytes.
         self.put(unsafe { ffi::PyBytes_FromStringAndSize(b.as_ptr().cast(), b.len() as isize) })
+    }
+    fn shares_bytes(&self) -> bool {
+        self.share_bytes
+    }
+    fn shared_bytes(&mut self, b: pr::transfer::SharedBytes) -> Result<(), Halt> {
+        if !self.attached {
+            // SAFETY: the walk holds the isolate: no JS writes meanwhile.
+            return self.keep(pr::Value::Bytes(unsafe { b.as_slice() }.to_vec()));
+        }
+        // SAFETY: attached.
+        let py = unsafe { Python::assume_attached() };
+        match crate::memory::memoryview(py, b) {
+            Ok(v) => self.place(py, v),
+            Err(e) => self.fail(e),
+        }
     }
     fn error(&mut self, e: pr::ErrorValue) -> Result<(), Halt> {
         if !self.attached {

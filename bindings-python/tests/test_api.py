@@ -63,7 +63,7 @@ def test_values_js_to_python(ctx: polyracer.Context) -> None:
     assert ctx.eval("undefined") is polyracer.undefined
     assert not polyracer.undefined
     assert ctx.eval("'héllo'") == "héllo"
-    assert ctx.eval("new Date(86400000)") == datetime.datetime(1970, 1, 2, tzinfo=datetime.timezone.utc)
+    assert ctx.eval("new Date(86400000)") == datetime.datetime(1970, 1, 2, tzinfo=datetime.UTC)
     assert ctx.eval("new Uint8Array([1, 2])") == b"\x01\x02"
     assert ctx.eval("({b: 1, a: [true, null]})") == {"b": 1, "a": [True, None]}
     assert ctx.eval("new Map([[1, 'x']])") == {1: "x"}
@@ -416,3 +416,35 @@ def test_getters_that_call_back_throw_or_loop_while_a_value_is_copied(ctx: polyr
     with pytest.raises(polyracer.TimeoutError):
         ctx.eval("({ get g() { for (;;) {} }, f() {} })", timeout=0.2)
     assert ctx.eval("1 + 1") == 2
+
+
+def test_shared_buffers_are_writable_views_of_the_sandbox_memory(ctx: polyracer.Context) -> None:
+    ctx.eval("globalThis.buf = new Uint8Array(1 << 20).fill(7)")
+    # The default is a copy.
+    assert isinstance(ctx.eval("buf"), bytes)
+    view = ctx.eval("buf", share_buffers=True)
+    assert isinstance(view, memoryview) and not view.readonly
+    assert (view.nbytes, view.format, view[0]) == (1 << 20, "B", 7)
+    # Writes show through, both ways.
+    view[1] = 42
+    assert ctx.eval("buf[1]") == 42
+    ctx.eval("buf[2] = 9")
+    assert view[2] == 9
+    # Views, nested values and call results share too; a slice of a view
+    # is still the same memory.
+    sub, rest = ctx.call(
+        "(n) => [buf.subarray(n, n + 4), { dv: new DataView(buf.buffer, 1, 2) }]", 1, share_buffers=True
+    )
+    assert bytes(sub) == bytes([42, 9, 7, 7]) and bytes(rest["dv"]) == bytes([42, 9])
+    sub[3] = 5
+    assert ctx.eval("buf[4]") == 5
+    # A resizable buffer is copied (JS could shrink it under the view).
+    assert ctx.eval("new ArrayBuffer(2, { maxByteLength: 8 })", share_buffers=True) == b"\0\0"
+    # The memory outlives JS's reference and the context.
+    tail = view[-4:]
+    ctx.eval("buf = null")
+    ctx.dispose()
+    del view
+    assert bytes(tail) == bytes([7, 7, 7, 7])
+    tail[0] = 1
+    assert tail[0] == 1

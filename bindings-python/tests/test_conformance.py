@@ -56,7 +56,7 @@ def decode(v: Any) -> Any:
         if tag == "$bigint":
             return int(x)
         if tag == "$date":
-            return datetime.datetime.fromtimestamp(x / 1000, datetime.timezone.utc)
+            return datetime.datetime.fromtimestamp(x / 1000, datetime.UTC)
         if tag == "$bytes":
             return bytes(x)
         if tag == "$map":

@@ -26,3 +26,13 @@ def test_async_example(capsys: pytest.CaptureFixture[str]) -> None:
     assert capsys.readouterr().out.splitlines() == ["A2!"]
     page = (EXAMPLE.parents[2] / "async.md").read_text()
     assert ASYNC_EXAMPLE.read_text() in page, "docs/async.md shows the tested example"
+
+
+SHARED_EXAMPLE = EXAMPLE.parent / "shared_buffers.py"
+
+
+def test_shared_buffers_example(capsys: pytest.CaptureFixture[str]) -> None:
+    runpy.run_path(str(SHARED_EXAMPLE), run_name="__main__")
+    assert capsys.readouterr().out.splitlines() == ["255", "67108864 255"]
+    page = (EXAMPLE.parents[2] / "python.md").read_text()
+    assert SHARED_EXAMPLE.read_text() in page, "docs/python.md shows the tested example"

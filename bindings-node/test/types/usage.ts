@@ -5,6 +5,7 @@ import { Context, JSError, JSFunction, JSPromise, Snapshot, TimeoutError, V8_VER
 async function main(): Promise<void> {
   const ctx = new Context({ timeout: 1000, memoryLimit: 64 << 20 })
   const n: number = ctx.evalSync('1 + 1', { filename: 'a.js', timeout: 10 })
+  const shared: Uint8Array = ctx.evalSync('new Uint8Array(8)', { shareBuffers: true })
   ctx.expose('greet', (name: string) => `hi ${name}`)
   ctx.expose('later', async (x: number) => x * 2, { async: true })
   const add: JSFunction = ctx.evalSync('(a, b) => a + b')

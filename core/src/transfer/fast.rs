@@ -110,9 +110,10 @@ impl From<Halt> for Stop {
 }
 
 /// Checks that `buf` can be decoded, and returns the exact lengths of its
-/// containers (in the order they begin) for [`emit`].
-pub(super) fn check(buf: &[u8]) -> Result<Vec<u32>, Stop> {
-    let mut d = Decoder { buf, pos: 0, lens: Vec::new(), next_len: 0, emit_pass: false, keys: None };
+/// containers (in the order they begin) for [`emit`]. Without `bytes`, a
+/// byte buffer in it makes the caller walk the value instead.
+pub(super) fn check(buf: &[u8], bytes: bool) -> Result<Vec<u32>, Stop> {
+    let mut d = Decoder { buf, pos: 0, lens: Vec::new(), next_len: 0, emit_pass: false, bytes, keys: None };
     d.header()?;
     d.value(&mut NullSink, 0, true)?;
     if d.pos != buf.len() {
@@ -128,7 +129,7 @@ pub(super) fn emit(
     sink: &mut dyn Sink,
     keys: &mut super::from_js::KeyIds,
 ) -> Result<(), Stop> {
-    let mut d = Decoder { buf, pos: 0, lens, next_len: 0, emit_pass: true, keys: Some(keys) };
+    let mut d = Decoder { buf, pos: 0, lens, next_len: 0, emit_pass: true, bytes: true, keys: Some(keys) };
     d.header()?;
     d.value(sink, 0, false)
 }
@@ -141,6 +142,8 @@ struct Decoder<'b, 'k> {
     lens: Vec<u32>,
     next_len: usize,
     emit_pass: bool,
+    /// Whether byte buffers may be decoded (see [`check`]).
+    bytes: bool,
     /// Key ids (emitting only).
     keys: Option<&'k mut super::from_js::KeyIds>,
 }
@@ -326,6 +329,9 @@ impl<'b> Decoder<'b, '_> {
                 sink.date(ms)?
             }
             tag::ARRAY_BUFFER | tag::RESIZABLE_ARRAY_BUFFER => {
+                if !self.bytes {
+                    return Err(Stop::Fallback);
+                }
                 let len = self.varint()? as usize;
                 if t == tag::RESIZABLE_ARRAY_BUFFER {
                     self.varint()?;

@@ -25,7 +25,7 @@ pub(crate) fn to_host<'s>(
     let mut walk = Walk { st, seen: Vec::new(), keys: KeyIds::default() };
     let mut result = Ok(());
     if plain_container(v) {
-        if let Some((buf, lens)) = fast_buffer(scope, st, v)? {
+        if let Some((buf, lens)) = fast_buffer(scope, st, v, sink.shares_bytes())? {
             sink.enter(&mut |s| {
                 result = match super::fast::emit(&buf, lens.clone(), s, &mut walk.keys) {
                     Ok(()) => Ok(()),
@@ -86,10 +86,14 @@ fn plain_container(v: v8::Local<v8::Value>) -> bool {
 /// The value serialized and checked for the fast path, or `None` to walk
 /// it. A timeout or termination that lands in a getter the serializer ran
 /// is reported as itself (the walk would only run the getter again).
+///
+/// A sink that shares bytes gets no buffer from the serializer's copy: a
+/// value holding one is walked.
 fn fast_buffer<'s>(
     scope: &mut v8::PinScope<'s, '_>,
     st: &State,
     v: v8::Local<'s, v8::Value>,
+    shares_bytes: bool,
 ) -> Result<Option<(Vec<u8>, Vec<u32>)>> {
     let Some(buf) = super::fast::serialize(scope, v) else {
         if st.interrupted() || scope.is_execution_terminating() {
@@ -97,7 +101,7 @@ fn fast_buffer<'s>(
         }
         return Ok(None);
     };
-    Ok(super::fast::check(&buf).ok().map(|lens| (buf, lens)))
+    Ok(super::fast::check(&buf, !shares_bytes).ok().map(|lens| (buf, lens)))
 }
 
 /// Whether a root value is emitted inside [`Sink::enter`] (see the trait).
@@ -240,6 +244,11 @@ impl<'a, 's> Walk<'a, 's> {
             if v.is_proxy() {
                 // Reading a proxy runs its traps; hand it over untouched.
                 return emit(sink.handle(self.st.new_handle(scope, v, HandleKind::Object)));
+            }
+            if (v.is_array_buffer_view() || v.is_array_buffer() || v.is_shared_array_buffer()) && sink.shares_bytes() {
+                if let Some(b) = super::shared::of(scope, v) {
+                    return emit(sink.shared_bytes(b));
+                }
             }
             if v.is_array_buffer_view() {
                 let view: v8::Local<v8::ArrayBufferView> = v.try_into().unwrap();

@@ -26,10 +26,12 @@
 
 mod fast;
 mod from_js;
+mod shared;
 mod to_js;
 mod values;
 
 pub(crate) use from_js::{to_host, to_value};
+pub use shared::SharedBytes;
 pub(crate) use to_js::{source_to_v8, to_v8, value_to_v8};
 pub use values::{collect, ValueSink, ValueSource};
 
@@ -133,6 +135,19 @@ pub trait Sink {
     /// The bytes of an `ArrayBuffer`, `SharedArrayBuffer`, typed array or
     /// `DataView` (the view's bytes), borrowed from V8 for this call.
     fn bytes(&mut self, b: &[u8]) -> Result<(), Halt>;
+    /// Whether this walk gives byte buffers as [`Sink::shared_bytes`] (no
+    /// copy) rather than [`Sink::bytes`]. A resizable buffer still comes as
+    /// `bytes`.
+    fn shares_bytes(&self) -> bool {
+        false
+    }
+    /// The bytes of a buffer or view left in the sandbox's memory (only
+    /// when [`Sink::shares_bytes`]): see [`SharedBytes`] for the lifetime
+    /// and sharing rules.
+    fn shared_bytes(&mut self, b: SharedBytes) -> Result<(), Halt> {
+        // SAFETY: the walk holds the isolate, so JS cannot write meanwhile.
+        self.bytes(unsafe { b.as_slice() })
+    }
     /// A JS `Error` object returned (not thrown) as a value.
     fn error(&mut self, e: ErrorValue) -> Result<(), Halt>;
     /// A function, promise, symbol or proxy (always), or any object when

@@ -456,3 +456,116 @@ fn bytes_cross_once_each_way_within_the_memory_limit() {
     let too_big = Value::Bytes(vec![1; 80 << 20]);
     assert!(matches!(c.call("(b) => 0", &[too_big]), Err(Error::Conversion(m)) if m.contains("memory limit")));
 }
+
+/// A sink that keeps the shared bytes it gets (and the copies it gets).
+#[derive(Default)]
+struct Sharing {
+    shared: Vec<polyracer::transfer::SharedBytes>,
+    copied: Vec<Vec<u8>>,
+}
+
+impl Sink for Sharing {
+    fn undefined(&mut self) -> Result<(), Halt> {
+        Ok(())
+    }
+    fn null(&mut self) -> Result<(), Halt> {
+        Ok(())
+    }
+    fn bool(&mut self, _: bool) -> Result<(), Halt> {
+        Ok(())
+    }
+    fn integer(&mut self, _: i64) -> Result<(), Halt> {
+        Ok(())
+    }
+    fn number(&mut self, _: f64) -> Result<(), Halt> {
+        Ok(())
+    }
+    fn bigint(&mut self, _: polyracer::BigInt) -> Result<(), Halt> {
+        Ok(())
+    }
+    fn string(&mut self, _: JsStr<'_>) -> Result<(), Halt> {
+        Ok(())
+    }
+    fn date(&mut self, _: f64) -> Result<(), Halt> {
+        Ok(())
+    }
+    fn bytes(&mut self, b: &[u8]) -> Result<(), Halt> {
+        self.copied.push(b.to_vec());
+        Ok(())
+    }
+    fn shares_bytes(&self) -> bool {
+        true
+    }
+    fn shared_bytes(&mut self, b: polyracer::transfer::SharedBytes) -> Result<(), Halt> {
+        self.shared.push(b);
+        Ok(())
+    }
+    fn error(&mut self, _: polyracer::ErrorValue) -> Result<(), Halt> {
+        Ok(())
+    }
+    fn handle(&mut self, _: polyracer::JsHandle) -> Result<(), Halt> {
+        Ok(())
+    }
+    fn begin_array(&mut self, _: usize) -> Result<(), Halt> {
+        Ok(())
+    }
+    fn begin_object(&mut self, _: usize) -> Result<(), Halt> {
+        Ok(())
+    }
+    fn key(&mut self, _: Key<'_>) -> Result<(), Halt> {
+        Ok(())
+    }
+    fn begin_map(&mut self, _: usize) -> Result<(), Halt> {
+        Ok(())
+    }
+    fn begin_set(&mut self, _: usize) -> Result<(), Halt> {
+        Ok(())
+    }
+    fn end(&mut self) -> Result<(), Halt> {
+        Ok(())
+    }
+    fn enter(&mut self, walk: &mut dyn FnMut(&mut dyn Sink)) {
+        walk(self)
+    }
+}
+
+#[test]
+fn shared_bytes_are_the_sandbox_memory_and_outlive_the_context() {
+    let c = ctx();
+    c.eval("globalThis.buf = new Uint8Array(1 << 20).fill(7); buf[5] = 9; 0").unwrap();
+    // Every kind of buffer and view, at the root and nested (the nested
+    // ones bypass the serializer's copy), small on-heap arrays included.
+    let mut s = Sharing::default();
+    let src = "[buf, buf.subarray(4, 8), new DataView(buf.buffer, 1, 2), buf.buffer, new Uint16Array([1, 2]), \
+               new SharedArrayBuffer(3), new Uint8Array(0)]";
+    c.eval_into(src, EvalOptions::default(), &mut s).unwrap();
+    assert!(s.copied.is_empty(), "{} copied", s.copied.len());
+    let lens: Vec<usize> = s.shared.iter().map(|b| b.len()).collect();
+    assert_eq!(lens, [1 << 20, 4, 2, 1 << 20, 4, 3, 0]);
+    let [whole, sub, ..] = &s.shared[..] else { unreachable!() };
+    assert_eq!(sub.as_ptr() as usize - whole.as_ptr() as usize, 4, "a view shares its buffer's memory");
+    // SAFETY: no JS runs while the slice is read.
+    assert_eq!(unsafe { sub.as_slice() }, [7, 9, 7, 7]);
+    // Writes show through, both ways.
+    // SAFETY: within the buffer, and no JS runs meanwhile.
+    unsafe { *whole.as_ptr().add(6) = 42 };
+    assert_eq!(c.eval("buf[6]").unwrap(), Value::Integer(42));
+    c.eval("buf[4] = 1").unwrap();
+    assert_eq!(unsafe { sub.as_slice() }[0], 1);
+    // The root alone shares too; a resizable buffer is copied.
+    let mut root = Sharing::default();
+    c.eval_into("buf", EvalOptions::default(), &mut root).unwrap();
+    assert_eq!(root.shared[0].as_ptr(), whole.as_ptr());
+    let mut rs = Sharing::default();
+    c.eval_into("[new ArrayBuffer(2, { maxByteLength: 16 })]", EvalOptions::default(), &mut rs).unwrap();
+    assert_eq!((rs.shared.len(), rs.copied), (0, vec![vec![0, 0]]));
+    // The memory outlives JS's reference and the context.
+    c.eval("buf = null").unwrap();
+    c.dispose();
+    drop(c);
+    let kept = s.shared.swap_remove(0);
+    drop(s);
+    // SAFETY: the context is gone; nothing else writes.
+    let bytes = unsafe { kept.as_slice() };
+    assert_eq!((bytes.len(), bytes[5], bytes[6], bytes[(1 << 20) - 1]), (1 << 20, 9, 42, 7));
+}

@@ -211,7 +211,9 @@ class MiniRacer:
     ) -> Any:
         """Evaluates ``code``; ``timeout`` in milliseconds, ``timeout_sec`` in seconds."""
         ctx = self._context(max_memory)
-        return self._guard(lambda: ctx.eval(code, timeout=_timeout(timeout, timeout_sec)))
+        # PyMiniRacer gives ArrayBuffers and typed arrays as writable
+        # memoryviews of the JS memory.
+        return self._guard(lambda: ctx.eval(code, timeout=_timeout(timeout, timeout_sec), share_buffers=True))
 
     def execute(
         self,
