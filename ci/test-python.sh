@@ -23,3 +23,7 @@ python3 -m venv "$clean/venv"
 (cd bindings-python/tests && "$clean/venv/bin/python" -m pytest -q -rs -p no:cacheprovider \
   --junitxml="$clean/results.xml" .)
 python3 ci/check-results.py junit "$clean/results.xml"
+
+# PyMiniRacer's own suite against the compatibility layer (issue 11), from
+# the PyPI sdist, with the wheel just built.
+bash "$POLYRACER_ROOT/ci/compat-suites.sh"

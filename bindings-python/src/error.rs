@@ -52,6 +52,7 @@ pub(crate) fn build_pyerr(py: Python<'_>, e: pr::Error) -> PyResult<PyErr> {
         inst.setattr("filename", ex.filename.as_deref())?;
         inst.setattr("line", ex.line)?;
         inst.setattr("column", ex.column)?;
+        inst.setattr("report", &ex.report)?;
         inst.setattr("value", value_to_py(py, (*ex.value).clone()).unwrap_or_else(|_| py.None()))?;
         if let Some(cause) = ex.cause_as::<PyCause>() {
             inst.setattr("__cause__", cause.0.bind(py))?;

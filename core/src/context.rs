@@ -49,7 +49,8 @@ pub struct EvalOptions {
     pub filename: Option<String>,
     /// Overrides the context's default timeout.
     pub timeout: Option<Duration>,
-    /// Return objects and arrays as handles instead of copies.
+    /// Return objects and arrays as handles instead of copies (`Date`s and
+    /// byte buffers still come as themselves).
     pub as_handle: bool,
     /// If the result is a promise, wait for it (running the event loop).
     pub await_promise: bool,

@@ -28,6 +28,12 @@ pub struct JsException {
     pub filename: Option<String>,
     pub line: Option<u32>,
     pub column: Option<u32>,
+    /// The report V8's own shell (d8) prints for an uncaught exception:
+    /// `file:line: String(exception)`, the source line with a `^` under
+    /// the failing range, then, after a blank line, the error's own
+    /// `stack`. For logs, and for compatibility layers whose users match on
+    /// it (PyMiniRacer's messages are exactly this).
+    pub report: String,
     /// The host error that started it, when a host function threw and JS
     /// did not catch the resulting exception.
     pub cause: Option<Arc<dyn Any + Send + Sync>>,

@@ -337,6 +337,35 @@ fn errors_carry_name_message_stack_and_position() {
     assert_eq!(c.eval("1").unwrap(), Value::Integer(1));
 }
 
+#[test]
+fn errors_carry_the_shell_report() {
+    let c = ctx();
+    let report = |src: &str| c.eval(src).unwrap_err().exception().map(|e| e.report.clone()).unwrap();
+    assert_eq!(
+        report("var f = function() {throw new Error('blah')}; f()"),
+        "<eval>:1: Error: blah\nvar f = function() {throw new Error('blah')}; f()\n                    ^\n\n\
+         Error: blah\n    at f (<eval>:1:27)\n    at <eval>:1:47\n"
+    );
+    // A thrown string has no stack; a parse error's stack is its text.
+    assert_eq!(report("throw 'x'"), "<eval>:1: x\nthrow 'x'\n^\n");
+    assert_eq!(
+        report("var f = function("),
+        "<eval>:1: SyntaxError: Unexpected end of input\nvar f = function(\n                 ^\n\n\
+         SyntaxError: Unexpected end of input\n"
+    );
+    // A very long line is cut around the error.
+    let long = format!("{}throw 1", " ".repeat(100_000));
+    let r = report(&long);
+    let lines: Vec<&str> = r.lines().collect();
+    assert!(r.len() < 1000 && lines[1].ends_with("throw 1"), "{r}");
+    assert_eq!(lines[2].find('^'), lines[1].find("throw"), "{r}");
+    // A promise rejection has a message without a position.
+    let r = c
+        .eval_with("Promise.reject(new TypeError('later'))", EvalOptions { await_promise: true, ..Default::default() });
+    let r = r.unwrap_err().exception().unwrap().report.clone();
+    assert!(r.contains("TypeError: later"), "{r}");
+}
+
 // ---------------------------------------------------------------- host functions
 
 #[test]

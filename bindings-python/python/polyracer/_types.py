@@ -54,6 +54,7 @@ class ParseError(Error):
     filename: str | None
     line: int | None
     column: int | None
+    report: str
 
 
 class JSError(Error):
@@ -61,7 +62,8 @@ class JSError(Error):
 
     ``name`` and ``message`` are the error's, ``stack`` the JS stack (and
     ``frames`` the same as data), and ``value`` the thrown value itself
-    (converted). If a Python function
+    (converted); ``report`` is the report V8's shell prints (the source
+    line with a ``^`` under the error, then the stack). If a Python function
     exposed to JS raised it, the original exception is ``__cause__``.
     """
 
@@ -73,6 +75,7 @@ class JSError(Error):
     filename: str | None
     line: int | None
     column: int | None
+    report: str
 
     def __str__(self) -> str:
         stack = getattr(self, "stack", "")

@@ -98,19 +98,9 @@ pub(super) fn handle(scope: &mut v8::PinScope, st: &State, req: Request, deadlin
             event_loop(scope, st, deadline, None)?;
             Ok(Out::Unit)
         }
-        Request::RunPending => {
-            // `top_level` already ran what was due; V8's own tasks now.
-            let platform = &crate::engine::engine().platform;
-            let mut ran = false;
-            while v8::Platform::pump_message_loop(platform, scope, false) {
-                ran = true;
-            }
-            if ran {
-                scope.perform_microtask_checkpoint();
-                ran |= run_pending(scope, st)?;
-            }
-            Ok(Out::Value(Value::Bool(ran || st.ran_pending.get())))
-        }
+        // `top_level` already ran what was due (V8's tasks, timers and
+        // completions): report whether there was anything.
+        Request::RunPending => Ok(Out::Value(Value::Bool(st.ran_pending.get()))),
         Request::HeapStats => {
             let s = scope.get_heap_statistics();
             Ok(Out::Stats(Box::new(HeapStats {

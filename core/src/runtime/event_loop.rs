@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::exceptions::exception;
-use super::host_calls::host_error_value;
+use super::host_calls::async_host_error;
 use super::timers::run_due_timers;
 use super::State;
 use crate::error::{Error, JsException, Result};
@@ -16,9 +16,24 @@ use crate::value::{HostError, Value};
 /// reports that the promise can never settle.
 pub(crate) const STALL_GRACE: Duration = Duration::from_millis(200);
 
-/// Due timers and finished async host calls ("queued for the next wait").
+/// V8's foreground tasks, due timers and finished async host calls
+/// ("queued for the next wait"); run before every top-level call.
 pub(super) fn run_pending(scope: &mut v8::PinScope, st: &State) -> Result<bool> {
-    let mut ran = settle_completions(scope, st)?;
+    // V8's own foreground tasks first (a WebAssembly compile that finished
+    // on a worker thread settles its promise here), so code that polls
+    // with plain calls sees them progress. Cheap when there are none.
+    let platform = &crate::engine::engine().platform;
+    let mut pumped = false;
+    while v8::Platform::pump_message_loop(platform, scope, false) {
+        pumped = true;
+    }
+    if pumped {
+        scope.perform_microtask_checkpoint();
+        if st.interrupted() {
+            return Err(st.termination_error());
+        }
+    }
+    let mut ran = settle_completions(scope, st)? || pumped;
     ran |= run_due_timers(scope, st)?;
     Ok(ran)
 }
@@ -53,6 +68,7 @@ pub(crate) fn never_settles() -> Error {
         filename: None,
         line: None,
         column: None,
+        report: "Error: the promise can never settle: no timers, async host calls or tasks are pending\n".into(),
         cause: None,
     }))
 }
@@ -119,22 +135,24 @@ fn settle_completions(scope: &mut v8::PinScope, st: &State) -> Result<bool> {
     let done = std::mem::take(&mut *st.shared.completions.lock().unwrap_or_else(|e| e.into_inner()));
     let mut ran = false;
     for (id, result) in done {
-        let Some(resolver) = st.resolvers.borrow_mut().remove(&id) else {
+        let Some((resolver, site)) = st.resolvers.borrow_mut().remove(&id) else {
             continue;
         };
         let resolver = v8::Local::new(scope, &resolver);
+        let site = v8::Local::new(scope, &site);
         match result {
             Ok(v) => match crate::transfer::value_to_v8(scope, st, &v) {
                 Ok(v) => {
                     resolver.resolve(scope, v);
                 }
                 Err(e) => {
-                    let err = host_error_value(scope, st, HostError::new(e.to_string()).with_name("TypeError"));
+                    let e = HostError::new(e.to_string()).with_name("TypeError");
+                    let err = async_host_error(scope, st, e, site);
                     resolver.reject(scope, err);
                 }
             },
             Err(e) => {
-                let err = host_error_value(scope, st, e);
+                let err = async_host_error(scope, st, e, site);
                 resolver.reject(scope, err);
             }
         }

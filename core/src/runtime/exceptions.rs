@@ -104,7 +104,57 @@ pub(crate) fn exception(
         };
         (String::new(), message, stack)
     };
+    let report = report(scope, exc, msg);
     let exc = v8::Local::new(scope, exc);
     let value = st.and_then(|st| crate::transfer::to_value(scope, st, exc, false).ok()).unwrap_or(Value::Undefined);
-    JsException { name, message, stack, value: Box::new(value), frames: stack_frames, filename, line, column, cause }
+    JsException {
+        name,
+        message,
+        stack,
+        value: Box::new(value),
+        frames: stack_frames,
+        filename,
+        line,
+        column,
+        report,
+        cause,
+    }
+}
+
+/// Source lines longer than this are cut around the error in reports (a
+/// minified bundle is one line of megabytes).
+const REPORT_LINE_MAX: usize = 240;
+
+/// d8's report of an uncaught exception (see [`JsException::report`]).
+fn report(scope: &mut v8::PinScope, exc: v8::Local<v8::Value>, msg: Option<v8::Local<v8::Message>>) -> String {
+    let mut out = exc.to_rust_string_lossy(scope);
+    if let Some(m) = msg {
+        let file = m.get_script_resource_name(scope).map(|n| n.to_rust_string_lossy(scope));
+        let line = m.get_line_number(scope).map_or(-1, |l| l as i64);
+        out = format!("{}:{line}: {out}\n", file.as_deref().unwrap_or("undefined"));
+        if let Some(src) = m.get_source_line(scope) {
+            let src: Vec<char> = src.to_rust_string_lossy(scope).chars().collect();
+            // V8 gives -1 (as usize) when it has no position: no underline
+            // beyond the line then.
+            let start = m.get_start_column().min(src.len());
+            let end = m.get_end_column().clamp(start + 1, src.len().max(start + 1));
+            // A window of the line around the error when it is very long.
+            let from = if src.len() > REPORT_LINE_MAX { start.saturating_sub(REPORT_LINE_MAX / 2) } else { 0 };
+            let to = src.len().min(from + REPORT_LINE_MAX.max(end - from));
+            let shown: String = src.get(from..to).map(|c| c.iter().collect()).unwrap_or_default();
+            let lead = " ".repeat(start.saturating_sub(from));
+            let marks = "^".repeat((end - start).min(REPORT_LINE_MAX));
+            out.push_str(&format!("{shown}\n{lead}{marks}\n"));
+        }
+    } else {
+        out.push('\n');
+    }
+    if let Ok(obj) = v8::Local::<v8::Object>::try_from(exc) {
+        if let Some(stack) = v8::String::new(scope, "stack").and_then(|k| obj.get(scope, k.into())) {
+            if stack.is_string() {
+                out.push_str(&format!("\n{}\n", stack.to_rust_string_lossy(scope)));
+            }
+        }
+    }
+    out
 }

@@ -30,6 +30,34 @@ pub(super) fn host_error_value<'s>(
     err
 }
 
+/// The rejection of an async host call: [`host_error_value`], with the
+/// frames of `site`, the `Error` made when JS made the call (the host
+/// settles it later, with no JS on the stack).
+pub(super) fn async_host_error<'s>(
+    scope: &mut v8::PinScope<'s, '_>,
+    st: &State,
+    e: HostError,
+    site: v8::Local<'s, v8::Object>,
+) -> v8::Local<'s, v8::Value> {
+    let header = match (e.name.as_str(), e.message.as_str()) {
+        (name, "") => name.to_string(),
+        ("", message) => message.to_string(),
+        (name, message) => format!("{name}: {message}"),
+    };
+    let err = host_error_value(scope, st, e);
+    let Ok(obj) = v8::Local::<v8::Object>::try_from(err) else { return err };
+    // `site` was made with no message, so its stack is `Error` and then
+    // the frames: keep the frames, under the rejection's own first line.
+    let k = v8::String::new(scope, "stack").unwrap();
+    let Some(site_stack) = site.get(scope, k.into()).filter(|s| s.is_string()) else { return err };
+    let site_stack = site_stack.to_rust_string_lossy(scope);
+    let frames = site_stack.find("\n    at ").map_or("", |at| &site_stack[at..]);
+    if let Some(stack) = v8::String::new(scope, &format!("{header}{frames}")) {
+        obj.set(scope, k.into(), stack.into());
+    }
+    err
+}
+
 /// JS → host function: converts the arguments, runs the function on this
 /// thread (it may call back into JS, nested) and converts its result.
 pub(super) fn host_trampoline(
@@ -68,7 +96,12 @@ pub(super) fn host_trampoline(
         };
         let id = st.next_resolver.get();
         st.next_resolver.set(id.wrapping_add(1));
-        st.resolvers.borrow_mut().insert(id, v8::Global::new(scope, resolver));
+        // The JS stack is here now, not when the host settles the call.
+        let empty = v8::String::empty(scope);
+        let Ok(site) = v8::Local::<v8::Object>::try_from(v8::Exception::error(scope, empty)) else {
+            return;
+        };
+        st.resolvers.borrow_mut().insert(id, (v8::Global::new(scope, resolver), v8::Global::new(scope, site)));
         rv.set(resolver.get_promise(scope).into());
         Some(id)
     } else {
@@ -78,9 +111,10 @@ pub(super) fn host_trampoline(
     if is_async {
         if let Err(e) = result {
             // The host function failed before it got going: reject.
-            if let Some(r) = completion.and_then(|id| st.resolvers.borrow_mut().remove(&id)) {
+            if let Some((r, site)) = completion.and_then(|id| st.resolvers.borrow_mut().remove(&id)) {
                 let r = v8::Local::new(scope, &r);
-                let err = host_error_value(scope, &st, e);
+                let site = v8::Local::new(scope, &site);
+                let err = async_host_error(scope, &st, e, site);
                 r.reject(scope, err);
             }
         }

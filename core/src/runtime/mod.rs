@@ -249,6 +249,10 @@ type NamedModule = (v8::Global<v8::Module>, String);
 /// compiled with.
 type CachedScript = (Option<String>, v8::Global<v8::Script>);
 
+/// A pending async host call: the promise JS got, and an `Error` made
+/// where JS called (so a rejection's stack names the call site).
+type PendingHostCall = (v8::Global<v8::PromiseResolver>, v8::Global<v8::Object>);
+
 /// Per-isolate state, reachable from V8 callbacks through an isolate slot.
 pub(crate) struct State {
     shared: Arc<Shared>,
@@ -256,7 +260,7 @@ pub(crate) struct State {
     handles: RefCell<Vec<Option<v8::Global<v8::Value>>>>,
     free_handles: RefCell<Vec<u32>>,
     timers: RefCell<timers::Timers>,
-    resolvers: RefCell<HashMap<u32, v8::Global<v8::PromiseResolver>>>,
+    resolvers: RefCell<HashMap<u32, PendingHostCall>>,
     next_resolver: Cell<u32>,
     host_errors: RefCell<HashMap<u32, Arc<dyn std::any::Any + Send + Sync>>>,
     next_host_error: Cell<u32>,

@@ -10,7 +10,8 @@ use crate::runtime::State;
 use crate::value::Value;
 
 /// Converts `v` into `sink`. With `as_handle`, an object or array at the
-/// root comes back as a handle instead of a copy.
+/// root comes back as a handle instead of a copy (a `Date` or byte buffer
+/// still as itself).
 pub(crate) fn to_host<'s>(
     scope: &mut v8::PinScope<'s, '_>,
     st: &State,
@@ -18,7 +19,10 @@ pub(crate) fn to_host<'s>(
     as_handle: bool,
     sink: &mut dyn Sink,
 ) -> Result<()> {
-    if as_handle && v.is_object() {
+    // Dates and byte buffers have host types of their own: they stay
+    // values even when the caller asks for handles.
+    let value_object = v.is_date() || v.is_array_buffer() || v.is_array_buffer_view() || v.is_shared_array_buffer();
+    if as_handle && v.is_object() && !value_object {
         let kind = if v.is_array() { HandleKind::Array } else { object_kind(v) };
         return sink.handle(st.new_handle(scope, v, kind)).map_err(|_| halted());
     }

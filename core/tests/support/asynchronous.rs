@@ -207,3 +207,47 @@ fn an_await_that_nothing_can_settle_reports_it() {
     }
     assert!(t.elapsed() < Duration::from_secs(5));
 }
+
+#[test]
+fn an_async_host_rejection_carries_the_stack_of_its_js_call_site() {
+    let c = ctx();
+    c.expose_async("failLater", |_ctx, _args, completer| {
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(5));
+            completer.reject(polyracer::HostError::new("disk full").with_name("RangeError"));
+        });
+    })
+    .unwrap();
+    let src = "function load() {\n  return failLater()\n}\nload().catch((e) => [e instanceof RangeError, e.stack])";
+    let v = c.eval_with(src, EvalOptions { filename: Some("app.js".into()), await_promise: true, ..opts() }).unwrap();
+    let Value::Array(items) = v else { panic!("{v:?}") };
+    assert_eq!(items[0], Value::Bool(true));
+    let stack = items[1].as_str().unwrap().to_string();
+    assert!(stack.starts_with("RangeError: disk full\n    at load (app.js:2:10)"), "{stack}");
+    assert!(stack.contains("at app.js:4:1"), "{stack}");
+    // Uncaught, the error says where JS called too.
+    let r =
+        c.eval_with("\n\nfailLater()", EvalOptions { filename: Some("b.js".into()), await_promise: true, ..opts() });
+    let e = r.unwrap_err();
+    let ex = e.exception().unwrap();
+    assert!(ex.stack.contains("b.js:3:1"), "{}", ex.stack);
+}
+
+#[test]
+fn v8_tasks_run_between_plain_calls() {
+    // A WebAssembly compile finishes on a worker thread and settles its
+    // promise through a V8 foreground task: a caller that polls with plain
+    // calls (no await) must see it settle.
+    let c = ctx();
+    let wasm = "new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0])";
+    c.eval(&format!(
+        "globalThis.res = null; WebAssembly.instantiate({wasm}).then(() => {{ res = 'ok' }}, (e) => {{ res = String(e) }})"
+    ))
+    .unwrap();
+    let t = Instant::now();
+    while c.eval("res").unwrap() == Value::Null {
+        assert!(t.elapsed() < Duration::from_secs(10), "the compile never settled");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(c.eval("res").unwrap(), Value::from("ok"));
+}

@@ -13,25 +13,40 @@ Written from PyMiniRacer's public documentation. Differences:
   checked after each call (``was_soft_memory_limit_reached``).
 - Exceptions keep PyMiniRacer's names and are also polyracer's (for
   example ``JSTimeoutException`` is a ``polyracer.TimeoutError``).
-- ``JSFunction``, ``JSPromise``, ``JSObject``, ``JSArray`` are polyracer's
-  handle types; ``JSPromise.get(timeout=)`` is provided.
+- Objects come back as PyMiniRacer's live proxies (``JSMappedObject``,
+  ``JSArray``, ``JSFunction``, ``JSPromise``, ``JSSymbol``), each holding a
+  polyracer handle; ArrayBuffers and typed arrays as writable memoryviews of
+  the JS memory.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import os
 import tempfile
+import traceback
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import polyracer
-from polyracer import JSArray, JSFunction, JSObject, JSPromise, JSSymbol
+
+from ._pmr_objects import (
+    CancelableJSFunction,
+    JSArray,
+    JSFunction,
+    JSMappedObject,
+    JSObject,
+    JSPromise,
+    JSSymbol,
+    wrap,
+)
 
 __all__ = [
     "DEFAULT_V8_FLAGS",
+    "CancelableJSFunction",
     "JSArray",
     "JSArrayIndexError",
     "JSMappedObject",
@@ -59,7 +74,6 @@ __all__ = [
 
 JSUndefinedType = polyracer.Undefined
 JSUndefined = polyracer.undefined
-JSMappedObject = JSObject
 DEFAULT_V8_FLAGS: tuple[str, ...] = ("--single-threaded",)
 
 
@@ -88,7 +102,19 @@ class JSTerminatedException(JSEvalException, polyracer.TerminatedError):
 
 
 class JSPromiseError(MiniRacerBaseException):
-    """A promise was rejected."""
+    """A promise was rejected; ``reason`` is the rejection's text."""
+
+    def __init__(self, reason: Any) -> None:
+        super().__init__(f"JavaScript rejected promise with reason: {reason}\n")
+        self.reason = reason
+
+
+class _PythonFunctionError(Exception):
+    """A wrapped Python function failed: JS gets a plain ``Error`` with the traceback."""
+
+
+# The JS class of the error JS sees (the binding names it after this class).
+_PythonFunctionError.__name__ = "Error"
 
 
 class JSValueError(JSEvalException, ValueError):
@@ -123,6 +149,17 @@ def init_mini_racer(*, flags: Iterable[str] = DEFAULT_V8_FLAGS, ignore_duplicate
             raise LibAlreadyInitializedError(str(e)) from e
 
 
+def _message(error: polyracer.Error) -> str:
+    """PyMiniRacer's text for ``error``: V8's shell report for exceptions."""
+    if isinstance(error, polyracer.TimeoutError):
+        return "JavaScript was terminated by timeout"
+    if isinstance(error, polyracer.OutOfMemoryError):
+        return "JavaScript memory limit reached"
+    if isinstance(error, polyracer.TerminatedError):
+        return "JavaScript was terminated"
+    return getattr(error, "report", None) or str(error)
+
+
 def _translate(error: polyracer.Error) -> MiniRacerBaseException:
     mapping: list[tuple[type[polyracer.Error], type[MiniRacerBaseException]]] = [
         (polyracer.ParseError, JSParseException),
@@ -133,7 +170,7 @@ def _translate(error: polyracer.Error) -> MiniRacerBaseException:
     ]
     for src, dst in mapping:
         if isinstance(error, src):
-            new = dst(str(error))
+            new = dst(_message(error))
             for attr in ("name", "message", "stack", "value", "filename", "line", "column"):
                 if hasattr(error, attr):
                     setattr(new, attr, getattr(error, attr))
@@ -191,6 +228,10 @@ class MiniRacer:
             return fn()
         except polyracer.OutOfMemoryError as e:
             self._hard_reached = True
+            # The heap passed any lower soft limit on its way to the hard one
+            # (and is collected by now, so the check below cannot see it).
+            if self._soft_limit is not None and self._soft_limit <= (self._hard_limit or self._soft_limit):
+                self._soft_reached = True
             raise _translate(e) from e
         except polyracer.Error as e:
             raise _translate(e) from e
@@ -213,7 +254,18 @@ class MiniRacer:
         ctx = self._context(max_memory)
         # PyMiniRacer gives ArrayBuffers and typed arrays as writable
         # memoryviews of the JS memory.
-        return self._guard(lambda: ctx.eval(code, timeout=_timeout(timeout, timeout_sec), share_buffers=True))
+        # PyMiniRacer names every script <anonymous> in messages and stacks,
+        # and returns objects as live proxies and byte buffers as views.
+        result = self._guard(
+            lambda: ctx.eval(
+                code,
+                filename="<anonymous>",
+                timeout=_timeout(timeout, timeout_sec),
+                as_handle=True,
+                share_buffers=True,
+            )
+        )
+        return wrap(self, result)
 
     def execute(
         self,
@@ -248,15 +300,20 @@ class MiniRacer:
         )
 
     async def eval_cancelable(self, code: str) -> Any:
-        """Evaluates without blocking the event loop, awaiting a promise result."""
+        """``eval`` on a worker thread: cancelling the awaiting task stops the JS.
+
+        As in PyMiniRacer, the result is not awaited (a promise comes back
+        as a ``JSPromise``), and runaway code never blocks the event loop.
+        """
         ctx = self._context()
+        call = asyncio.ensure_future(asyncio.to_thread(MiniRacer.eval, self, code))
         try:
-            return await ctx.eval_async(code)
+            return await asyncio.shield(call)
         except asyncio.CancelledError:
             ctx.terminate()
+            # The worker returns once the JS stops; its error is the cancel's.
+            await asyncio.gather(call, return_exceptions=True)
             raise
-        except polyracer.Error as e:
-            raise _translate(e) from e
 
     def heap_snapshot(self) -> Any:
         """The V8 heap snapshot, parsed from its JSON."""
@@ -274,16 +331,19 @@ class MiniRacer:
         """Yields a JSFunction that calls the ``async def`` function ``func`` (JS gets a promise)."""
         ctx = self._context()
         name = f"__polyracer_wrapped_{id(func):x}"
-        if asyncio.iscoroutinefunction(func):
-            ctx.expose(name, func)
-        else:
 
-            async def as_async(*args: Any) -> Any:
-                return func(*args)
+        async def call(*args: Any) -> Any:
+            try:
+                result = func(*args)
+                return await result if inspect.isawaitable(result) else result
+            except Exception:
+                raise _PythonFunctionError(
+                    "Error running Python function:\n" + traceback.format_exc()
+                ) from None
 
-            ctx.expose(name, as_async)
+        ctx.expose(name, call)
         try:
-            yield ctx.eval(name)
+            yield wrap(self, ctx.eval(name))
         finally:
             ctx.eval(f"delete globalThis[{json.dumps(name)}]")
 
@@ -310,31 +370,14 @@ class MiniRacer:
     def heap_stats(self) -> dict[str, int]:
         return self._context().heap_stats()
 
+    @property
     def v8_version(self) -> str:
-        return polyracer.V8_VERSION
+        """The V8 version (a property, as in PyMiniRacer), without the embedder's suffix."""
+        return polyracer.V8_VERSION.split("-", 1)[0]
 
 
-class StrictMiniRacer(MiniRacer):
-    """A MiniRacer whose ``eval``, ``execute`` and ``call`` return only JSON-like values."""
-
-    def eval(
-        self,
-        code: str,
-        timeout: float | None = None,
-        timeout_sec: float | None = None,
-        max_memory: int | None = None,
-    ) -> Any:
-        return self.execute(code, timeout=timeout, timeout_sec=timeout_sec, max_memory=max_memory)
-
-
-def _promise_get(self: JSPromise, timeout: float | None = None) -> Any:
-    try:
-        return self.result(timeout)
-    except polyracer.JSError as e:
-        raise JSPromiseError(str(e)) from e
-
-
-JSPromise.get = _promise_get  # type: ignore[attr-defined]
+# PyMiniRacer 0.14 made StrictMiniRacer an alias of MiniRacer.
+StrictMiniRacer = MiniRacer
 
 
 @contextmanager
