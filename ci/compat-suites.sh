@@ -10,19 +10,51 @@
 # (the same global `babel` API as the fixture). Prints per-file counts;
 # fails if any test fails that bindings-python/compat-suite/internals.txt
 # does not list as checking PyMiniRacer's internals.
-# Ruby: mini_racer's suite lives only in its repository; running it is not
-# wired up yet (see the issue's notes), so a path given for it is refused.
+# Ruby: mini_racer's suite lives only in its repository (rubyjs/mini_racer),
+# so it runs only when its path is given: its test/*_test.rb files and
+# test_object_identity_fix.rb, each in its own process, against
+# `polyracer/mini_racer` through a lib/mini_racer.rb shim (see
+# bindings-ruby/compat-suite). Pass `-` as the first argument to skip the
+# Python suite.
 set -euo pipefail
 . "$(dirname "$0")/env.sh"
 cd "$POLYRACER_ROOT"
 pmr=${1:-}
-if [ -n "${2:-}" ]; then
-  echo "compat-suites: running mini_racer's Ruby suite is not implemented yet" >&2
-  exit 2
-fi
-suite="$POLYRACER_ROOT/bindings-python/compat-suite"
+mr=${2:-}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+
+run_mini_racer_suite() {
+  step "mini_racer's suite against polyracer/mini_racer"
+  bash "$POLYRACER_ROOT/ci/setup.sh" --mini-racer-suite
+  install -m 0755 "$(python3 ci/cargo-artifact.py polyracer-ruby cdylib)" bindings-ruby/lib/polyracer/polyracer.so
+  local run="$work/mini_racer"
+  mkdir -p "$run/lib" "$work/mini_racer-out"
+  cp -r "$mr/test" "$run/test"
+  # The one line a user changes, plus where polyracer is (the suite's own
+  # subprocesses add only ../lib to the load path).
+  printf '$LOAD_PATH.unshift %s\nrequire "polyracer/mini_racer"\n' \
+    "\"$POLYRACER_ROOT/bindings-ruby/lib\"" >"$run/lib/mini_racer.rb"
+  : >"$run/Gemfile"
+  local f name
+  for f in "$run"/test/*_test.rb "$run"/test/test_object_identity_fix.rb; do
+    [ -f "$f" ] || continue
+    name=$(basename "$f")
+    # From the suite's folder, as its Rakefile runs it; RUBYLIB and the
+    # empty Gemfile make `bundle exec ruby test/test_forking.rb` find the
+    # shim. Each file is bounded (a hang fails it, the others still run).
+    (cd "$run" && RUBYLIB="$run/lib" BUNDLE_GEMFILE="$run/Gemfile" \
+      timeout --kill-after=30 600 ruby -Itest -Ilib "test/$name" -v) >"$work/mini_racer-out/$name.out" 2>&1 || true
+  done
+  python3 ci/compat-report.py --minitest "$work/mini_racer-out" bindings-ruby/compat-suite/internals.txt
+}
+
+if [ "$pmr" = "-" ]; then
+  [ -n "$mr" ] || { echo "compat-suites: nothing to run" >&2; exit 2; }
+  run_mini_racer_suite
+  exit 0
+fi
+suite="$POLYRACER_ROOT/bindings-python/compat-suite"
 
 step "PyMiniRacer's suite against polyracer.compat.py_mini_racer"
 bash "$POLYRACER_ROOT/ci/python-env.sh"
@@ -59,3 +91,6 @@ fi
 (cd "$work/run" && PYTHONPATH="$suite" timeout --kill-after=30 900 "$work/venv/bin/python" -m pytest -q \
   -p no:cacheprovider --timeout 120 --junitxml="$work/results.xml" tests) || true
 python3 ci/compat-report.py "$work/results.xml" "$suite/internals.txt"
+if [ -n "$mr" ]; then
+  run_mini_racer_suite
+fi

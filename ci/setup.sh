@@ -9,6 +9,8 @@
 #   - binutils (nm: the Node suite checks the addon's exported symbols)
 #   - npm packages for the benchmark fixtures (core/benches/fixtures,
 #     typescript: a real 9 MB bundle), from its package-lock.json
+# With --mini-racer-suite, also what mini_racer's own test suite needs
+# (ci/compat-suites.sh): bundler and ActiveSupport, from Debian.
 set -euo pipefail
 . "$(dirname "$0")/env.sh"
 
@@ -18,7 +20,9 @@ command -v clang >/dev/null || need_apt+=(clang)
 command -v nm >/dev/null || need_apt+=(binutils)
 command -v ruby >/dev/null || need_apt+=(ruby)
 command -v rake >/dev/null || need_apt+=(rake)
-for pkg in ruby-dev libclang-dev ruby-minitest; do
+ruby_pkgs=(ruby-dev libclang-dev ruby-minitest)
+[ "${1:-}" = "--mini-racer-suite" ] && ruby_pkgs+=(bundler ruby-activesupport)
+for pkg in "${ruby_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then

@@ -62,7 +62,7 @@ impl NativeContext {
         let memory_limit =
             memory_limit.map(pr::limits::memory_limit_f64).transpose().map_err(|e| throw_pr(&d, None, e))?;
         let snapshot = snapshot.map(|s| s.0.clone());
-        let ctx = pr::Context::new(pr::ContextOptions { timeout, memory_limit, snapshot })
+        let ctx = pr::Context::new(pr::ContextOptions { timeout, memory_limit, snapshot, ..Default::default() })
             .map_err(|e| throw_pr(&d, None, e))?;
         Ok(NativeContext { state: state::new_state(&d, ctx) })
     }

@@ -45,6 +45,7 @@ impl Context {
             timeout: seconds(timeout)?,
             memory_limit: self::memory_limit(py, memory_limit)?,
             snapshot: snapshot.map(|s| s.0.clone()),
+            ..Default::default()
         };
         let inner = py.detach(|| pr::Context::new(options)).or_raise(py)?;
         Ok(Context { inner })
@@ -149,7 +150,7 @@ impl Context {
 
     /// Runs the timers, async host completions and V8 tasks that are due.
     fn run_pending_tasks(&self, py: Python<'_>) -> PyResult<()> {
-        py.detach(|| self.inner.run_pending_tasks()).or_raise(py)
+        py.detach(|| self.inner.run_pending_tasks().map(drop)).or_raise(py)
     }
 
     fn set_global(&self, py: Python<'_>, name: &str, value: &Bound<'_, PyAny>) -> PyResult<()> {
@@ -198,17 +199,9 @@ impl Context {
     fn heap_stats(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         let s = py.detach(|| self.inner.heap_stats()).or_raise(py)?;
         let d = PyDict::new(py);
-        d.set_item("total_heap_size", s.total_heap_size)?;
-        d.set_item("total_heap_size_executable", s.total_heap_size_executable)?;
-        d.set_item("total_physical_size", s.total_physical_size)?;
-        d.set_item("total_available_size", s.total_available_size)?;
-        d.set_item("used_heap_size", s.used_heap_size)?;
-        d.set_item("heap_size_limit", s.heap_size_limit)?;
-        d.set_item("malloced_memory", s.malloced_memory)?;
-        d.set_item("external_memory", s.external_memory)?;
-        d.set_item("peak_malloced_memory", s.peak_malloced_memory)?;
-        d.set_item("number_of_native_contexts", s.number_of_native_contexts)?;
-        d.set_item("number_of_detached_contexts", s.number_of_detached_contexts)?;
+        for (k, v) in s.entries() {
+            d.set_item(k, v)?;
+        }
         Ok(d.into_any().unbind())
     }
 

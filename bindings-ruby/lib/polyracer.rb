@@ -105,6 +105,20 @@ module Polyracer
     #   @return [String]
 
     # @!visibility private
+    # Source in another encoding (ISO-8859-1, UTF-16LE...) as UTF-8, which
+    # is what V8 is given; UTF-8, ASCII and binary Strings pass unchanged.
+    # @param code [String]
+    # @return [String]
+    def utf8(code)
+      return code unless code.is_a?(String)
+
+      enc = code.encoding
+      return code if enc == Encoding::UTF_8 || enc == Encoding::BINARY || enc == Encoding::US_ASCII
+
+      code.encode(Encoding::UTF_8)
+    end
+
+    # @!visibility private
     # `CACHED_DATA_VERSION_TAG` is computed on first access: it starts V8,
     # which must not happen at require time (see {configure}).
     def const_missing(name)
@@ -128,10 +142,17 @@ module Polyracer
     #   past it throw a RangeError inside JS
     # @raise [InvalidArgumentError] for a timeout or limit out of range
     # @param snapshot [Snapshot, nil] start from this snapshot's heap
+    # @param gc_heap_limit [Integer, nil] bytes of V8 heap in use checked
+    #   after every garbage collection: a collection that leaves more stops
+    #   the running JS with {OutOfMemoryError}. Any size from 1 byte; the
+    #   heap may grow past it between collections (MiniRacer's `max_memory`)
+    # @param keep_lone_surrogates [Boolean] a JS string with a lone
+    #   surrogate (which UTF-8 cannot hold) comes back as a UTF-16LE String
+    #   of all its code units, instead of a UTF-8 one with U+FFFD in its place
     # @return [Context]
-    def self.new(timeout: nil, memory_limit: nil, snapshot: nil)
+    def self.new(timeout: nil, memory_limit: nil, snapshot: nil, gc_heap_limit: nil, keep_lone_surrogates: false)
       Polyracer.task_thread
-      __new(timeout, memory_limit, snapshot)
+      __new(timeout, memory_limit, snapshot, gc_heap_limit, keep_lone_surrogates ? true : false)
     end
 
     # Evaluates a script and returns its completion value.
@@ -142,7 +163,7 @@ module Polyracer
     # @raise [ParseError, JSError, TimeoutError, TerminatedError,
     #   OutOfMemoryError, ConversionError, DisposedError]
     def eval(code, filename: nil, timeout: nil)
-      __eval(code, filename, timeout, false)
+      __eval(Polyracer.utf8(code), filename, timeout, false)
     end
 
     # Like {#eval}, and if the result is a promise waits for it; a
@@ -154,7 +175,7 @@ module Polyracer
     # @param timeout [Float, nil] seconds
     # @return [Object]
     def eval_await(code, filename: nil, timeout: nil)
-      __eval(code, filename, timeout, true)
+      __eval(Polyracer.utf8(code), filename, timeout, true)
     end
 
     # @!method call(function, *args)

@@ -248,18 +248,20 @@ class TestBadInput < Minitest::Test
       boot.eval("1 + 1")
       pids = 2.times.map do |i|
         fork do
+          # Its copy of the parent's context, and a context of its own.
+          boot.eval("globalThis.mine = \#{i}")
           child = Polyracer::Context.new
-          puts child.eval("'child \#{i}: ' + (20 + 22)")
+          puts child.eval("'child \#{i}: ' + (20 + 22)") + boot.eval("', copy ' + mine")
           $stdout.flush
           exit! 0
         end
       end
       codes = pids.map { |pid| Process.wait(pid); $?.exitstatus }
-      puts "parent: \#{boot.eval('40 + 2')}"
+      puts "parent: \#{boot.eval('40 + 2 + (typeof mine)')}"
       $stdout.flush
       exit!(codes.all?(&:zero?) ? 0 : 1)
     RUBY
     assert status.success?, "child exit #{status.exitstatus}: #{out}#{err}"
-    assert_equal ["child 0: 42", "child 1: 42", "parent: 42"], out.lines.map(&:chomp).sort
+    assert_equal ["child 0: 42, copy 0", "child 1: 42, copy 1", "parent: 42undefined"], out.lines.map(&:chomp).sort
   end
 end

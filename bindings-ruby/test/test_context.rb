@@ -361,4 +361,70 @@ class TestContext < Minitest::Test
       GC.stress = false
     end
   end
+
+  def test_iterators_and_weak_collections_are_handles_with_previews
+    c = ctx
+    it = c.eval("const m = new Map([['a', 1], ['b', 2]]); const it = m.entries(); it.next(); it")
+    assert_instance_of Polyracer::JSObject, it
+    # From the iterator's position, without consuming it.
+    assert_equal [["b", 2], true], it.preview_entries
+    assert_equal [["b", 2], true], it.preview_entries
+    assert_equal [[1, 2], false], c.eval("new Set([1, 2]).values()").preview_entries
+    weak = c.eval("globalThis.k = {}; new WeakSet([k])")
+    assert_equal [[{}], false], weak.preview_entries
+    assert_raises(Polyracer::InvalidArgumentError) { c.eval("new Proxy({}, {})").preview_entries }
+  end
+
+  def test_a_throwing_getter_raises_its_exception
+    err = assert_raises(Polyracer::JSError) { ctx.eval("({ get x() { throw new RangeError('no') } })") }
+    assert_equal "RangeError", err.js_name
+    assert_equal "no", err.message
+  end
+
+  def test_tasks_and_microtasks_on_demand
+    c = ctx
+    assert_equal false, c.run_pending_tasks
+    seen = []
+    c.attach("note", ->(s) { seen << s })
+    c.attach("drain", -> { c.perform_microtask_checkpoint })
+    c.eval("Promise.resolve().then(() => note('micro')); note('before'); drain(); note('after')")
+    assert_equal %w[before micro after], seen
+    c.eval("globalThis.done = false; Atomics.waitAsync(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5)" \
+           ".value.then(() => { done = true })")
+    deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + 5
+    c.run_pending_tasks until c.eval("done") || Process.clock_gettime(Process::CLOCK_MONOTONIC) > deadline
+    assert c.eval("done")
+  end
+
+  def test_gc_heap_limit_any_size
+    c = ctx(gc_heap_limit: 100_000)
+    c.attach("gc", -> { c.low_memory_notification })
+    assert_raises(Polyracer::OutOfMemoryError) { c.eval("gc(); 1") }
+    assert_equal 2, c.eval("1 + 1")
+    [0, -1, 2**41].each do |bad|
+      assert_raises(Polyracer::InvalidArgumentError) { Polyracer::Context.new(gc_heap_limit: bad) }
+    end
+  end
+
+  def test_lone_surrogates_kept_when_asked
+    assert_equal "a\uFFFDb", ctx.eval("'a\\uD800b'")
+    kept = ctx(keep_lone_surrogates: true)
+    s = kept.eval("'a\\uD800b'")
+    assert_equal Encoding::UTF_16LE, s.encoding
+    assert_equal "a\x00\x00\xD8b\x00".b, s.b
+    assert_equal [s], kept.eval("['a\\uD800b']")
+    assert_equal Encoding::UTF_8, kept.eval("'ok'").encoding
+  end
+
+  def test_the_same_ruby_object_twice_is_one_js_object
+    c = ctx
+    h = { "n" => 1 }
+    c.attach("pair", -> { [h, h] })
+    assert_equal true, c.eval("const p = pair(); p[0] === p[1]")
+    assert_equal true, c.call("(a) => a[0] === a[1]", [h, h])
+    # Cycles are still refused, with the path.
+    a = []
+    a << a
+    assert_raises(Polyracer::ConversionError) { c.call("(x) => x", a) }
+  end
 end

@@ -68,6 +68,7 @@ impl Context {
                 timeout: seconds(o.timeout)?,
                 memory_limit: o.memory_limit.map(|m| pr::limits::memory_limit(i128::from(m))).transpose()?,
                 snapshot: o.snapshot.map(|s| s.0.clone()),
+                ..Default::default()
             },
         };
         Ok(Arc::new(Context { inner: pr::Context::new(o)? }))

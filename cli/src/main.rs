@@ -127,6 +127,7 @@ fn main() -> ExitCode {
         timeout: cli.limits.timeout,
         memory_limit: cli.limits.memory_limit,
         snapshot,
+        ..Default::default()
     }) {
         Ok(c) => c,
         Err(e) => return report(&e),

@@ -27,6 +27,12 @@ pub struct ContextOptions {
     pub memory_limit: Option<usize>,
     /// Start from this snapshot's heap instead of a fresh one.
     pub snapshot: Option<crate::Snapshot>,
+    /// A limit on V8's used heap checked after every garbage collection:
+    /// when a collection leaves more than this in use, the running JS stops
+    /// with [`Error::OutOfMemory`]. Any size is allowed (MiniRacer's
+    /// `max_memory` semantics); between collections the heap may grow past
+    /// it, which `memory_limit` (enforced by V8 itself) does not allow.
+    pub gc_heap_limit: Option<usize>,
 }
 
 /// A handle-table entry to free at the next request.
@@ -178,6 +184,31 @@ pub struct HeapStats {
     pub peak_malloced_memory: usize,
     pub number_of_native_contexts: usize,
     pub number_of_detached_contexts: usize,
+    /// Memory V8 reserved for global (persistent) handles, and the part in use.
+    pub total_global_handles_size: usize,
+    pub used_global_handles_size: usize,
+}
+
+impl HeapStats {
+    /// Every statistic with its name (the field's), for bindings that hand
+    /// them out as a dictionary.
+    pub fn entries(&self) -> [(&'static str, usize); 13] {
+        [
+            ("total_heap_size", self.total_heap_size),
+            ("total_heap_size_executable", self.total_heap_size_executable),
+            ("total_physical_size", self.total_physical_size),
+            ("total_available_size", self.total_available_size),
+            ("used_heap_size", self.used_heap_size),
+            ("heap_size_limit", self.heap_size_limit),
+            ("malloced_memory", self.malloced_memory),
+            ("external_memory", self.external_memory),
+            ("peak_malloced_memory", self.peak_malloced_memory),
+            ("number_of_native_contexts", self.number_of_native_contexts),
+            ("number_of_detached_contexts", self.number_of_detached_contexts),
+            ("total_global_handles_size", self.total_global_handles_size),
+            ("used_global_handles_size", self.used_global_handles_size),
+        ]
+    }
 }
 
 impl Context {
@@ -398,9 +429,18 @@ impl Context {
     /// [`Context::set_task_scheduler`]) calls this on the host's loop. The
     /// context's default timeout bounds it (a runaway timer callback then
     /// gives [`Error::Timeout`]).
-    pub fn run_pending_tasks(&self) -> Result<()> {
+    ///
+    /// Returns whether there was anything to run.
+    pub fn run_pending_tasks(&self) -> Result<bool> {
         let deadline = self.shared.deadline_for(None)?;
-        self.shared.run_pending(deadline, false).map(drop)
+        self.shared.run_pending(deadline, false)
+    }
+
+    /// Runs the microtask queue (promise reactions) now. Every call runs it
+    /// when it returns anyway; from a host callback this runs the reactions
+    /// queued so far before the JS that called the callback goes on.
+    pub fn perform_microtask_checkpoint(&self) -> Result<()> {
+        self.shared.request(Request::Microtasks, None).map(drop)
     }
 
     /// Installs the host's way to run due work on its own loop. When a timer

@@ -185,6 +185,25 @@ impl JsHandle {
         }
     }
 
+    /// The entries of a `Map`, `Set`, `WeakMap`, `WeakSet` or of an iterator
+    /// over a `Map` or `Set` (from its current position), without consuming
+    /// the iterator: the items and whether they alternate key, value
+    /// (`map.entries()`, a `Map`, a `WeakMap`: `[k1, v1, k2, v2, ...]`).
+    /// Iterators and weak collections come back from calls as handles, not
+    /// as copies: this reads them.
+    pub fn preview_entries(&self) -> Result<(Vec<Value>, bool)> {
+        match self.value(HandleOp::PreviewEntries)? {
+            Value::Array(mut pair) if pair.len() == 2 => {
+                let key_value = matches!(pair.pop(), Some(Value::Bool(true)));
+                match pair.pop() {
+                    Some(Value::Array(items)) => Ok((items, key_value)),
+                    other => Err(Error::Conversion(format!("preview returned {other:?}"))),
+                }
+            }
+            other => Err(Error::Conversion(format!("preview returned {}", other.kind()))),
+        }
+    }
+
     /// The promise's state without waiting: `"pending"`, `"fulfilled"` or `"rejected"`.
     pub fn promise_state(&self) -> Result<&'static str> {
         match self.value(HandleOp::PromiseState)? {

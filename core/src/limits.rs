@@ -96,6 +96,17 @@ pub fn memory_limit(bytes: i128) -> Result<usize> {
     usize::try_from(rounded).map_err(|_| memory_limit_error(&bytes.to_string()))
 }
 
+/// A [`ContextOptions::gc_heap_limit`](crate::ContextOptions::gc_heap_limit)
+/// in bytes: from 1 byte to [`MAX_MEMORY_LIMIT`], not rounded.
+pub fn gc_heap_limit(bytes: i128) -> Result<usize> {
+    if !(1..=i128::from(MAX_MEMORY_LIMIT)).contains(&bytes) {
+        return Err(Error::InvalidArgument(format!(
+            "gc heap limit must be a whole number of bytes from 1 to {MAX_MEMORY_LIMIT}, not {bytes}"
+        )));
+    }
+    Ok(bytes as usize)
+}
+
 /// A memory limit given as a float (JavaScript numbers): it must be a whole
 /// number, then as [`memory_limit`].
 pub fn memory_limit_f64(bytes: f64) -> Result<usize> {

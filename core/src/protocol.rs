@@ -40,6 +40,7 @@ pub(crate) enum HandleOp<'a> {
     Copy,
     ToJsString,
     PromiseState,
+    PreviewEntries,
 }
 
 /// What a call does when its result is a promise.
@@ -101,6 +102,9 @@ pub(crate) enum Request<'a> {
     RunPending,
     HeapStats,
     LowMemoryNotification,
+    /// Runs the microtask queue now (from a host callback: in the middle
+    /// of the JS that called it).
+    Microtasks,
     HeapSnapshot {
         path: PathBuf,
     },

@@ -34,6 +34,11 @@ module Polyracer
 
     # @return [Integer, nil] 1-based column where the exception was raised
     attr_reader :column
+
+    # @return [Exception, nil] the Ruby exception an attached callable
+    #   raised, when the JS exception is the one it became (not caught and
+    #   replaced in JS); it is also the `#cause`
+    attr_reader :host_exception
   end
 
   # Raised for an uncaught JavaScript exception: `#message` is the JS

@@ -1,47 +1,23 @@
 # frozen_string_literal: true
 
 require "polyracer"
+require_relative "mini_racer/errors"
+require_relative "mini_racer/values"
 
 # The MiniRacer API on top of polyracer. Switch with one line:
 #
 #   require "polyracer/mini_racer"   # was: require "mini_racer"
 #
-# Written from MiniRacer's public documentation. Differences (see
-# docs/ruby.md):
-# - timeouts and `ensure_gc_after_idle` are milliseconds, as in MiniRacer;
-#   `max_memory` becomes the V8 heap limit of the context;
+# It follows mini_racer 0.22 and passes its test suite
+# (`ci/compat-suites.sh`; see docs/migrate-mini_racer.md). Differences:
 # - `isolate:` and `marshal_stack_depth:` are accepted and ignored (every
 #   context has its own isolate; nesting is limited to 2000 levels);
-# - JS exceptions raise `MiniRacer::RuntimeError` with the message
-#   `"Name: message"`, which is also a `Polyracer::JSError`-like error
-#   (`#js_name`, `#js_stack`, `#cause`);
-# - functions come back as `MiniRacer::JavaScriptFunction`, which can be
-#   called (`#call`) as well as printed.
+# - JS functions come back as {MiniRacer::JavaScriptFunction}s that can be
+#   called (`#call`), not only printed;
+# - {MiniRacer::RuntimeError} also answers {Polyracer::JSErrorDetails}.
 module MiniRacer
-  # Base of every MiniRacer error.
-  class Error < ::StandardError; end
-  # Errors raised while evaluating JavaScript.
-  class EvalError < Error; end
-  # The source did not compile.
-  class ParseError < EvalError; end
-  # The script was stopped (timeout or {Context#stop}).
-  class ScriptTerminatedError < EvalError; end
-  # The context reached `max_memory`.
-  class V8OutOfMemoryError < EvalError; end
-  # A value could not be converted.
-  class ScriptError < EvalError; end
-  # The context was disposed.
-  class ContextDisposedError < Error; end
-  # A snapshot could not be created or loaded.
-  class SnapshotError < Error; end
-  # {Platform.set_flags!} after V8 started.
-  class PlatformAlreadyInitialized < Error; end
-
-  # An uncaught JavaScript exception; its message is `"Name: message"` and
-  # its backtrace starts with the JS frames.
-  class RuntimeError < EvalError
-    include Polyracer::JSErrorDetails
-  end
+  # The mini_racer release whose API and behaviour this layer follows.
+  VERSION = "0.22.0"
 
   # Binary data: a JS Uint8Array. Polyracer also converts binary (ASCII-8BIT)
   # Strings both ways; this wrapper exists for code written for MiniRacer.
@@ -50,7 +26,10 @@ module MiniRacer
     attr_reader :data
 
     # @param data [String]
+    # @raise [TypeError] for anything but a String
     def initialize(data)
+      raise TypeError, "wrong argument type #{data.class} (expected String)" unless data.is_a?(String)
+
       @data = data.b
     end
   end
@@ -58,14 +37,15 @@ module MiniRacer
   # A JS function returned to Ruby.
   class JavaScriptFunction
     # @!visibility private
-    def initialize(handle)
+    def initialize(handle, context)
       @handle = handle
+      @context = context
     end
 
     # Calls the function.
     # @return [Object]
     def call(*args)
-      MiniRacer.translate { MiniRacer.from_js(@handle.call(*args.map { |a| MiniRacer.to_js(a) })) }
+      @context.__send__(:run) { @handle.call(*args.map { |a| Values.to_js(a) }) }
     end
 
     # @return [String]
@@ -77,19 +57,45 @@ module MiniRacer
 
   # V8 platform settings.
   module Platform
+    # MiniRacer's bound on one flag, `--name=value` included.
+    MAX_FLAG_LENGTH = 255
+    @flags = []
+    @single_threaded = false
+
     class << self
-      # Sets V8 flags; only before the first context is created.
+      # Sets V8 flags; only before the first context is created. Calls add
+      # up. `:single_threaded` runs V8 without worker threads (needed to use
+      # contexts in a child process after `fork`).
       #   MiniRacer::Platform.set_flags!(:noconcurrent_recompilation, max_lazy: true)
       # @return [void]
-      # @raise [PlatformAlreadyInitialized]
+      # @raise [ArgumentError] for a flag with a NUL byte or longer than 255 bytes
+      # @raise [PlatformAlreadyInitialized] after the engine started
       def set_flags!(*args, **kwargs)
-        flags = args.map { |a| "--#{a}" }
-        kwargs.each do |k, v|
-          flags << (v == true ? "--#{k}" : v == false ? "--no#{k}" : "--#{k}=#{v}")
-        end
-        Polyracer.configure(flags: flags)
+        flags = args.map { |a| flag(a, nil) } + kwargs.map { |k, v| flag(k, v) }
+        raise PlatformAlreadyInitialized, "V8 already started" if Polyracer.engine_started?
+
+        single, rest = flags.partition { |f| %w[--single_threaded --single-threaded].include?(f) }
+        @single_threaded ||= !single.empty?
+        @flags.concat(rest)
+        Polyracer.configure(single_threaded: @single_threaded, flags: @flags)
       rescue Polyracer::InvalidArgumentError => e
         raise PlatformAlreadyInitialized, e.message
+      end
+
+      private
+
+      def flag(name, value)
+        name = name.to_s
+        name = name[2..] if name.start_with?("--")
+        text = case value
+               when nil, true then "--#{name}"
+               when false then "--no#{name}"
+               else "--#{name}=#{value}"
+               end
+        raise ArgumentError, "flag contains NUL byte" if text.include?("\0")
+        raise ArgumentError, "flag too long" if text.bytesize > MAX_FLAG_LENGTH
+
+        text
       end
     end
   end
@@ -100,29 +106,24 @@ module MiniRacer
     attr_reader :polyracer_snapshot
 
     # @param source [String] JS run before the heap is captured
+    # @raise [SnapshotError] when the source throws
     def initialize(source = "")
-      @polyracer_snapshot = Polyracer::Snapshot.new(source)
-    rescue Polyracer::Error => e
-      raise SnapshotError, e.message
+      @polyracer_snapshot = Snapshot.translate { Polyracer::Snapshot.new(source) }
     end
 
     # @param bytes [String] from {#dump}
     # @return [Snapshot]
     def self.load(bytes)
       snap = allocate
-      snap.instance_variable_set(:@polyracer_snapshot, Polyracer::Snapshot.load(bytes))
+      snap.instance_variable_set(:@polyracer_snapshot, translate { Polyracer::Snapshot.load(bytes) })
       snap
-    rescue Polyracer::Error => e
-      raise SnapshotError, e.message
     end
 
     # Compiles the snapshot's functions by running `src` in a throwaway context.
     # @return [self]
     def warmup!(src)
-      @polyracer_snapshot.warmup!(src)
+      Snapshot.translate { @polyracer_snapshot.warmup!(src) }
       self
-    rescue Polyracer::Error => e
-      raise SnapshotError, e.message
     end
 
     # @return [String] binary
@@ -134,24 +135,83 @@ module MiniRacer
     def size
       dump.bytesize
     end
+
+    # @!visibility private
+    # SnapshotError's message is V8's report of an uncaught exception
+    # (`"Uncaught Error: boom"`), then the JS stack.
+    def self.translate
+      yield
+    rescue Polyracer::JSError, Polyracer::ParseError => e
+      frames = e.js_stack.lines.drop(1).join
+      text = e.js_name.empty? ? e.message : "#{e.js_name}: #{e.message}"
+      raise SnapshotError, "Uncaught #{text}#{"\n" unless frames.empty?}#{frames}"
+    rescue Polyracer::Error => e
+      raise SnapshotError, e.message
+    end
   end
 
   # A JavaScript context with MiniRacer's API.
   class Context
+    # MiniRacer's bound for `timeout:`, `max_memory:` and
+    # `ensure_gc_after_idle:`.
+    INT32_MAX = (2**31) - 1
+    # Where {#attach} first defines a callable whose path polyracer's
+    # attach refuses (a NUL byte, a primitive on the way).
+    ATTACH_SLOT = "__polyracer_mini_racer_attach"
+    # Dotted paths polyracer's `call` and `attach` take directly.
+    SIMPLE_PATH = /\A[A-Za-z_$][\w$]*(\.[A-Za-z_$][\w$]*)*\z/
+    # JS for the other paths, walked as MiniRacer walks them.
+    PATH_HELPERS = {
+      call_path: <<~JS,
+        (path, ...args) => {
+          const keys = path.split(".");
+          let holder = globalThis;
+          for (const k of keys.slice(0, -1)) holder = Object(holder[k]);
+          const f = holder[keys[keys.length - 1]];
+          if (typeof f !== "function") throw new TypeError("not a function");
+          return Reflect.apply(f, holder, args);
+        }
+      JS
+      attach_at: <<~JS
+        (path, slot) => {
+          const f = globalThis[slot];
+          delete globalThis[slot];
+          const keys = path.split(".");
+          let o = globalThis;
+          for (const k of keys.slice(0, -1)) {
+            let v = o[k];
+            if (v === null || (typeof v !== "object" && typeof v !== "function")) o[k] = v = {};
+            o = v;
+          }
+          o[keys[keys.length - 1]] = f;
+        }
+      JS
+    }.freeze
+    private_constant :PATH_HELPERS
+
     # @param timeout [Integer, nil] milliseconds
-    # @param max_memory [Integer, nil] heap limit in bytes
+    # @param max_memory [Integer, nil] bytes of V8 heap in use, checked after
+    #   every garbage collection (MiniRacer's rule): a collection that leaves
+    #   more raises {V8OutOfMemoryError}
     # @param snapshot [Snapshot, nil]
     # @param ensure_gc_after_idle [Integer, nil] milliseconds of idleness
     #   after which a full GC runs
+    # @raise [ArgumentError] for a value out of MiniRacer's bounds
     def initialize(timeout: nil, max_memory: nil, snapshot: nil, ensure_gc_after_idle: nil, isolate: nil,
                    marshal_stack_depth: nil)
       _ = [isolate, marshal_stack_depth]
+      check_bound(:timeout, timeout, INT32_MAX)
+      check_bound(:max_memory, max_memory, (2**32) - 2)
+      check_bound(:ensure_gc_after_idle, ensure_gc_after_idle, INT32_MAX)
       @timeout = timeout
-      @ctx = MiniRacer.translate do
-        Polyracer::Context.new(timeout: timeout && timeout / 1000.0, memory_limit: max_memory,
-                               snapshot: snapshot&.polyracer_snapshot)
+      @ctx = Errors.translate do
+        Polyracer::Context.new(timeout: timeout && timeout / 1000.0,
+                               gc_heap_limit: max_memory&.positive? ? max_memory : nil,
+                               snapshot: snapshot&.polyracer_snapshot, keep_lone_surrogates: true)
       end
       @functions = {}
+      @helpers = {}
+      @in_callback = {}
       @idle_gc = ensure_gc_after_idle && ensure_gc_after_idle / 1000.0
       @last_call = nil
       @gc_thread = nil
@@ -165,33 +225,55 @@ module MiniRacer
     # @param options [Hash, nil] `filename:`
     # @return [Object]
     def eval(str, options = nil)
-      filename = options && (options[:filename] || options["filename"])
-      run { @ctx.eval(str, filename: filename) }
+      run { @ctx.eval(str, filename: filename_of(options)) }
     end
 
     # Evaluates and waits for the resulting promise.
     # @return [Object]
+    # @raise [RuntimeError] from inside an attached callable (MiniRacer
+    #   cannot nest an await there)
     def eval_await(str, options = nil)
-      filename = options && (options[:filename] || options["filename"])
-      run { @ctx.eval_await(str, filename: filename) }
+      refuse_nested_await
+      run { @ctx.eval_await(str, filename: filename_of(options)) }
     end
 
-    # Calls a JS function by name (a dotted path).
+    # Calls a JS function by name (a dotted path), `this` being its holder.
     # @return [Object]
     def call(function_name, *arguments)
-      run { @ctx.call(function_name, *arguments.map { |a| MiniRacer.to_js(a) }) }
+      run { call_path(:call, function_name, arguments) }
     end
 
-    # Attaches a Ruby callable as a JS function.
+    # Calls a JS function by name and waits for the promise it returns.
+    # @return [Object]
+    def call_await(function_name, *arguments)
+      refuse_nested_await
+      run { call_path(:call_await, function_name, arguments) }
+    end
+
+    # Attaches a Ruby callable as a JS function. Intermediate objects of a
+    # dotted path are created (replacing primitives, as MiniRacer does).
+    # An exception it raises that JS does not catch is raised again, as
+    # itself, by the call that ran the JS.
     # @param name [String] a global name or dotted path
     # @param callback [#call]
     # @return [void]
     def attach(name, callback)
-      @functions[name.to_s] = callback
+      name = name.to_s
+      @functions[name] = callback
       wrapped = lambda do |*args|
-        MiniRacer.to_js(callback.call(*args.map { |a| MiniRacer.from_js(a) }))
+        in_callback { Values.to_js(callback.call(*args.map { |a| Values.from_js(a, self) })) }
       end
-      MiniRacer.translate { @ctx.attach(name, wrapped) }
+      Errors.translate do
+        if SIMPLE_PATH.match?(name)
+          begin
+            return @ctx.attach(name, wrapped)
+          rescue Polyracer::InvalidArgumentError
+            nil # a primitive on the path: MiniRacer replaces it
+          end
+        end
+        @ctx.attach(ATTACH_SLOT, wrapped)
+        js_helper(:attach_at) { |c| c.eval(PATH_HELPERS[:attach_at]) }.call(name, ATTACH_SLOT)
+      end
     end
 
     # Evaluates a file's content.
@@ -200,27 +282,46 @@ module MiniRacer
       eval(File.read(filename), filename: filename)
     end
 
-    # Stops the running script (from another thread); it raises
-    # {ScriptTerminatedError}.
+    # Stops the running script (from another thread or a callback); it
+    # raises {ScriptTerminatedError}.
     # @return [void]
     def stop
       @ctx.terminate
     end
 
     # @return [void]
+    # @raise [RuntimeError] from an attached callable of this context (its
+    #   JS is running: MiniRacer refuses, and the context stays usable)
     def dispose
+      raise RuntimeError, "Error: the context is busy running the callback that disposes it" if @in_callback.key?(Thread.current)
+
       @gc_thread&.kill
       @ctx.dispose
     end
 
+    # Runs V8's pending tasks (a WebAssembly compile finishing, an
+    # `Atomics.waitAsync` timing out) and due timers.
+    # @return [Boolean] whether there was anything to run
+    def pump_message_loop
+      Errors.translate { @ctx.run_pending_tasks }
+    end
+
+    # Runs the queued promise reactions now (from a callback: before the JS
+    # that called it goes on).
+    # @return [nil]
+    def perform_microtask_checkpoint
+      Errors.translate { @ctx.perform_microtask_checkpoint }
+      nil
+    end
+
     # @return [Hash{Symbol => Integer}]
     def heap_stats
-      MiniRacer.translate { @ctx.heap_stats }
+      Errors.translate { @ctx.heap_stats }
     end
 
     # @return [void]
     def low_memory_notification
-      MiniRacer.translate { @ctx.low_memory_notification }
+      Errors.translate { @ctx.low_memory_notification }
     end
 
     # Kept for MiniRacer compatibility: same as {#low_memory_notification}.
@@ -236,20 +337,68 @@ module MiniRacer
       if file_or_io.respond_to?(:write)
         require "tempfile"
         Tempfile.create(["polyracer", ".heapsnapshot"]) do |f|
-          MiniRacer.translate { @ctx.write_heap_snapshot(f.path) }
+          Errors.translate { @ctx.write_heap_snapshot(f.path) }
           file_or_io.write(File.binread(f.path))
         end
       else
-        MiniRacer.translate { @ctx.write_heap_snapshot(file_or_io) }
+        Errors.translate { @ctx.write_heap_snapshot(file_or_io) }
       end
+    end
+
+    # @!visibility private
+    # A JS helper function of this context, compiled on first use.
+    def js_helper(name)
+      @helpers[name] ||= yield(@ctx)
     end
 
     private
 
     def run
-      result = MiniRacer.translate { MiniRacer.from_js(yield) }
+      result = Errors.translate { Values.from_js(yield, self) }
       schedule_idle_gc
       result
+    end
+
+    def call_path(method, name, arguments)
+      args = arguments.map { |a| Values.to_js(a) }
+      raise ArgumentError, "wrong number of arguments (given 0, expected 1+)" if name.nil?
+
+      name = name.to_s
+      return @ctx.public_send(method, name, *args) if SIMPLE_PATH.match?(name)
+
+      helper = js_helper(:call_path) { |c| c.eval(PATH_HELPERS[:call_path]) }
+      method == :call ? helper.call(name, *args) : @ctx.call_await(helper, name, *args)
+    rescue Polyracer::InvalidArgumentError => e
+      # polyracer refuses a path that is not a function before calling; in
+      # MiniRacer that is a JS TypeError.
+      raise RuntimeError, "TypeError: #{e.message.sub(/\Ainvalid argument: /, "")}"
+    end
+
+    def filename_of(options)
+      options && (options[:filename] || options["filename"])
+    end
+
+    def check_bound(name, value, max)
+      return if value.nil?
+      raise TypeError, "#{name} must be an Integer" unless value.is_a?(Integer)
+      raise ArgumentError, "bad #{name}" if value.negative? || value > max
+    end
+
+    def in_callback
+      thread = Thread.current
+      @in_callback[thread] = @in_callback.fetch(thread, 0) + 1
+      yield
+    ensure
+      depth = @in_callback[thread] - 1
+      depth.zero? ? @in_callback.delete(thread) : @in_callback[thread] = depth
+    end
+
+    # MiniRacer refuses an await nested in a callback (V8 does not nest
+    # microtask checkpoints there); code written for it expects the error.
+    def refuse_nested_await
+      return unless @in_callback.key?(Thread.current)
+
+      raise RuntimeError, "Error: nested call_await/eval_await is not supported"
     end
 
     def schedule_idle_gc
@@ -270,58 +419,6 @@ module MiniRacer
             break
           end
         end
-      end
-    end
-  end
-
-  class << self
-    # @!visibility private
-    # Maps polyracer errors to MiniRacer's classes.
-    def translate
-      yield
-    rescue Polyracer::ParseError => e
-      raise rewrap(ParseError, e, "#{e.js_name}: #{e.message}"), cause: e.cause
-    rescue Polyracer::JSError => e
-      raise rewrap(RuntimeError, e, e.js_name.empty? ? e.message : "#{e.js_name}: #{e.message}"), cause: e.cause
-    rescue Polyracer::TimeoutError, Polyracer::TerminatedError
-      raise ScriptTerminatedError, "JavaScript was terminated (either by timeout or explicitly)"
-    rescue Polyracer::OutOfMemoryError => e
-      raise V8OutOfMemoryError, e.message
-    rescue Polyracer::DisposedError => e
-      raise ContextDisposedError, e.message
-    rescue Polyracer::ConversionError => e
-      raise ScriptError, e.message
-    rescue Polyracer::InvalidArgumentError => e
-      raise ArgumentError, e.message
-    end
-
-    # @!visibility private
-    def rewrap(klass, err, message)
-      out = klass.new(message)
-      %i[@js_name @js_stack @value @filename @line @column].each do |iv|
-        out.instance_variable_set(iv, err.instance_variable_get(iv))
-      end
-      out.set_backtrace(err.backtrace)
-      out
-    end
-
-    # @!visibility private
-    def from_js(value)
-      case value
-      when Polyracer::JSFunction then JavaScriptFunction.new(value)
-      when Array then value.map { |v| from_js(v) }
-      when Hash then value.transform_values { |v| from_js(v) }
-      else value
-      end
-    end
-
-    # @!visibility private
-    def to_js(value)
-      case value
-      when Binary then value.data
-      when Array then value.map { |v| to_js(v) }
-      when Hash then value.transform_values { |v| to_js(v) }
-      else value
       end
     end
   end

@@ -115,10 +115,19 @@ pub(super) fn handle(scope: &mut v8::PinScope, st: &State, req: Request, deadlin
                 peak_malloced_memory: s.peak_malloced_memory(),
                 number_of_native_contexts: s.number_of_native_contexts(),
                 number_of_detached_contexts: s.number_of_detached_contexts(),
+                total_global_handles_size: s.total_global_handles_size(),
+                used_global_handles_size: s.used_global_handles_size(),
             })))
         }
         Request::LowMemoryNotification => {
             scope.low_memory_notification();
+            Ok(Out::Unit)
+        }
+        Request::Microtasks => {
+            scope.perform_microtask_checkpoint();
+            if st.interrupted() || scope.is_execution_terminating() {
+                return Err(st.termination_error());
+            }
             Ok(Out::Unit)
         }
         Request::Compile { source, filename, cached_data, produce_cache } => {
@@ -186,12 +195,17 @@ fn out_as<'s>(
     as_handle: bool,
     sink: Option<SinkRef>,
 ) -> Result<Out> {
-    match sink {
-        Some(SinkRef(sink)) => {
-            transfer::to_host(scope, st, v, as_handle, sink)?;
-            Ok(Out::Unit)
-        }
-        None => Ok(Out::Value(transfer::to_value(scope, st, v, as_handle)?)),
+    // A getter or proxy trap that throws while the value is read fails the
+    // call with that JS exception (its name, message and stack), not with
+    // a conversion error.
+    v8::tc_scope!(let tc, scope);
+    let out = match sink {
+        Some(SinkRef(sink)) => transfer::to_host(tc, st, v, as_handle, sink).map(|()| Out::Unit),
+        None => transfer::to_value(tc, st, v, as_handle).map(Out::Value),
+    };
+    match out {
+        Err(Error::Conversion(_)) if tc.has_caught() && tc.can_continue() => Err(caught(tc, st, false)),
+        other => other,
     }
 }
 
@@ -434,6 +448,19 @@ fn handle_op<'s>(
             match keys {
                 Some(k) => out_as(tc, st, k.into(), false, sink),
                 None => Err(caught(tc, st, false)),
+            }
+        }
+        HandleOp::PreviewEntries => {
+            let obj = as_object(v)?;
+            match obj.preview_entries(scope) {
+                (Some(entries), key_value) => {
+                    let pair = [entries.into(), v8::Boolean::new(scope, key_value).into()];
+                    let out = v8::Array::new_with_elements(scope, &pair);
+                    out_as(scope, st, out.into(), false, sink)
+                }
+                (None, _) => Err(Error::InvalidArgument(
+                    "only a Map, Set, WeakMap, WeakSet or an iterator of a Map or Set has entries to preview".into(),
+                )),
             }
         }
         HandleOp::Length => {

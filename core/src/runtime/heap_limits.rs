@@ -27,6 +27,25 @@ pub(super) unsafe extern "C" fn near_heap_limit(data: *mut c_void, current: usiz
     (current + current.max(32 << 20)).min(cap).max(current)
 }
 
+/// A GC epilogue callback (registered with `ContextOptions::gc_heap_limit`):
+/// stops the running JS when the collection left more heap in use than the
+/// limit. A collection while no JS runs stops nothing.
+pub(super) unsafe extern "C" fn check_heap_after_gc(
+    isolate: v8::UnsafeRawIsolatePtr,
+    _type: v8::GCType,
+    _flags: v8::GCCallbackFlags,
+    data: *mut c_void,
+) {
+    // SAFETY: `data` is the `Rc<State>` pointer registered in `init_isolate`,
+    // alive as long as the isolate; V8 runs epilogues on the isolate's thread.
+    let st = unsafe { &*(data as *const State) };
+    let mut isolate = unsafe { v8::Isolate::from_raw_isolate_ptr_unchecked(isolate) };
+    let used = isolate.get_heap_statistics().used_heap_size();
+    if st.gc_heap_limit.is_some_and(|limit| used > limit) && st.depth.get() > 0 {
+        st.shared.interrupt(Termination::OutOfMemory);
+    }
+}
+
 /// Requested every `memory::CHECK_PERIOD` by the watchdog while a call runs
 /// on a memory-limited context: stops the JS once it is over its limit.
 ///

@@ -148,6 +148,7 @@ fn init_isolate(
         host_error_key: key,
         depth: Cell::new(0),
         memory_limit: options.memory_limit,
+        gc_heap_limit: options.gc_heap_limit,
         budget,
         heap_limit_raised: Cell::new(false),
         scripts: RefCell::new(HashMap::new()),
@@ -164,6 +165,10 @@ fn init_isolate(
     }
     if options.memory_limit.is_some() {
         isolate.add_near_heap_limit_callback(heap_limits::near_heap_limit, Rc::as_ptr(&st) as *mut c_void);
+    }
+    if st.gc_heap_limit.is_some() {
+        let data = Rc::as_ptr(&st) as *mut c_void;
+        isolate.add_gc_epilogue_callback(heap_limits::check_heap_after_gc, data, v8::GCType::kGCTypeAll);
     }
 }
 
@@ -269,6 +274,8 @@ pub(crate) struct State {
     memory_limit: Option<usize>,
     /// Backing-store accounting, with a memory limit (see `memory`).
     budget: Option<Arc<crate::memory::Budget>>,
+    /// `ContextOptions::gc_heap_limit`.
+    gc_heap_limit: Option<usize>,
     heap_limit_raised: Cell<bool>,
     /// source → (filename, compiled script), see `SCRIPT_CACHE_MAX_SOURCE`.
     scripts: RefCell<HashMap<String, CachedScript>>,

@@ -99,6 +99,10 @@ impl Drop for LaneGuard<'_> {
 }
 
 impl Lane {
+    fn is_taken(&self) -> bool {
+        self.held.load(Ordering::SeqCst)
+    }
+
     fn try_take(&self) -> bool {
         self.held.compare_exchange(false, true, Ordering::SeqCst, Ordering::Relaxed).is_ok()
     }
@@ -303,15 +307,21 @@ impl Shared {
         Arc::as_ptr(self) as usize
     }
 
+    /// Whether this is a forked child that cannot use the context. A
+    /// single-threaded engine has no threads the child would lack, and its
+    /// fork handler keeps V8's memory inherited (`engine`): there the child
+    /// goes on with its copy of the context, as a preforking server expects.
     pub(crate) fn forked(&self) -> bool {
         engine::FORK_GENERATION.load(Ordering::Relaxed) != self.fixed.fork_generation
+            && !engine::engine().options.single_threaded
     }
 
     fn check_usable(&self) -> Result<()> {
         if self.forked() {
             return Err(Error::Disposed(
                 "this context was created before fork() and cannot be used in the child process; \
-                 create a new context in the child (with the single_threaded engine option)"
+                 create a new context in the child, or configure the engine single_threaded before first use \
+                 so children can use their copies"
                     .into(),
             ));
         }
@@ -792,9 +802,11 @@ impl Shared {
     }
 
     pub(crate) fn dispose(self: &Arc<Self>) {
-        if self.forked() {
-            // The isolate cannot be used in a forked child, and the lane may
-            // be held by a thread that does not exist here. Only mark it.
+        let child = engine::FORK_GENERATION.load(Ordering::Relaxed) != self.fixed.fork_generation;
+        if self.forked() || (child && self.lane.is_taken()) {
+            // The isolate cannot be used in a forked child, or the lane is
+            // held by a thread that does not exist here (a call was running
+            // when the process forked). Only mark it.
             self.fixed.disposed.store(true, Ordering::SeqCst);
             self.awaits.reject_all(disposed_error);
             return;

@@ -249,6 +249,13 @@ impl<'a, 's> Walk<'a, 's> {
                 // Reading a proxy runs its traps; hand it over untouched.
                 return emit(sink.handle(self.st.new_handle(scope, v, HandleKind::Object)));
             }
+            if v.is_map_iterator() || v.is_set_iterator() || v.is_weak_map() || v.is_weak_set() {
+                // State, not data: copying an iterator would consume it and a
+                // weak collection cannot be listed from JS (nor copied as an
+                // empty object, which loses everything); the handle can be
+                // read with `JsHandle::preview_entries`.
+                return emit(sink.handle(self.st.new_handle(scope, v, HandleKind::Object)));
+            }
             if (v.is_array_buffer_view() || v.is_array_buffer() || v.is_shared_array_buffer()) && sink.shares_bytes() {
                 if let Some(b) = super::shared::of(scope, v) {
                     return emit(sink.shared_bytes(b));

@@ -226,6 +226,13 @@ pub trait Source {
     fn same(&mut self, a: HostRef, b: HostRef) -> Result<bool, Halt> {
         Ok(a == b)
     }
+    /// Whether equal refs are the same host object for the whole walk (an
+    /// object pointer the source keeps alive). Then a container met twice
+    /// becomes one JS object met twice, as in a structured clone; otherwise
+    /// (handles that differ per read) each occurrence is a copy.
+    fn identities(&self) -> bool {
+        false
+    }
     /// Runs `walk` (every read of one call), holding whatever the source
     /// needs to read host values (Python's GIL, Ruby's GVL). Implement as
     /// `walk(self)`, after taking the host's lock if it needs one.

@@ -28,6 +28,12 @@ pub(super) trait Target {
     fn begin_map(&mut self, len: usize) -> Self::Map;
     fn entry(&mut self, map: &mut Self::Map, k: Self::Out, v: Self::Out);
     fn end_map(&mut self, map: Self::Map) -> Self::Out;
+    /// A container built for host object `r`, to give again when the same
+    /// object comes up elsewhere in the value ([`Source::identities`]).
+    fn remember(&mut self, _r: HostRef, _out: &Self::Out) {}
+    fn recall(&mut self, _r: HostRef) -> Option<Self::Out> {
+        None
+    }
 }
 
 /// The walk's own state: the containers on the current path (cycle
@@ -68,6 +74,12 @@ impl Walk {
             Read::Unsupported(why) => return Err(ConvError::new(why)),
             scalar => return t.scalar(scalar),
         };
+        let identities = src.identities();
+        if identities {
+            if let Some(out) = t.recall(v) {
+                return Ok(out);
+            }
+        }
         if depth >= MAX_DEPTH {
             return Err(ConvError::new(format!("nesting deeper than {MAX_DEPTH} levels")));
         }
@@ -142,6 +154,9 @@ impl Walk {
             }
         };
         self.path.pop();
+        if let (true, Ok(out)) = (identities, &out) {
+            t.remember(v, out);
+        }
         out
     }
 }
@@ -243,6 +258,9 @@ struct V8Target<'a, 's, 'p> {
     scope: &'a mut v8::PinScope<'s, 'p>,
     st: &'a State,
     keys: KeyCache<'s>,
+    /// Containers already built, by host object: the same object twice in
+    /// a value is one JS object twice, as a structured clone makes it.
+    built: FxHashMap<HostRef, v8::Local<'s, v8::Value>>,
 }
 
 impl<'s> Target for V8Target<'_, 's, '_> {
@@ -331,6 +349,12 @@ impl<'s> Target for V8Target<'_, 's, '_> {
         map.set(self.scope, k, v);
     }
 
+    fn remember(&mut self, r: HostRef, out: &Self::Out) {
+        self.built.insert(r, *out);
+    }
+    fn recall(&mut self, r: HostRef) -> Option<Self::Out> {
+        self.built.get(&r).copied()
+    }
     fn end_map(&mut self, map: Self::Map) -> Self::Out {
         map.into()
     }
@@ -355,7 +379,7 @@ pub(crate) fn value_to_v8<'s>(
     st: &State,
     v: &Value,
 ) -> Result<v8::Local<'s, v8::Value>> {
-    let mut t = V8Target { scope, st, keys: KeyCache::default() };
+    let mut t = V8Target { scope, st, keys: KeyCache::default(), built: FxHashMap::default() };
     let mut src = ValueSource::new();
     let root = src.root(v);
     Walk::new().value(&mut src, &mut t, root, 0).map_err(ConvError::into_error)
@@ -369,7 +393,7 @@ pub(crate) fn to_v8<'s>(
     args: Args,
     out: &mut smallvec::SmallVec<[v8::Local<'s, v8::Value>; 8]>,
 ) -> Result<()> {
-    let mut t = V8Target { scope, st, keys: KeyCache::default() };
+    let mut t = V8Target { scope, st, keys: KeyCache::default(), built: FxHashMap::default() };
     let mut walk = Walk::new();
     let mut values = ValueSource::new();
     match args {
@@ -422,7 +446,7 @@ pub(crate) fn source_to_v8<'s>(
     match root {
         Arg::Value(v) => value_to_v8(scope, st, v),
         Arg::Host(r) => {
-            let mut t = V8Target { scope, st, keys: KeyCache::default() };
+            let mut t = V8Target { scope, st, keys: KeyCache::default(), built: FxHashMap::default() };
             let mut walk = Walk::new();
             let mut result = None;
             source.enter(&mut |src| result = Some(walk.value(src, &mut t, *r, 0)));

@@ -65,6 +65,8 @@ pub(crate) struct RbContext {
     pub(crate) inner: pr::Context,
     pub(crate) keep: Mutex<Vec<Opaque<Value>>>,
     pub(crate) resolver: Mutex<Option<Opaque<Value>>>,
+    /// `keep_lone_surrogates:` (see `to_ruby::utf16le_str`).
+    pub(crate) keep_lone_surrogates: bool,
 }
 
 impl DataTypeFunctions for RbContext {

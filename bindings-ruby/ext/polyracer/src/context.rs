@@ -10,31 +10,38 @@ use polyracer as pr;
 use crate::causes::host_error_from;
 use crate::classes::{arg_error, JsRef, RbContext, RbScript, RbSnapshot};
 use crate::error::{built, OrRaise};
-use crate::from_ruby::{rstring_to_string, value_from_rb, RbSource};
+use crate::from_ruby::{rstring_to_string, RbSource};
 use crate::gvl::{ruby_thread, with_gvl, without_gvl};
 use crate::options::{eval_opts, memory_limit, seconds};
 use crate::script::owner_ctx;
 use crate::to_ruby::{value_to_rb, RbSink};
 
-/// Runs a Ruby callable for JS, on the waiting thread, with the GVL.
+/// Runs a Ruby callable for JS, on the waiting thread, with the GVL. Its
+/// arguments are built straight from the JS values and its result read
+/// straight into JS (`expose_raw`: no `Value` either way, so the same Ruby
+/// object twice in the result is one JS object twice).
 pub(crate) fn call_ruby(
     ctx: &pr::Context,
     callable: Opaque<Value>,
     owner: Opaque<Value>,
-    args: Vec<pr::Value>,
-) -> Result<pr::Value, pr::HostError> {
+    call: &mut pr::HostCall,
+) -> Result<(), pr::HostError> {
     ruby_thread()?;
     with_gvl(|ruby| {
         let owner = ruby.get_inner(owner);
-        let run = || -> Result<pr::Value, Error> {
-            let mut argv = Vec::with_capacity(args.len());
-            for a in args {
-                argv.push(value_to_rb(ruby, owner, a)?);
+        let to_host = |e: Error| host_error_from(ruby, ctx, e);
+        let mut argv = Vec::with_capacity(call.len());
+        for i in 0..call.len() {
+            let mut sink = RbSink::new(owner);
+            if let Err(e) = call.arg_into(i, &mut sink) {
+                return Err(sink.take_error().map(to_host).unwrap_or(e));
             }
-            let r: Value = ruby.get_inner(callable).funcall("call", argv.as_slice())?;
-            value_from_rb(ruby, r)
-        };
-        run().map_err(|e| host_error_from(ruby, ctx, e))
+            argv.push(sink.finish(ruby).map_err(to_host)?);
+        }
+        let r: Value = ruby.get_inner(callable).funcall("call", argv.as_slice()).map_err(to_host)?;
+        let mut source = RbSource::new();
+        let ret = source.arg(ruby, r).map_err(to_host)?;
+        call.set_return(&mut source, &ret).map_err(|e| source.take_error().map(to_host).unwrap_or(e))
     })
 }
 
@@ -44,15 +51,27 @@ impl RbContext {
         timeout: Option<Value>,
         memory_limit: Option<Value>,
         snapshot: Option<&RbSnapshot>,
+        gc_heap_limit: Option<i64>,
+        keep_lone_surrogates: bool,
     ) -> Result<Obj<RbContext>, Error> {
+        let gc_heap_limit = gc_heap_limit
+            .map(|b| pr::limits::gc_heap_limit(i128::from(b)))
+            .transpose()
+            .map_err(|e| crate::error::to_rb_err(ruby, None, e))?;
         let options = pr::ContextOptions {
             timeout: seconds(ruby, timeout)?,
             memory_limit: self::memory_limit(ruby, memory_limit)?,
             snapshot: snapshot.map(|s| s.get()),
+            gc_heap_limit,
         };
         let inner = without_gvl(ruby, || pr::Context::new(options)).or_raise(ruby, None)?;
         inner.set_task_scheduler(Some(crate::tasks::scheduler(&inner)));
-        Ok(ruby.obj_wrap(RbContext { inner, keep: Mutex::new(Vec::new()), resolver: Mutex::new(None) }))
+        Ok(ruby.obj_wrap(RbContext {
+            inner,
+            keep: Mutex::new(Vec::new()),
+            resolver: Mutex::new(None),
+            keep_lone_surrogates,
+        }))
     }
 
     pub(crate) fn rb_eval(
@@ -134,7 +153,7 @@ impl RbContext {
         let me = &*rb_self;
         me.keep.lock().unwrap_or_else(|e| e.into_inner()).push(Opaque::from(callable));
         let (callable, owner) = (Opaque::from(callable), Opaque::from(rb_self.as_value()));
-        let r = me.inner.expose(&name, move |ctx, args| call_ruby(ctx, callable, owner, args));
+        let r = me.inner.expose_raw(&name, move |ctx, call| call_ruby(ctx, callable, owner, call));
         Ok(r).or_raise(ruby, None)
     }
 
@@ -159,19 +178,7 @@ impl RbContext {
         let me = &*rb_self;
         let s = without_gvl(ruby, || me.inner.heap_stats()).or_raise(ruby, None)?;
         let h = ruby.hash_new();
-        for (k, v) in [
-            ("total_heap_size", s.total_heap_size),
-            ("total_heap_size_executable", s.total_heap_size_executable),
-            ("total_physical_size", s.total_physical_size),
-            ("total_available_size", s.total_available_size),
-            ("used_heap_size", s.used_heap_size),
-            ("heap_size_limit", s.heap_size_limit),
-            ("malloced_memory", s.malloced_memory),
-            ("external_memory", s.external_memory),
-            ("peak_malloced_memory", s.peak_malloced_memory),
-            ("number_of_native_contexts", s.number_of_native_contexts),
-            ("number_of_detached_contexts", s.number_of_detached_contexts),
-        ] {
+        for (k, v) in s.entries() {
             h.aset(ruby.to_symbol(k), v)?;
         }
         Ok(h)
@@ -180,6 +187,16 @@ impl RbContext {
     pub(crate) fn rb_low_memory_notification(ruby: &Ruby, rb_self: Obj<Self>) -> Result<(), Error> {
         let me = &*rb_self;
         without_gvl(ruby, || me.inner.low_memory_notification()).or_raise(ruby, None)
+    }
+
+    pub(crate) fn rb_run_pending_tasks(ruby: &Ruby, rb_self: Obj<Self>) -> Result<bool, Error> {
+        let me = &*rb_self;
+        without_gvl(ruby, || me.inner.run_pending_tasks()).or_raise(ruby, Some(rb_self.as_value()))
+    }
+
+    pub(crate) fn rb_perform_microtask_checkpoint(ruby: &Ruby, rb_self: Obj<Self>) -> Result<(), Error> {
+        let me = &*rb_self;
+        without_gvl(ruby, || me.inner.perform_microtask_checkpoint()).or_raise(ruby, Some(rb_self.as_value()))
     }
 
     pub(crate) fn rb_write_heap_snapshot(ruby: &Ruby, rb_self: Obj<Self>, path: String) -> Result<(), Error> {

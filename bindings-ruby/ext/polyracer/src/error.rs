@@ -69,6 +69,7 @@ pub(crate) fn build_err(ruby: &Ruby, owner: Option<Value>, e: pr::Error) -> Resu
             if let Some(c) = cause_exception(ruby, cause) {
                 // Ruby keeps a cause set before `raise` (the hidden `cause` ivar).
                 ivar(e, c"cause", c.as_value());
+                ivar(e, c"@host_exception", c.as_value());
             }
         }
     }

@@ -263,6 +263,12 @@ impl Source for RbSource {
         Ok(())
     }
 
+    /// Refs are VALUEs: the value being converted keeps its containers
+    /// alive, and temporaries are held (`hold`), so no address is reused.
+    fn identities(&self) -> bool {
+        true
+    }
+
     fn enter(&mut self, walk: &mut dyn FnMut(&mut dyn Source)) {
         with_gvl(|_ruby| walk(self));
     }

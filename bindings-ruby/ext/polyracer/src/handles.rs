@@ -2,7 +2,7 @@
 //! context, as Ruby objects that mark their context for the GC.
 
 use magnus::typed_data::{DataTypeBuilder, Obj};
-use magnus::{DataType, Error, RArray, RClass, Ruby, Symbol, TryConvert, TypedData, Value};
+use magnus::{DataType, Error, IntoValue, RArray, RClass, Ruby, Symbol, TryConvert, TypedData, Value};
 use polyracer as pr;
 
 use crate::classes::{arg_error, JsRef, C_JSFUNCTION, C_JSOBJECT, C_JSPROMISE};
@@ -123,6 +123,13 @@ impl JsRef {
 
     pub(crate) fn rb_keys(ruby: &Ruby, rb_self: Obj<Self>) -> Result<Vec<String>, Error> {
         Self::op(ruby, &rb_self, |h| h.keys())
+    }
+
+    /// `[items, key_value]`: see `JsHandle::preview_entries`.
+    pub(crate) fn rb_preview_entries(ruby: &Ruby, rb_self: Obj<Self>) -> Result<Value, Error> {
+        let (items, key_value) = Self::op(ruby, &rb_self, |h| h.preview_entries())?;
+        let items = Self::wrap(ruby, &rb_self, pr::Value::Array(items))?;
+        Ok(ruby.ary_new_from_values(&[items, key_value.into_value_with(ruby)]).into_value_with(ruby))
     }
 
     pub(crate) fn rb_length(ruby: &Ruby, rb_self: Obj<Self>) -> Result<usize, Error> {

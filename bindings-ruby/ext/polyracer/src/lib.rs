@@ -67,7 +67,7 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
 
     let c = m.define_class("Context", ruby.class_object())?;
     c.undef_default_alloc_func();
-    c.define_singleton_method("__new", function!(RbContext::rb_new, 3))?;
+    c.define_singleton_method("__new", function!(RbContext::rb_new, 5))?;
     c.define_method("__eval", method!(RbContext::rb_eval, 4))?;
     c.define_method("call", method!(RbContext::rb_call, -1))?;
     c.define_method("call_await", method!(RbContext::rb_call_await, -1))?;
@@ -82,6 +82,8 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     c.define_method("terminate", method!(RbContext::rb_terminate, 0))?;
     c.define_method("heap_stats", method!(RbContext::rb_heap_stats, 0))?;
     c.define_method("low_memory_notification", method!(RbContext::rb_low_memory_notification, 0))?;
+    c.define_method("run_pending_tasks", method!(RbContext::rb_run_pending_tasks, 0))?;
+    c.define_method("perform_microtask_checkpoint", method!(RbContext::rb_perform_microtask_checkpoint, 0))?;
     c.define_method("__write_heap_snapshot", method!(RbContext::rb_write_heap_snapshot, 1))?;
     c.define_method("dispose", method!(RbContext::rb_dispose, 0))?;
     c.define_method("disposed?", method!(RbContext::rb_is_disposed, 0))?;
@@ -110,6 +112,7 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     o.define_method("[]=", method!(JsRef::rb_set, 2))?;
     o.define_method("delete", method!(JsRef::rb_delete, 1))?;
     o.define_method("keys", method!(JsRef::rb_keys, 0))?;
+    o.define_method("preview_entries", method!(JsRef::rb_preview_entries, 0))?;
     o.define_method("length", method!(JsRef::rb_length, 0))?;
     o.define_method("call_method", method!(JsRef::rb_call_method, -1))?;
     o.define_method("to_ruby", method!(JsRef::rb_to_ruby, 0))?;

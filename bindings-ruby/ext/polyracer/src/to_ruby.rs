@@ -3,11 +3,11 @@
 
 use magnus::rb_sys::FromRawValue;
 use magnus::value::{BoxValue, Opaque, ReprValue};
-use magnus::{Class, Error, IntoValue, RArray, Ruby, Value};
+use magnus::{Class, Error, IntoValue, RArray, Ruby, TryConvert, Value};
 use polyracer as pr;
 use polyracer::transfer::{Halt, JsStr, Key, Sink};
 
-use crate::classes::{conversion_error, ivar, JsRef, C_SET, E_JS};
+use crate::classes::{conversion_error, ivar, JsRef, RbContext, C_SET, E_JS};
 use crate::gvl::with_gvl;
 
 enum Open {
@@ -30,6 +30,10 @@ pub(crate) struct RbSink {
     owner: Opaque<Value>,
     attached: bool,
     pending: Option<pr::Value>,
+    /// A root string with a lone surrogate, which a `Value` cannot hold.
+    pending_utf16: Option<Vec<u16>>,
+    /// The context's `keep_lone_surrogates:`.
+    keep_lone_surrogates: bool,
     done: Option<Value>,
     stack: Vec<Open>,
     /// One frozen, deduplicated Ruby string per distinct key (`Key::id`).
@@ -48,10 +52,13 @@ impl RbSink {
     /// A sink for a call made with the GVL released; `owner` is the
     /// `Polyracer::Context` that new handles keep alive.
     pub(crate) fn new(owner: Value) -> RbSink {
+        let keep_lone_surrogates = <&RbContext>::try_convert(owner).is_ok_and(|c| c.keep_lone_surrogates);
         RbSink {
+            keep_lone_surrogates,
             owner: Opaque::from(owner),
             attached: false,
             pending: None,
+            pending_utf16: None,
             done: None,
             stack: Vec::new(),
             keys: Vec::new(),
@@ -69,6 +76,9 @@ impl RbSink {
     pub(crate) fn finish(mut self, ruby: &Ruby) -> Result<Value, Error> {
         if let Some(e) = self.error.take() {
             return Err(e);
+        }
+        if let Some(units) = self.pending_utf16.take() {
+            return Ok(utf16le_str(&units));
         }
         if let Some(v) = self.pending.take() {
             self.attached = true;
@@ -142,6 +152,11 @@ impl RbSink {
     /// A UTF-8 Ruby string of `s`; `frozen`: deduplicated and frozen (a
     /// Hash keeps a frozen key as it is instead of copying it).
     fn rb_str(&mut self, s: JsStr, frozen: bool) -> Value {
+        if let JsStr::Utf16(units) = s {
+            if !frozen && self.keep_lone_surrogates && has_lone_surrogate(units) {
+                return utf16le_str(units);
+            }
+        }
         let text: &str = match s {
             // SAFETY: ASCII is UTF-8.
             JsStr::Latin1(b) if b.is_ascii() => unsafe { std::str::from_utf8_unchecked(b) },
@@ -161,6 +176,23 @@ impl RbSink {
             };
             Value::from_raw(raw)
         }
+    }
+}
+
+fn has_lone_surrogate(units: &[u16]) -> bool {
+    char::decode_utf16(units.iter().copied()).any(|c| c.is_err())
+}
+
+/// A JS string with a lone surrogate, which UTF-8 cannot hold, for a
+/// context made with `keep_lone_surrogates: true`: a UTF-16LE Ruby String
+/// of its code units (as MiniRacer returns it), so no character is
+/// replaced. Otherwise the surrogate becomes U+FFFD, as in every binding.
+fn utf16le_str(units: &[u16]) -> Value {
+    let bytes: Vec<u8> = units.iter().flat_map(|u| u.to_le_bytes()).collect();
+    // SAFETY: the GVL is held; Ruby copies the bytes.
+    unsafe {
+        let enc = rb_sys::rb_enc_find(c"UTF-16LE".as_ptr());
+        Value::from_raw(rb_sys::rb_enc_str_new(bytes.as_ptr().cast(), bytes.len() as _, enc))
     }
 }
 
@@ -208,6 +240,16 @@ impl Sink for RbSink {
     }
     fn string(&mut self, s: JsStr<'_>) -> Result<(), Halt> {
         if !self.attached {
+            if let JsStr::Utf16(units) = s {
+                if self.keep_lone_surrogates
+                    && has_lone_surrogate(units)
+                    && self.stack.is_empty()
+                    && self.pending.is_none()
+                {
+                    self.pending_utf16 = Some(units.to_vec());
+                    return Ok(());
+                }
+            }
             return self.keep(pr::Value::String(s.to_str().into_owned()));
         }
         let v = self.rb_str(s, false);
