@@ -142,6 +142,10 @@ class TestMiniRacer < Minitest::Test
     assert_equal [1, 2], @ctx.eval("new Set([1, 2]).values()")
     @ctx.attach("same", proc { h = { n: 1 }; [h, h, { 42 => Date.new(2000, 1, 1) }] })
     assert_equal [true, "Undefined Conversion"], @ctx.eval("const r = same(); [r[0] === r[1], r[2]['42']]")
+    cyclic = []
+    cyclic << cyclic
+    @ctx.attach("cyclic", proc { cyclic })
+    assert_raises(MiniRacer::RuntimeError) { @ctx.eval("cyclic()") }
     assert_equal Encoding::UTF_16LE, @ctx.eval("'a\\uD800'").encoding
     assert_equal "ok", @ctx.eval("'ok'".encode("UTF-16LE"))
     err = assert_raises(MiniRacer::RuntimeError) { @ctx.eval("({ get x() { throw new RangeError('no') } })") }

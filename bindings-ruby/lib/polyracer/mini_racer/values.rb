@@ -78,8 +78,17 @@ module MiniRacer
 
           value
         when Binary then value.data
-        when Array then seen[value] ||= value.map { |v| to_js(v, seen) }
-        when Hash then seen[value] ||= value.to_h { |k, v| [k.is_a?(String) ? k : k.to_s, to_js(v, seen)] }
+        when Array, Hash
+          return seen[value] if seen.key?(value)
+
+          # While it is converted, a cycle back to it gets the original,
+          # which core's walk reports as a cyclic reference.
+          seen[value] = value
+          seen[value] = if value.is_a?(Array)
+                          value.map { |v| to_js(v, seen) }
+                        else
+                          value.to_h { |k, v| [k.is_a?(String) ? k : k.to_s, to_js(v, seen)] }
+                        end
         # ActiveSupport's TimeWithZone says it is a Time; only a Time is one.
         when Time then value.instance_of?(Time) ? value : value.to_time
         when DateTime then value.to_time
