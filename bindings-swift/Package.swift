@@ -19,7 +19,8 @@ let platformLinker: [LinkerSetting] = [.linkedLibrary("c++")]
 
 let package = Package(
     name: "PolyRacer",
-    platforms: [.macOS(.v12), .iOS(.v15)],
+    // macOS only: rusty_v8 142 has no iOS build of V8.
+    platforms: [.macOS(.v12)],
     products: [
         .library(name: "PolyRacer", targets: ["PolyRacer"]),
     ],

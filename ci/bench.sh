@@ -29,9 +29,10 @@ python3 -m venv "$POLYRACER_ROOT/.venv-bench"
 bench_py="$POLYRACER_ROOT/.venv-bench/bin/python"
 "$bench_py" -m pip install --quiet -r bindings-python/requirements-bench.txt
 bash "$POLYRACER_ROOT/ci/python-env.sh"
+# The release wheel (ci/package-python.sh), as users install it.
 rm -rf "$POLYRACER_ROOT/target/wheels-bench"
-"$POLYRACER_ROOT/.venv/bin/maturin" build --release --quiet -m bindings-python/Cargo.toml -o "$POLYRACER_ROOT/target/wheels-bench"
-"$bench_py" -m pip install --quiet --force-reinstall --no-deps "$POLYRACER_ROOT"/target/wheels-bench/polyracer-*.whl
+wheel=$(bash "$POLYRACER_ROOT/ci/package-python.sh" "$POLYRACER_ROOT/target/wheels-bench")
+"$bench_py" -m pip install --quiet --force-reinstall --no-deps "$wheel"
 if [ "$only" != async ]; then
   (cd bindings-python/bench && "$bench_py" bench.py ${only:+--latency-only})
 fi

@@ -9,5 +9,15 @@ if [ -f "$POLYRACER_ROOT/../shared/v8/env.sh" ]; then
 fi
 [ -d "$HOME/.cargo/bin" ] && PATH="$HOME/.cargo/bin:$PATH"
 export PATH
+# Windows runners (release.yml) have `python`, not `python3`.
+PYTHON=$(command -v python3 || command -v python || echo python3)
+export PYTHON
+# The project's tool venv (ci/python-env.sh); Windows venvs keep their
+# programs in Scripts/.
+case "$(uname -s)" in
+  MINGW* | MSYS* | CYGWIN*) VENV_BIN="$POLYRACER_ROOT/.venv/Scripts" ;;
+  *) VENV_BIN="$POLYRACER_ROOT/.venv/bin" ;;
+esac
+export VENV_BIN
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
 step() { printf '\n==> %s\n' "$*"; }

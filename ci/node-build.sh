@@ -29,14 +29,8 @@ fi
 
 step "building the Node addon (cargo build --release -p polyracer-node)"
 # Cargo says where the library is (CARGO_TARGET_DIR and friends honoured).
-built=$(cd "$POLYRACER_ROOT" && python3 ci/cargo-artifact.py polyracer-node cdylib)
-suffix=$(node -e '
-  const arch = process.arch
-  if (process.platform === "linux") {
-    const glibc = process.report.getReport().header.glibcVersionRuntime
-    console.log(`linux-${arch}-${glibc ? "gnu" : "musl"}`)
-  } else if (process.platform === "win32") console.log(`win32-${arch}-msvc`)
-  else console.log(`${process.platform}-${arch}`)')
+built=$(cd "$POLYRACER_ROOT" && "$PYTHON" ci/cargo-artifact.py polyracer-node cdylib)
+suffix=$(node "$POLYRACER_ROOT/ci/napi-platform.js")
 # Copy then rename: overwriting a loaded .node in place crashes the processes using it.
 cp "$built" "$pkg/polyracer.$suffix.node.tmp"
 mv -f "$pkg/polyracer.$suffix.node.tmp" "$pkg/polyracer.$suffix.node"

@@ -3,11 +3,11 @@
 set -euo pipefail
 . "$(dirname "$0")/env.sh"
 venv="$POLYRACER_ROOT/.venv"
-if [ ! -x "$venv/bin/python" ]; then
+if [ ! -x "$VENV_BIN/python" ]; then
   step "creating $venv"
-  python3 -m venv "$venv"
+  "$PYTHON" -m venv "$venv"
 fi
-if ! { [ -x "$venv/bin/maturin" ] && [ -x "$venv/bin/ruff" ] && "$venv/bin/python" -c "import pytest, pytest_timeout" 2>/dev/null; }; then
+if ! { [ -x "$VENV_BIN/maturin" ] && [ -x "$VENV_BIN/ruff" ] && "$VENV_BIN/python" -c "import pytest, pytest_timeout" 2>/dev/null; }; then
   step "installing Python tools into .venv"
-  "$venv/bin/pip" install --quiet -r "$POLYRACER_ROOT/bindings-python/requirements-dev.txt"
+  "$VENV_BIN/python" -m pip install --quiet -r "$POLYRACER_ROOT/bindings-python/requirements-dev.txt"
 fi

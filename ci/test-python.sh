@@ -10,12 +10,13 @@ bash "$POLYRACER_ROOT/ci/python-env.sh"
 tools="$POLYRACER_ROOT/.venv/bin"
 "$tools/ruff" check bindings-python
 "$tools/ruff" format --check bindings-python
+# The release wheel exactly (ci/package-python.sh: abi3, manylinux tag).
 rm -rf "$POLYRACER_ROOT/target/wheels-ci"
-"$tools/maturin" build --release --quiet -m bindings-python/Cargo.toml -o "$POLYRACER_ROOT/target/wheels-ci"
+wheel=$(bash "$POLYRACER_ROOT/ci/package-python.sh" "$POLYRACER_ROOT/target/wheels-ci")
 clean=$(mktemp -d)
 trap 'rm -rf "$clean"' EXIT
 python3 -m venv "$clean/venv"
-"$clean/venv/bin/pip" install --quiet "$POLYRACER_ROOT"/target/wheels-ci/polyracer-*.whl -r bindings-python/requirements-test.txt
+"$clean/venv/bin/pip" install --quiet "$wheel" -r bindings-python/requirements-test.txt
 # Run from the tests folder so `import polyracer` finds the installed wheel,
 # not the source tree.
 # Per-test time limit: pyproject.toml's pytest-timeout settings (120 s);

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test suite: formatting and lints, the Rust core and CLI tests
 # (including the shared conformance cases), then each binding's own suite
-# through its own tooling (ci/test-<binding>.sh). Every runner has a per-test
+# through its own tooling (ci/test-<binding>.sh), then the release check
+# (ci/release-check.sh). Every runner has a per-test
 # time limit, and every suite fails if it ran no tests or skipped any it was
 # not expected to (ci/check-results.py).
 set -euo pipefail
@@ -35,4 +36,7 @@ python3 ci/check-results.py nextest "$results" "$helpers"
 for binding in python ruby node swift; do
   bash "$POLYRACER_ROOT/ci/test-$binding.sh"
 done
+# Every release artifact for this machine's target, built as release.yml
+# builds it, installed clean and run; the workflows linted.
+bash "$POLYRACER_ROOT/ci/release-check.sh"
 step "all suites passed in $((SECONDS - start)) s"

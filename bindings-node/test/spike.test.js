@@ -7,8 +7,6 @@ const test = require('node:test')
 const assert = require('node:assert/strict')
 const { Worker } = require('node:worker_threads')
 const { execFileSync } = require('node:child_process')
-const fs = require('node:fs')
-const path = require('node:path')
 const pr = require('polyracer')
 
 test('main thread: create, evaluate, dispose', () => {
@@ -132,12 +130,14 @@ test('one sandbox used from the main thread while workers run their own', async 
 
 test('the addon exports only the N-API entry point (nm -D)', (t) => {
   if (process.platform !== 'linux') return t.skip('Linux build only')
-  const dir = path.dirname(require.resolve('polyracer/package.json'))
-  const addon = fs.readdirSync(dir).find((f) => f.endsWith('.node'))
-  assert.ok(addon, `no .node addon in ${dir}`)
+  // The addon ships in the per-platform package (ci/package-node.sh), whose
+  // `main` is the .node file.
+  const { napi } = require('polyracer/package.json')
+  const addon = require.resolve(`${napi.packageName}-linux-${process.arch}-gnu`)
+  assert.ok(addon.endsWith('.node'), `the platform package's main is ${addon}, not an addon`)
   let out
   try {
-    out = execFileSync('nm', ['-D', '--defined-only', path.join(dir, addon)], { encoding: 'utf8', timeout: 60000 })
+    out = execFileSync('nm', ['-D', '--defined-only', addon], { encoding: 'utf8', timeout: 60000 })
   } catch (e) {
     // Only a missing nm is a skip (ci/setup.sh installs binutils, and
     // ci/test-node.sh fails on skips); nm failing on the addon is a failure.

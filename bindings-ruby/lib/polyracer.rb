@@ -13,7 +13,17 @@ module Polyracer
   UNDEFINED.freeze
 end
 
-require "polyracer/polyracer"
+# A native gem carries one extension per supported Ruby minor, in
+# lib/polyracer/<major.minor>/ (an extension is built against one Ruby's
+# ABI); the source gem and a development checkout have the one extension
+# built for the running Ruby in lib/polyracer/.
+# A directory test, not `rescue LoadError`: an extension that is there but
+# fails to load must report its own error.
+if File.directory?(File.join(__dir__, "polyracer", RUBY_VERSION[/\A\d+\.\d+/]))
+  require "polyracer/#{RUBY_VERSION[/\A\d+\.\d+/]}/polyracer"
+else
+  require "polyracer/polyracer"
+end
 
 module Polyracer
   @task_mutex = Mutex.new
