@@ -136,7 +136,7 @@ function decode(ops, nums, latin1, utf16, extras) {
 }
 
 // Node → sandbox: nodes of three numbers each in `tape` (kind, a, b); the
-// text of every string in `text` (joined), as UTF-16 offsets.
+// UTF-16 text of every string in `text` (a Uint16Array), as offsets.
 const E_UNDEFINED = 0
 const E_NULL = 1
 const E_TRUE = 2
@@ -150,18 +150,39 @@ const E_OBJECT = 9 // a: property count, b: end; (E_STRING key, value) pairs
 const E_MAP = 10 // a: entry count, b: end; key, value pairs
 const E_SET = 11 // a: item count, b: end
 const E_CYCLE = 12 // a container already on the path: core names it
+const E_NUMBERS = 13 // a: count, b: end; the numbers follow, packed (three per node)
 
 // Deeper than core reads (its limit is 2000): core stops with its own
 // error before it gets here.
 const MAX_DEPTH = 2001
 
+// The tape and the text are written into buffers kept from call to call:
+// allocating and growing new ones, and joining the strings at the end, was
+// two thirds of encoding 1 MB of records. The addon reads both in place
+// during core's walk, so they are lent: `encode` sets `lease[0]` and hands
+// `lease` to the addon, which zeroes it when its walk is done. An `encode`
+// while they are lent (a getter that calls into a context mid-walk) writes
+// into new buffers instead. Buffers that grew past these sizes are not
+// kept, so one huge value does not pin its memory.
+const lease = new Int32Array(1)
+const KEEP_TAPE = 1 << 20 // numbers: 8 MB
+const KEEP_TEXT = 1 << 22 // UTF-16 units: 8 MB
+let spareTape = new Float64Array(384)
+let spareText = new Uint16Array(1024)
+// Strings longer than this are written by Buffer#write (one native copy);
+// shorter ones by a charCodeAt loop, which beats a native call's overhead.
+const NATIVE_WRITE = 64
+
 let isProxy = null
 
 function encode(values) {
   if (isProxy === null) isProxy = require('node:util').types.isProxy
-  let tape = new Float64Array(384)
+  const lent = lease[0] === 0
+  lease[0] = 1
+  let tape = lent ? spareTape : new Float64Array(384)
   let len = 0 // numbers used
-  const parts = []
+  let text = lent ? spareText : new Uint16Array(1024)
+  let textBytes = null // a Buffer over `text`, for long strings
   let textLen = 0
   const extras = []
   // The containers on the current path (cycle check): a scan of a few
@@ -183,9 +204,24 @@ function encode(values) {
     len += 3
   }
   function string(s) {
-    node(E_STRING, textLen, s.length)
-    parts.push(s)
-    textLen += s.length
+    const n = s.length
+    node(E_STRING, textLen, n)
+    if (textLen + n > text.length) {
+      const grown = new Uint16Array(Math.max(text.length * 2, textLen + n))
+      grown.set(text.subarray(0, textLen))
+      text = grown
+      textBytes = null
+    }
+    if (n > NATIVE_WRITE) {
+      if (textBytes === null) textBytes = Buffer.from(text.buffer, text.byteOffset, text.byteLength)
+      textBytes.write(s, 2 * textLen, 2 * n, 'utf16le')
+    } else {
+      // Locals, so the loop does not reload the closure's variables.
+      const t = text
+      const at = textLen
+      for (let i = 0; i < n; i++) t[at + i] = s.charCodeAt(i)
+    }
+    textLen += n
   }
   function extra(v) {
     node(E_EXTRA, extras.push(v) - 1, 0)
@@ -250,7 +286,35 @@ function encode(values) {
       const n = v.length
       reserve(n + 1)
       node(E_ARRAY, n, 0)
-      for (let i = 0; i < n; i++) value(v[i], depth + 1)
+      // Numbers are written packed while they last (each item read once:
+      // an index getter runs once, as on the general path).
+      const base = len
+      let i = 0
+      let x
+      for (; i < n; i++) {
+        x = v[i]
+        if (typeof x !== 'number') break
+        tape[base + i] = x
+      }
+      if (i === n && n > 0) {
+        tape[at] = E_NUMBERS
+        len = base + 3 * Math.ceil(n / 3)
+      } else {
+        // Not all numbers: the ones before `x` become nodes, from the
+        // last (a node is wider than a packed number, so going backwards
+        // reads each before it is overwritten).
+        for (let k = i - 1; k >= 0; k--) {
+          const num = tape[base + k]
+          tape[base + 3 * k] = E_NUMBER
+          tape[base + 3 * k + 1] = num
+          tape[base + 3 * k + 2] = 0
+        }
+        len = base + 3 * i
+        if (i < n) {
+          value(x, depth + 1)
+          for (let j = i + 1; j < n; j++) value(v[j], depth + 1)
+        }
+      }
     } else if (kind === E_OBJECT) {
       const keys = Object.keys(v)
       node(E_OBJECT, keys.length, 0)
@@ -272,8 +336,16 @@ function encode(values) {
     tape[at + 2] = len / 3
   }
 
-  for (let i = 0; i < values.length; i++) value(values[i], 0)
-  return [tape.subarray(0, len), parts.join(''), extras]
+  try {
+    for (let i = 0; i < values.length; i++) value(values[i], 0)
+  } catch (e) {
+    if (lent) lease[0] = 0
+    throw e
+  }
+  if (!lent) return [tape.subarray(0, len), text.subarray(0, textLen), extras, null]
+  if (tape.length <= KEEP_TAPE) spareTape = tape
+  if (text.length <= KEEP_TEXT) spareText = text
+  return [tape.subarray(0, len), text.subarray(0, textLen), extras, lease]
 }
 
 module.exports = { decode, encode }

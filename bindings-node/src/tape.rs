@@ -384,6 +384,7 @@ const E_OBJECT: u8 = 9;
 const E_MAP: u8 = 10;
 const E_SET: u8 = 11;
 const E_CYCLE: u8 = 12;
+const E_NUMBERS: u8 = 13;
 
 /// Reads the tape `encode` made of some Node values. Node values the tape
 /// leaves to the addon (bytes, handles, bigints, errors, anything unusual)
@@ -393,7 +394,11 @@ pub struct NodeSource<'a> {
     /// Numbers of `encode`'s Float64Array, borrowed from Node's memory (the
     /// array is alive in the caller's handle scope).
     tape: &'a [f64],
-    text: Vec<u16>,
+    /// `encode`'s Uint16Array of string text, borrowed the same way.
+    text: &'a [u16],
+    /// `encode`'s buffers are lent to this walk (`lib/transfer.js`): the
+    /// flag it zeroes on drop to give them back.
+    lease: Option<*mut i32>,
     extras: Val,
     /// The values `encode` was given: `HostRef(i)` for their nodes.
     pub roots: Vec<HostRef>,
@@ -413,29 +418,27 @@ impl<'a> NodeSource<'a> {
         }
         let undef = raw::undefined(e)?;
         let out = raw::call(e, undef, env.helper(H::Encode)?, &[arr])?;
-        let tape_v = raw::get_element(e, out, 0)?;
-        let text_v = raw::get_element(e, out, 1)?;
-        let extras = raw::get_element(e, out, 2)?;
-        let (mut ty, mut n, mut data, mut ab, mut off) = (0, 0usize, ptr::null_mut(), ptr::null_mut(), 0usize);
-        napi_call!(napi_get_typedarray_info(e, tape_v, &mut ty, &mut n, &mut data, &mut ab, &mut off))?;
-        // SAFETY: a Float64Array of `n` numbers, alive while the caller's
-        // handle scope holds `out`.
-        let tape: &[f64] = if n == 0 { &[] } else { unsafe { std::slice::from_raw_parts(data as *const f64, n) } };
-        let mut len = 0usize;
-        napi_call!(napi_get_value_string_utf16(e, text_v, ptr::null_mut(), 0, &mut len))?;
-        let mut text = vec![0u16; len + 1];
-        let mut written = 0usize;
-        napi_call!(napi_get_value_string_utf16(e, text_v, text.as_mut_ptr(), text.len(), &mut written))?;
-        text.truncate(written);
+        // The lease first: from here on, every way out gives it back.
+        let lease_v = raw::get_element(e, out, 3)?;
+        let lease = match raw::type_of(e, lease_v)? {
+            sys::ValueType::napi_object => {
+                Some(typed_array_raw::<i32>(e, lease_v, sys::TypedarrayType::int32_array)?.0)
+            }
+            _ => None,
+        };
         let mut src = NodeSource {
             env,
-            tape,
-            text,
-            extras,
+            tape: &[],
+            text: &[],
+            lease,
+            extras: undef,
             roots: Vec::with_capacity(values.len()),
             fixed: Vec::new(),
             error: None,
         };
+        src.tape = typed_array::<f64>(e, raw::get_element(e, out, 0)?, sys::TypedarrayType::float64_array)?;
+        src.text = typed_array::<u16>(e, raw::get_element(e, out, 1)?, sys::TypedarrayType::uint16_array)?;
+        src.extras = raw::get_element(e, out, 2)?;
         let mut at = 0;
         for _ in values {
             src.roots.push(HostRef(at));
@@ -464,7 +467,7 @@ impl<'a> NodeSource<'a> {
     /// The node after `i` and its children.
     fn next(&self, i: usize) -> usize {
         match self.kind(i) {
-            E_ARRAY | E_OBJECT | E_MAP | E_SET => self.b(i) as usize,
+            E_ARRAY | E_OBJECT | E_MAP | E_SET | E_NUMBERS => self.b(i) as usize,
             _ => i + 1,
         }
     }
@@ -491,6 +494,37 @@ impl<'a> NodeSource<'a> {
             Err(err) => self.fail(err),
         }
     }
+}
+
+impl Drop for NodeSource<'_> {
+    fn drop(&mut self) {
+        if let Some(flag) = self.lease {
+            // SAFETY: `lease`'s Int32Array, kept alive by `lib/transfer.js`
+            // (a module constant); JS runs on this thread only.
+            unsafe { flag.write(0) };
+        }
+    }
+}
+
+/// The data pointer and length of typed array `v`, of N-API type `want`
+/// whose elements are `T`s.
+fn typed_array_raw<T>(e: Env, v: Val, want: i32) -> napi::Result<(*mut T, usize)> {
+    let (mut ty, mut n, mut data, mut ab, mut off) = (0, 0usize, ptr::null_mut(), ptr::null_mut(), 0usize);
+    napi_call!(napi_get_typedarray_info(e, v, &mut ty, &mut n, &mut data, &mut ab, &mut off))?;
+    if ty != want || (n > 0 && !(data as usize).is_multiple_of(std::mem::align_of::<T>())) {
+        return Err(napi::Error::from_reason("polyracer: encode returned a malformed tape"));
+    }
+    Ok((data.cast(), n))
+}
+
+/// The elements of typed array `v` (see [`typed_array_raw`]), borrowed
+/// from Node's memory: alive while the caller's handle scope holds `v`,
+/// and not written by JS while the walk reads them (the lease in
+/// `lib/transfer.js`).
+fn typed_array<'a, T>(e: Env, v: Val, want: i32) -> napi::Result<&'a [T]> {
+    let (data, n) = typed_array_raw::<T>(e, v, want)?;
+    // SAFETY: `n` elements of `T` (type and alignment checked).
+    Ok(if n == 0 { &[] } else { unsafe { std::slice::from_raw_parts(data as *const T, n) } })
 }
 
 enum Extra {
@@ -553,6 +587,13 @@ impl Source for NodeSource<'_> {
             E_DATE => Read::Date(a),
             E_EXTRA => return self.extra(a as usize),
             E_ARRAY => Read::Array(a as usize),
+            E_NUMBERS => {
+                let start = 3 * (i + 1);
+                match self.tape.get(start..start + a as usize) {
+                    Some(ns) => Read::Numbers(ns),
+                    None => Read::Unsupported("a malformed tape".into()),
+                }
+            }
             E_OBJECT => Read::Object(a as usize),
             E_MAP => Read::Map(a as usize),
             E_SET => Read::Set(a as usize),

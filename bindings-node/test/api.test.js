@@ -105,6 +105,58 @@ test('values: large values cross whole both ways (tapes, serializer fast path)',
     assert.ok(out instanceof Uint8Array && out.length === bytes.length && out[12345] === 9 && out.byteOffset === 0)
   }))
 
+test('values: a call made while a value is being copied in gets its own tape', () =>
+  withContext({}, (ctx) =>
+    withContext({}, (other) => {
+      // lib/transfer.js reuses its tape buffers and lends them to the addon
+      // until core's walk is done. Getters run both while the value is
+      // encoded (a plain object's) and during the walk (an Error's
+      // message); each calls into another context with a value of its own,
+      // which must not write over the tape still being read.
+      const otherEcho = other.evalSync('(x) => x.words.join(" ")')
+      const nested = () => otherEcho({ words: Array.from({ length: 500 }, (_, i) => `w${i}`) })
+      const err = new Error('x')
+      Object.defineProperty(err, 'message', { get: () => `from the walk: ${nested().length}` })
+      const long = 'λ'.repeat(100) + '\ud800' + 'z'.repeat(300)
+      const value = {
+        before: Array.from({ length: 300 }, (_, i) => `before ${i}`),
+        get during() {
+          return nested().slice(0, 8)
+        },
+        err,
+        long,
+        after: Array.from({ length: 300 }, (_, i) => ({ i, s: `after ${i}` })),
+      }
+      const echo = ctx.evalSync('(v) => ({ ...v, err: v.err.message })')
+      const expected = nested()
+      const got = echo(value)
+      assert.deepStrictEqual(got.before, value.before)
+      assert.equal(got.during, expected.slice(0, 8))
+      assert.equal(got.err, `from the walk: ${expected.length}`)
+      // A long string is written natively; its lone surrogate becomes U+FFFD.
+      assert.equal(got.long, long.replace('\ud800', '\ufffd'))
+      assert.deepStrictEqual(got.after, value.after)
+      // The buffers came back: the next call reuses them and is still right.
+      assert.deepStrictEqual(echo({ before: ['x'], err: new Error('y') }), { before: ['x'], err: 'y' })
+    })))
+
+test('values: arrays of numbers cross packed; mixed arrays keep every item', () =>
+  withContext({}, (ctx) => {
+    const id = ctx.evalSync('(x) => x')
+    const kinds = ctx.evalSync('(x) => x.map((v) => Object.is(v, -0) ? "-0" : typeof v)')
+    for (const arr of [[1, 2, 3], [0.5, -0, NaN, 2 ** 60], [1, 2, 'x', 3], [1, 2.5, { a: [7, 8] }], ['a', 1], [1, 2, 3, 4, undefined]]) {
+      assert.deepStrictEqual(id(arr), arr)
+      assert.deepStrictEqual(kinds(arr), arr.map((v) => (Object.is(v, -0) ? '-0' : typeof v)))
+    }
+    // An index getter runs once, even where the packed path gives up.
+    let reads = 0
+    const tricky = [1, 2]
+    Object.defineProperty(tricky, 2, { get: () => (++reads, { n: reads }), enumerable: true })
+    tricky.push(4)
+    assert.deepStrictEqual(id(tricky), [1, 2, { n: 1 }, 4])
+    assert.equal(reads, 1)
+  }))
+
 test('values: uncopyable Node values are a TypeError (ConversionError)', () =>
   withContext({}, (ctx) => {
     class Point {

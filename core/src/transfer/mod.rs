@@ -201,6 +201,10 @@ pub enum Read<'a> {
     Handle(JsHandle),
     /// An array of this many items: [`Source::items`] lists them.
     Array(usize),
+    /// An array of numbers only, read in one piece (no walk over its
+    /// items): safe integers among them are integers, as [`Read::Number`]'s
+    /// are.
+    Numbers(&'a [f64]),
     /// An object with this many string-keyed properties:
     /// [`Source::entries`] lists them; each key must read as a string.
     Object(usize),

@@ -6,7 +6,7 @@
 use rustc_hash::FxHashMap;
 
 use super::{Arg, Args, HostRef, Read, Source, ValueSource};
-use crate::convert::{bigint_to_v8, key_seg, make_error, new_string, ConvError, MAX_DEPTH};
+use crate::convert::{bigint_to_v8, key_seg, make_error, new_string, safe_integer, ConvError, MAX_DEPTH};
 use crate::error::Result;
 use crate::runtime::State;
 use crate::value::{BigInt, ErrorValue, Value, MAX_SAFE_INTEGER};
@@ -19,6 +19,8 @@ pub(super) trait Target {
     type Map;
     fn scalar(&mut self, r: Read) -> Result<Self::Out, ConvError>;
     fn array(&mut self, items: Vec<Self::Out>) -> Result<Self::Out, ConvError>;
+    /// An array of numbers ([`Read::Numbers`]).
+    fn numbers(&mut self, ns: &[f64]) -> Result<Self::Out, ConvError>;
     fn set(&mut self, items: Vec<Self::Out>) -> Result<Self::Out, ConvError>;
     fn key(&mut self, k: &str) -> Result<Self::Key, ConvError>;
     fn key_utf16(&mut self, k: &[u16]) -> Result<Self::Key, ConvError>;
@@ -72,6 +74,7 @@ impl Walk {
             Read::Object(n) => Kind::Object(n),
             Read::Map(n) => Kind::Map(n),
             Read::Unsupported(why) => return Err(ConvError::new(why)),
+            Read::Numbers(ns) => return t.numbers(ns),
             scalar => return t.scalar(scalar),
         };
         let identities = src.identities();
@@ -182,7 +185,7 @@ fn read_kind(r: &Read) -> &'static str {
         Read::Bytes(_) => "bytes",
         Read::Error(_) => "an Error",
         Read::Handle(_) => "a handle",
-        Read::Array(_) => "an array",
+        Read::Array(_) | Read::Numbers(_) => "an array",
         Read::Object(_) => "an object",
         Read::Map(_) => "a Map",
         Read::Set(_) => "a Set",
@@ -303,13 +306,25 @@ impl<'s> Target for V8Target<'_, 's, '_> {
                 }
                 self.st.handle_local(scope, h.0.id).ok_or_else(|| ConvError::new("the handle was released"))?
             }
-            Read::Array(_) | Read::Object(_) | Read::Map(_) | Read::Set(_) | Read::Unsupported(_) => {
+            Read::Array(_)
+            | Read::Numbers(_)
+            | Read::Object(_)
+            | Read::Map(_)
+            | Read::Set(_)
+            | Read::Unsupported(_) => {
                 unreachable!("containers are walked")
             }
         })
     }
 
     fn array(&mut self, items: Vec<Self::Out>) -> Result<Self::Out, ConvError> {
+        Ok(v8::Array::new_with_elements(self.scope, &items).into())
+    }
+
+    fn numbers(&mut self, ns: &[f64]) -> Result<Self::Out, ConvError> {
+        // `Number::new` makes a small integer a Smi itself, so one call per
+        // item is all the integer handling `scalar` does.
+        let items: Vec<_> = ns.iter().map(|&n| v8::Number::new(self.scope, n).into()).collect();
         Ok(v8::Array::new_with_elements(self.scope, &items).into())
     }
 
@@ -481,7 +496,12 @@ impl Target for ValueTarget {
             Read::Bytes(b) => Value::Bytes(b.to_vec()),
             Read::Error(e) => Value::Error(Box::new(e)),
             Read::Handle(h) => Value::Handle(h),
-            Read::Array(_) | Read::Object(_) | Read::Map(_) | Read::Set(_) | Read::Unsupported(_) => {
+            Read::Array(_)
+            | Read::Numbers(_)
+            | Read::Object(_)
+            | Read::Map(_)
+            | Read::Set(_)
+            | Read::Unsupported(_) => {
                 unreachable!("containers are walked")
             }
         })
@@ -489,6 +509,10 @@ impl Target for ValueTarget {
 
     fn array(&mut self, items: Vec<Value>) -> Result<Value, ConvError> {
         Ok(Value::Array(items))
+    }
+
+    fn numbers(&mut self, ns: &[f64]) -> Result<Value, ConvError> {
+        Ok(Value::Array(ns.iter().map(|&n| safe_integer(n).map_or(Value::Number(n), Value::Integer)).collect()))
     }
 
     fn set(&mut self, items: Vec<Value>) -> Result<Value, ConvError> {
