@@ -42,8 +42,15 @@ SHAPES: dict[str, Callable[[int], Any]] = {
 }
 
 
+def compact_len(value: Any) -> int:
+    """Length of `value` as compact JSON (as JSON.stringify and Ruby's
+    JSON.generate write it), so a row holds as many items as the Node and
+    Ruby benchmarks' row of the same size."""
+    return len(json.dumps(value, separators=(",", ":")))
+
+
 def sized(shape: str, size: float) -> Any:
-    per = len(json.dumps(SHAPES[shape](100))) / 100
+    per = compact_len(SHAPES[shape](100)) / 100
     return SHAPES[shape](max(1, round(size / per)))
 
 
@@ -84,7 +91,7 @@ def main() -> None:
                 except Exception as e:  # noqa: BLE001 - a peer's failure is reported, not fatal
                     print(f"({eng.name}: {shape}: {type(e).__name__}: {str(e)[:80]})", file=sys.stderr)
                     cells.append("n/a")
-            mb = len(json.dumps(value)) / 1e6
+            mb = compact_len(value) / 1e6
             print(f"| {shape}, {mb:.2f} MB JSON | " + " | ".join(cells) + " |")
     import polyracer
 

@@ -357,9 +357,28 @@ class TestContext < Minitest::Test
     begin
       assert_equal data, same.call(data)
       assert_equal [{ "a" => [1, "x"] }] * 50, c.eval("Array.from({ length: 50 }, () => ({ a: [1, 'x'] }))")
+      # Containers filled in place, a Map's container keys (hashed once
+      # complete), Sets made at their end: each survives GC meanwhile.
+      nested = c.eval(<<~JS)
+        new Map([[[1, 'k'], { v: [new Set(['s', [2]]), { deep: ['x'] }] }], ['m', new Map([[{ a: 1 }, 'z']])]])
+      JS
+      assert_equal({ [1, "k"] => { "v" => [Set["s", [2]], { "deep" => ["x"] }] }, "m" => { { "a" => 1 } => "z" } }, nested)
+      assert_equal "z", nested["m"][{ "a" => 1 }]
     ensure
       GC.stress = false
     end
+  end
+
+  def test_large_results_do_not_grow_the_heap
+    c = ctx
+    c.eval("globalThis.rows = Array.from({ length: 20000 }, (_, i) => ({ id: i, name: `item ${i}`, tags: ['a', 'b'] }))")
+    5.times { c.eval("rows") }
+    before = GC.stat(:heap_allocated_pages)
+    # Dropped results are garbage the GC reclaims while the next is built;
+    # with GC paused during the build, each call took fresh pages (20 calls
+    # grew the heap ~4x).
+    20.times { c.eval("rows") }
+    assert_operator GC.stat(:heap_allocated_pages), :<, before * 1.5
   end
 
   def test_iterators_and_weak_collections_are_handles_with_previews

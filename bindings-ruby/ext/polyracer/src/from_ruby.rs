@@ -19,6 +19,9 @@ use crate::gvl::with_gvl;
 /// Ruby's GC sees.
 pub(crate) struct RbSource {
     keep: Option<BoxValue<RArray>>,
+    /// The entries of the Hash read last, collected by the same iteration
+    /// that checked its keys (`read`), for the `entries` core asks for next.
+    stash: Option<(HostRef, Vec<(HostRef, HostRef)>)>,
     /// Text read for a `Read` that borrows it (a symbol's name, a string
     /// that is not valid UTF-8).
     text: String,
@@ -31,7 +34,7 @@ unsafe impl Send for RbSource {}
 
 impl RbSource {
     pub(crate) fn new() -> RbSource {
-        RbSource { keep: None, text: String::new(), error: None }
+        RbSource { keep: None, stash: None, text: String::new(), error: None }
     }
 
     pub(crate) fn take_error(&mut self) -> Option<Error> {
@@ -100,25 +103,32 @@ fn utf8(bytes: &[u8]) -> Option<&str> {
     std::str::from_utf8(bytes).ok()
 }
 
-/// A Hash whose keys are all strings or symbols is a JS object; any other
-/// key makes it a `Map` (keys kept as values).
-fn plain_keys(h: RHash) -> bool {
-    unsafe extern "C" fn check(key: rb_sys::VALUE, _val: rb_sys::VALUE, arg: rb_sys::VALUE) -> std::os::raw::c_int {
-        // SAFETY: `arg` is the `bool` below; `key` a live key.
+/// Collects the entries of `h` into `out`, and whether every key is a
+/// string or symbol: then the Hash is a JS object; any other key makes it a
+/// `Map` (keys kept as values). One iteration for both (each
+/// `rb_hash_foreach` runs under an `rb_ensure`).
+fn hash_entries(h: RHash, out: &mut Vec<(HostRef, HostRef)>) -> bool {
+    struct Acc<'a> {
+        out: &'a mut Vec<(HostRef, HostRef)>,
+        plain: bool,
+    }
+    unsafe extern "C" fn push(key: rb_sys::VALUE, val: rb_sys::VALUE, arg: rb_sys::VALUE) -> std::os::raw::c_int {
+        // SAFETY: `arg` is the `Acc` below; `key` a live key.
+        let acc = unsafe { &mut *(arg as *mut Acc) };
         let k = unsafe { Value::from_raw(key) };
-        if RString::from_value(k).is_none() && Symbol::from_value(k).is_none() {
-            unsafe { *(arg as *mut bool) = false };
-            return rb_sys::st_retval::ST_STOP as _;
+        if acc.plain && RString::from_value(k).is_none() && Symbol::from_value(k).is_none() {
+            acc.plain = false;
         }
+        acc.out.push((HostRef(key as usize), HostRef(val as usize)));
         rb_sys::st_retval::ST_CONTINUE as _
     }
-    let mut plain = true;
+    let mut acc = Acc { out, plain: true };
     // SAFETY: the GVL is held. `rb_hash_foreach` raises only if the hash
     // changes during the iteration, which nothing here can do; a plain
     // callback (no `protect` per entry, as magnus's `foreach` does) was a
     // tenth of reading a Hash of records.
-    unsafe { rb_sys::rb_hash_foreach(h.as_raw(), Some(check), &mut plain as *mut bool as rb_sys::VALUE) };
-    plain
+    unsafe { rb_sys::rb_hash_foreach(h.as_raw(), Some(push), &mut acc as *mut Acc as rb_sys::VALUE) };
+    acc.plain
 }
 
 impl Source for RbSource {
@@ -152,6 +162,17 @@ impl Source for RbSource {
                 return Ok(Read::Bytes(bytes));
             }
             if idx == ruby.utf8_encindex() || idx == ruby.usascii_encindex() {
+                // Ruby caches what a string holds (its code range): valid
+                // text needs no second scan here.
+                // SAFETY: the GVL is held; `s` is a String.
+                let cr = unsafe { rb_sys::rb_enc_str_coderange(s.as_raw()) } as u32;
+                if cr == rb_sys::ruby_coderange_type::RUBY_ENC_CODERANGE_7BIT as u32
+                    || (cr == rb_sys::ruby_coderange_type::RUBY_ENC_CODERANGE_VALID as u32
+                        && idx == ruby.utf8_encindex())
+                {
+                    // SAFETY: Ruby checked the bytes are UTF-8 (7-bit: ASCII).
+                    return Ok(Read::String(unsafe { std::str::from_utf8_unchecked(bytes) }));
+                }
                 return Ok(match utf8(bytes) {
                     Some(t) => Read::String(t),
                     None => {
@@ -186,7 +207,12 @@ impl Source for RbSource {
             return Ok(Read::Array(a.len()));
         }
         if let Some(h) = RHash::from_value(v) {
-            return Ok(if plain_keys(h) { Read::Object(h.len()) } else { Read::Map(h.len()) });
+            let mut entries = self.stash.take().map(|(_, e)| e).unwrap_or_default();
+            entries.clear();
+            let plain = hash_entries(h, &mut entries);
+            let n = entries.len();
+            self.stash = Some((HostRef(raw as usize), entries));
+            return Ok(if plain { Read::Object(n) } else { Read::Map(n) });
         }
         if RTypedData::from_value(v).is_some() {
             if let Ok(h) = <&JsRef>::try_convert(v) {
@@ -239,11 +265,11 @@ impl Source for RbSource {
                 Err(e) => return self.fail(e),
             },
         };
+        let raw = a.as_raw();
         for i in 0..a.len() {
-            match a.entry::<Value>(i as isize) {
-                Ok(x) => out.push(HostRef(x.as_raw() as usize)),
-                Err(e) => return self.fail(e),
-            }
+            // SAFETY: the GVL is held; `rb_ary_entry` within the length
+            // only reads (magnus's `entry` wraps it in an `rb_protect`).
+            out.push(HostRef(unsafe { rb_sys::rb_ary_entry(raw, i as _) } as usize));
         }
         Ok(())
     }
@@ -252,14 +278,12 @@ impl Source for RbSource {
         // SAFETY: under `enter` (GVL held); a live Hash just read.
         let v = unsafe { Value::from_raw(v.0 as rb_sys::VALUE) };
         let Some(h) = RHash::from_value(v) else { return Err(Halt) };
-        unsafe extern "C" fn push(key: rb_sys::VALUE, val: rb_sys::VALUE, arg: rb_sys::VALUE) -> std::os::raw::c_int {
-            // SAFETY: `arg` is `out` below.
-            let out = unsafe { &mut *(arg as *mut Vec<(HostRef, HostRef)>) };
-            out.push((HostRef(key as usize), HostRef(val as usize)));
-            rb_sys::st_retval::ST_CONTINUE as _
+        match &mut self.stash {
+            Some((at, entries)) if at.0 == h.as_raw() as usize => out.append(entries),
+            _ => {
+                hash_entries(h, out);
+            }
         }
-        // SAFETY: as in `plain_keys`.
-        unsafe { rb_sys::rb_hash_foreach(h.as_raw(), Some(push), out as *mut _ as rb_sys::VALUE) };
         Ok(())
     }
 
