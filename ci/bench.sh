@@ -13,11 +13,14 @@
 #   ci/bench.sh            everything
 #   ci/bench.sh latency    only the interleaved-latency tables
 #   ci/bench.sh async      only the async tables
+#   ci/bench.sh data       only the moving-data tables
 set -euo pipefail
 . "$(dirname "$0")/env.sh"
 bash "$POLYRACER_ROOT/ci/setup.sh"
 cd "$POLYRACER_ROOT"
 only=${1:-}
+# Whether the tables of this kind run: all of them, or the one asked for.
+want() { [ -z "$only" ] || [ "$only" = "$1" ]; }
 
 if [ -z "$only" ]; then
   cargo bench -p polyracer --bench core
@@ -33,13 +36,13 @@ bash "$POLYRACER_ROOT/ci/python-env.sh"
 rm -rf "$POLYRACER_ROOT/target/wheels-bench"
 wheel=$(bash "$POLYRACER_ROOT/ci/package-python.sh" "$POLYRACER_ROOT/target/wheels-bench")
 "$bench_py" -m pip install --quiet --force-reinstall --no-deps "$wheel"
-if [ "$only" != async ]; then
+if want latency; then
   (cd bindings-python/bench && "$bench_py" bench.py ${only:+--latency-only})
 fi
-if [ "$only" != latency ]; then
+if want async; then
   (cd bindings-python/bench && "$bench_py" bench_async.py)
 fi
-if [ -z "$only" ]; then
+if want data; then
   (cd bindings-python/bench && "$bench_py" bench_data.py)
 fi
 
@@ -57,18 +60,18 @@ bash "$POLYRACER_ROOT/ci/node-build.sh"
   gyp_args=()
   [ -f "$nodedir/include/node/node_api.h" ] && gyp_args=(--nodedir="$nodedir")
   (cd node_modules/isolated-vm && ../.bin/node-gyp rebuild "${gyp_args[@]}" >/dev/null)
-  if [ "$only" != async ]; then
+  if want latency; then
     LATENCY_ONLY=${only:+1} node bench.js
   fi
-  if [ "$only" != latency ]; then
+  if want async; then
     node bench_async.js
   fi
-  if [ -z "$only" ]; then
+  if want data; then
     node bench_data.js
   fi
 )
 
-if [ "$only" != latency ]; then
+if want async || want data; then
   step "Ruby: release extension, async and moving data (beside ExecJS)"
   # ExecJS is the Ruby peer (Debian's package; no gem registry here).
   if ! ruby -e 'require "execjs"' 2>/dev/null; then
@@ -77,8 +80,10 @@ if [ "$only" != latency ]; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq ruby-execjs >/dev/null || true
   fi
   install -m 0755 "$(python3 ci/cargo-artifact.py polyracer-ruby cdylib --quiet)" bindings-ruby/lib/polyracer/polyracer.so
-  (cd bindings-ruby && ruby -Ilib bench/bench_async.rb)
-  if [ -z "$only" ]; then
+  if want async; then
+    (cd bindings-ruby && ruby -Ilib bench/bench_async.rb)
+  fi
+  if want data; then
     (cd bindings-ruby && ruby -Ilib bench/bench_data.rb)
   fi
 fi

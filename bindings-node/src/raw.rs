@@ -185,7 +185,10 @@ pub fn throw(env: Env, v: Val) -> napi::Error {
 
 /// A `Uint8Array` holding a copy of `bytes`: one copy, into memory that is
 /// not zeroed first for large buffers (`napi_create_arraybuffer` zeroes
-/// its memory, which for 64 MiB cost as much as the copy).
+/// its memory, which for 64 MiB cost as much as the copy). Node's own
+/// memory, not an external ArrayBuffer over memory core could reuse: its
+/// finalizer waits for the event loop, so a synchronous loop of 64 MiB
+/// copies out kept every buffer and ran a full GC per call (155 ms each).
 pub fn copy_uint8array(env: Env, bytes: &[u8]) -> napi::Result<Val> {
     let mut data: *mut c_void = ptr::null_mut();
     let mut ab = ptr::null_mut();
@@ -203,7 +206,8 @@ pub fn copy_uint8array(env: Env, bytes: &[u8]) -> napi::Result<Val> {
         napi_call!(napi_create_arraybuffer(env, bytes.len(), &mut data, &mut ab))?;
     }
     if !bytes.is_empty() {
-        unsafe { ptr::copy_nonoverlapping(bytes.as_ptr(), data.cast::<u8>(), bytes.len()) };
+        // SAFETY: `data` is the new buffer's `bytes.len()` bytes.
+        unsafe { polyracer::transfer::copy_to_fresh(data.cast::<u8>(), bytes) };
     }
     let mut out = ptr::null_mut();
     napi_call!(napi_create_typedarray(env, sys::TypedarrayType::uint8_array, bytes.len(), ab, 0, &mut out))?;

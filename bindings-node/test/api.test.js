@@ -157,6 +157,26 @@ test('values: arrays of numbers cross packed; mixed arrays keep every item', () 
     assert.equal(reads, 1)
   }))
 
+// From 32 MiB up, bytes are copied into memory first advised for huge pages
+// and prefaulted (and, going in, maybe a buffer V8 freed before): every
+// byte must still land where it was. The pattern's period, 251, does not
+// divide 4096, so a misplaced page would not match.
+test('values: large bytes cross whole both ways', () =>
+  withContext({}, (ctx) => {
+    const n = (33 << 20) + 4099
+    const expect = new Uint8Array(n)
+    for (let i = 0; i < n; i++) expect[i] = i % 251
+    const fill = '(n) => { const b = new Uint8Array(n); for (let i = 0; i < n; i++) b[i] = i % 251; return b }'
+    const out = ctx.evalSync(`(${fill})(${n})`)
+    assert.ok(out instanceof Uint8Array)
+    assert.equal(Buffer.compare(Buffer.from(out.buffer, out.byteOffset, out.byteLength), Buffer.from(expect.buffer)), 0)
+    const same = ctx.evalSync(`(x, n) => { const e = (${fill})(n); return x.length === n && x.every((v, i) => v === e[i]) }`)
+    for (let k = 0; k < 3; k++) {
+      assert.equal(same(expect, n), true)
+      assert.equal(same(Buffer.from(expect), n), true)
+    }
+  }))
+
 test('values: uncopyable Node values are a TypeError (ConversionError)', () =>
   withContext({}, (ctx) => {
     class Point {

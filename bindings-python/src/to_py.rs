@@ -315,10 +315,17 @@ impl Sink for PySink {
     }
     fn bytes(&mut self, b: &[u8]) -> Result<(), Halt> {
         if !self.attached {
-            return self.keep(pr::Value::Bytes(b.to_vec()));
+            return self.keep(pr::Value::Bytes(pr::transfer::fresh_copy(b)));
         }
-        // SAFETY: attached; one copy, from V8's buffer into the new bytes.
-        self.put(unsafe { ffi::PyBytes_FromStringAndSize(b.as_ptr().cast(), b.len() as isize) })
+        // SAFETY: attached; one copy, from V8's buffer into the new bytes
+        // object (allocated uninitialised, then filled).
+        self.put(unsafe {
+            let out = ffi::PyBytes_FromStringAndSize(std::ptr::null(), b.len() as isize);
+            if !out.is_null() {
+                pr::transfer::copy_to_fresh(ffi::PyBytes_AsString(out).cast(), b);
+            }
+            out
+        })
     }
     fn shares_bytes(&self) -> bool {
         self.share_bytes
@@ -326,7 +333,7 @@ impl Sink for PySink {
     fn shared_bytes(&mut self, b: pr::transfer::SharedBytes) -> Result<(), Halt> {
         if !self.attached {
             // SAFETY: the walk holds the isolate: no JS writes meanwhile.
-            return self.keep(pr::Value::Bytes(unsafe { b.as_slice() }.to_vec()));
+            return self.keep(pr::Value::Bytes(pr::transfer::fresh_copy(unsafe { b.as_slice() })));
         }
         // SAFETY: attached.
         let py = unsafe { Python::assume_attached() };

@@ -420,6 +420,23 @@ def test_getters_that_call_back_throw_or_loop_while_a_value_is_copied(ctx: polyr
     assert ctx.eval("1 + 1") == 2
 
 
+def test_large_bytes_cross_whole_both_ways(ctx: polyracer.Context) -> None:
+    # From 32 MiB up, bytes are copied into memory first advised for huge
+    # pages and prefaulted (and, going in, maybe a buffer V8 freed before):
+    # every byte must still land where it was. The pattern's period, 251,
+    # does not divide 4096, so a misplaced page would not match.
+    n = (33 << 20) + 4099
+    expect = (bytes(range(251)) * (n // 251 + 1))[:n]
+    fill = "(n) => { const b = new Uint8Array(n); for (let i = 0; i < n; i++) b[i] = i % 251; return b }"
+    out = ctx.call(fill, n)
+    assert type(out) is bytes and out == expect
+    check = "return x.length === n && x.every((v, i) => v === e[i])"
+    same = ctx.eval(f"(x, n) => {{ const e = ({fill})(n); {check} }}")
+    for _ in range(3):
+        assert same(expect, n) is True
+        assert same(bytearray(expect), n) is True
+
+
 def test_shared_buffers_are_writable_views_of_the_sandbox_memory(ctx: polyracer.Context) -> None:
     ctx.eval("globalThis.buf = new Uint8Array(1 << 20).fill(7)")
     # The default is a copy.

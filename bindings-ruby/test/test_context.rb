@@ -50,6 +50,22 @@ class TestContext < Minitest::Test
     assert_equal "r", err.message
   end
 
+  # From 32 MiB up, bytes are copied into memory first advised for huge
+  # pages and prefaulted (and, going in, maybe a buffer V8 freed before):
+  # every byte must still land where it was. The pattern's period, 251,
+  # does not divide 4096, so a misplaced page would not match.
+  def test_large_bytes_cross_whole_both_ways
+    c = ctx
+    n = (33 << 20) + 4099
+    expect = ((0...251).to_a.pack("C*") * ((n / 251) + 1)).byteslice(0, n)
+    fill = "(n) => { const b = new Uint8Array(n); for (let i = 0; i < n; i++) b[i] = i % 251; return b }"
+    out = c.call(fill, n)
+    assert_equal Encoding::BINARY, out.encoding
+    assert_equal expect, out
+    same = c.eval("(x, n) => { const e = (#{fill})(n); return x.length === n && x.every((v, i) => v === e[i]) }")
+    3.times { assert_equal true, same.call(expect, n) }
+  end
+
   def test_values_to_js_round_trip
     c = ctx
     echo = ->(v) { c.call("(v) => v", v) }

@@ -86,7 +86,7 @@ impl Sink for JsValueSink {
         self.push(JsValue::Date(ms))
     }
     fn bytes(&mut self, b: &[u8]) -> Result<(), Halt> {
-        self.push(JsValue::Bytes(b.to_vec()))
+        self.push(JsValue::Bytes(pr::transfer::fresh_copy(b)))
     }
     fn error(&mut self, e: pr::ErrorValue) -> Result<(), Halt> {
         self.push(JsValue::Error { name: e.name, message: e.message, stack: e.stack })

@@ -106,33 +106,48 @@ pub(crate) fn allocator(budget: &Arc<Budget>) -> v8::UniqueRef<v8::Allocator> {
     unsafe { v8::new_rust_allocator(handle, &VTABLE) }
 }
 
-/// Deleter of host bytes adopted by `host_bytes`: frees the copy and
-/// returns its bytes to the budget.
-unsafe extern "C" fn free_host_bytes(data: *mut c_void, len: usize, budget: *mut c_void) {
-    // SAFETY: `data`/`len` are the boxed slice leaked in `host_bytes`, and
-    // `budget` the `Arc` reference leaked with it.
+/// What the deleter of a backing store made by `host_bytes` needs: the
+/// buffer's capacity (to rebuild its `Vec`) and the budget it was charged
+/// to.
+struct HostBytes {
+    capacity: usize,
+    budget: Option<Arc<Budget>>,
+}
+
+/// Deleter of host bytes adopted by `host_bytes`: returns the buffer to
+/// core's spare (`transfer::recycle`) or frees it, and its bytes to the
+/// budget.
+unsafe extern "C" fn free_host_bytes(data: *mut c_void, len: usize, owner: *mut c_void) {
+    // SAFETY: `owner` is the `HostBytes` leaked in `host_bytes` for the
+    // buffer `data`/`len`, whose `Vec` had that capacity.
     unsafe {
-        drop(Box::from_raw(std::ptr::slice_from_raw_parts_mut(data as *mut u8, len)));
-        let budget = Arc::from_raw(budget as *const Budget);
-        budget.release(len);
+        let owner = Box::from_raw(owner as *mut HostBytes);
+        crate::transfer::recycle(Vec::from_raw_parts(data as *mut u8, len, owner.capacity));
+        if let Some(budget) = owner.budget {
+            budget.release(len);
+        }
     }
 }
 
 /// A backing store holding a copy of `bytes` from the host, counted against
 /// the budget; `None` when they do not fit.
 pub(crate) fn host_bytes(budget: Option<&Arc<Budget>>, bytes: &[u8]) -> Option<v8::SharedRef<v8::BackingStore>> {
-    let Some(budget) = budget else {
-        return Some(v8::ArrayBuffer::new_backing_store_from_vec(bytes.to_vec()).make_shared());
-    };
-    if !budget.try_charge(bytes.len()) {
-        return None;
+    if let Some(budget) = budget {
+        if !budget.try_charge(bytes.len()) {
+            return None;
+        }
     }
     let len = bytes.len();
-    let data = Box::into_raw(bytes.to_vec().into_boxed_slice()) as *mut u8 as *mut c_void;
-    let keep = Arc::into_raw(budget.clone()) as *mut c_void;
-    // SAFETY: `data` is valid for `len` bytes until `free_host_bytes` runs,
-    // which V8 calls exactly once.
-    Some(unsafe { v8::ArrayBuffer::new_backing_store_from_ptr(data, len, free_host_bytes, keep) }.make_shared())
+    let mut v = std::mem::ManuallyDrop::new(crate::transfer::filled(bytes));
+    let owner = Box::into_raw(Box::new(HostBytes { capacity: v.capacity(), budget: budget.cloned() })) as *mut c_void;
+    // SAFETY: `v`'s buffer is valid for `len` bytes until `free_host_bytes`
+    // runs, which V8 calls exactly once.
+    Some(
+        unsafe {
+            v8::ArrayBuffer::new_backing_store_from_ptr(v.as_mut_ptr() as *mut c_void, len, free_host_bytes, owner)
+        }
+        .make_shared(),
+    )
 }
 
 /// Updates the heap figure the allocator uses; a GC epilogue callback.

@@ -24,12 +24,15 @@
 //! [`Error::Conversion`](crate::Error::Conversion) and the binding raises
 //! the error it kept.
 
+mod bulk;
 mod fast;
 mod from_js;
 mod shared;
 mod to_js;
 mod values;
 
+pub use bulk::{copy_to_fresh, fresh_copy};
+pub(crate) use bulk::{filled, recycle};
 pub(crate) use from_js::{to_host, to_value};
 pub use shared::SharedBytes;
 pub(crate) use to_js::{source_to_v8, to_v8, value_to_v8};

@@ -493,7 +493,7 @@ impl Target for ValueTarget {
             Read::String(s) => Value::String(s.to_owned()),
             Read::Utf16(u) => Value::String(String::from_utf16_lossy(u)),
             Read::Date(ms) => Value::Date(ms),
-            Read::Bytes(b) => Value::Bytes(b.to_vec()),
+            Read::Bytes(b) => Value::Bytes(crate::transfer::fresh_copy(b)),
             Read::Error(e) => Value::Error(Box::new(e)),
             Read::Handle(h) => Value::Handle(h),
             Read::Array(_)

@@ -79,7 +79,7 @@ impl Sink for ValueSink {
         self.push(Value::Date(ms))
     }
     fn bytes(&mut self, b: &[u8]) -> Result<(), Halt> {
-        self.push(Value::Bytes(b.to_vec()))
+        self.push(Value::Bytes(crate::transfer::fresh_copy(b)))
     }
     fn error(&mut self, e: ErrorValue) -> Result<(), Halt> {
         self.push(Value::Error(Box::new(e)))

@@ -569,3 +569,53 @@ fn shared_bytes_are_the_sandbox_memory_and_outlive_the_context() {
     let bytes = unsafe { kept.as_slice() };
     assert_eq!((bytes.len(), bytes[5], bytes[6], bytes[(1 << 20) - 1]), (1 << 20, 9, 42, 7));
 }
+
+/// Bytes of `len` that a copy which shifted, dropped or doubled a page
+/// would change: the period, 251, does not divide 4096.
+fn patterned(len: usize, seed: u8) -> Vec<u8> {
+    (0..len).map(|i| (i % 251) as u8 ^ seed).collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 6, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// Large buffers (from 32 MiB) are copied into memory advised for huge
+    /// pages, whose page-rounded range depends on where the allocation
+    /// starts and ends: sizes around that threshold, at any offset, arrive
+    /// whole both ways.
+    #[test]
+    fn large_bytes_cross_whole(len in (32usize << 20) - 5000..(33usize << 20) + 5000, off in 0usize..4097, seed: u8) {
+        let src = patterned(len, seed);
+        let mut dst = vec![0xAAu8; off + len + 16];
+        // SAFETY: `dst` has `len` bytes from `off`, and does not overlap `src`.
+        unsafe { polyracer::transfer::copy_to_fresh(dst.as_mut_ptr().add(off), &src) };
+        prop_assert!(dst[..off].iter().chain(&dst[off + len..]).all(|&b| b == 0xAA), "written outside the range");
+        prop_assert!(dst[off..off + len] == src[..], "copied wrong");
+        let c = ctx();
+        let sum = "(b) => { let h = 0; for (let i = 0; i < b.length; i++) h = (h * 31 + b[i]) | 0; return [b.length, h] }";
+        let expect = src.iter().fold(0i32, |h, &b| h.wrapping_mul(31).wrapping_add(b as i32));
+        prop_assert_eq!(c.call(sum, &[Value::Bytes(src.clone())]).unwrap(), Value::Array(vec![(len as i64).into(), (expect as i64).into()]));
+        c.set_global("b", Value::Bytes(src.clone())).unwrap();
+        prop_assert!(c.eval("b").unwrap() == Value::Bytes(src), "the round trip changed the bytes");
+    }
+}
+
+/// The buffer V8 frees after one large copy in is reused by the next of
+/// about its size: what JS sees is exactly the new bytes, however the
+/// sizes differ (shorter, equal, longer within the reuse range).
+#[test]
+fn a_reused_buffer_holds_only_the_new_bytes() {
+    let sum = "(b) => { let h = 0; for (let i = 0; i < b.length; i++) h = (h * 31 + b[i]) | 0; return [b.length, h] }";
+    for (i, len) in [(33usize << 20) + 77, 33 << 20, (33 << 20) - 4097, (33 << 20) + 300_000].into_iter().enumerate() {
+        let src = patterned(len, i as u8 * 61 + 1);
+        let expect = src.iter().fold(0i32, |h, &b| h.wrapping_mul(31).wrapping_add(b as i32));
+        // A context of its own each time: disposing it frees the last
+        // buffer, which the next copy may reuse.
+        let c = ctx();
+        assert_eq!(
+            c.call(sum, &[Value::Bytes(src)]).unwrap(),
+            Value::Array(vec![(len as i64).into(), (expect as i64).into()])
+        );
+        c.dispose();
+    }
+}

@@ -315,11 +315,18 @@ impl Sink for RbSink {
     }
     fn bytes(&mut self, b: &[u8]) -> Result<(), Halt> {
         if !self.attached {
-            return self.keep(pr::Value::Bytes(b.to_vec()));
+            return self.keep(pr::Value::Bytes(pr::transfer::fresh_copy(b)));
         }
-        // One copy, from V8's buffer into a binary String.
-        let ruby = Self::ruby();
-        self.place(ruby.enc_str_new(b, ruby.ascii8bit_encoding()).as_value())
+        // One copy, from V8's buffer into a binary String (allocated
+        // uninitialised, then filled).
+        // SAFETY: on the Ruby thread; the new String owns `b.len()` bytes.
+        let s = unsafe {
+            let s = rb_sys::rb_str_new(std::ptr::null(), b.len() as _);
+            pr::transfer::copy_to_fresh(rb_sys::RSTRING_PTR(s) as *mut u8, b);
+            rb_sys::rb_enc_associate_index(s, rb_sys::rb_ascii8bit_encindex());
+            Value::from_raw(s)
+        };
+        self.place(s)
     }
     fn error(&mut self, e: pr::ErrorValue) -> Result<(), Halt> {
         if !self.attached {
