@@ -37,7 +37,9 @@ const SPARES: usize = 2;
 
 /// The last large buffers freed by V8, for the next [`filled`] of about
 /// their size. Backing stores are freed on whichever thread V8 chooses.
-static SPARE: std::sync::Mutex<Vec<Vec<u8>>> = std::sync::Mutex::new(Vec::new());
+/// Slots, not a `Vec`: nothing allocates while the lock is held (a child
+/// forked meanwhile would find it held forever).
+static SPARE: std::sync::Mutex<[Option<Vec<u8>>; SPARES]> = std::sync::Mutex::new([const { None }; SPARES]);
 
 /// Copies `src` into `dst`, a buffer of `src.len()` bytes that was just
 /// allocated and has not been written yet.
@@ -101,7 +103,7 @@ pub fn fresh_copy(bytes: &[u8]) -> Vec<u8> {
 pub(crate) fn filled(bytes: &[u8]) -> Vec<u8> {
     if bytes.len() >= BULK {
         let fits = |v: &Vec<u8>| v.capacity() >= bytes.len() && v.capacity() - bytes.len() <= bytes.len() / 8;
-        let spare = SPARE.lock().ok().and_then(|mut s| s.iter().position(fits).map(|i| s.swap_remove(i)));
+        let spare = SPARE.lock().ok().and_then(|mut s| s.iter_mut().find(|x| x.as_ref().is_some_and(fits))?.take());
         if let Some(mut v) = spare {
             v.clear();
             v.extend_from_slice(bytes);
@@ -112,13 +114,16 @@ pub(crate) fn filled(bytes: &[u8]) -> Vec<u8> {
 }
 
 /// Takes back a buffer made by [`filled`] that is no longer used: a large
-/// one becomes a spare (replacing the oldest when there are enough),
-/// others are freed.
+/// one becomes a spare (in a free slot, else replacing the first), others
+/// are freed.
 pub(crate) fn recycle(v: Vec<u8>) {
     if (BULK..=SPARE_MAX).contains(&v.capacity()) {
-        let old = SPARE.lock().ok().and_then(|mut s| {
-            s.push(v);
-            (s.len() > SPARES).then(|| s.remove(0))
+        let old = SPARE.lock().ok().and_then(|mut s| match s.iter_mut().find(|x| x.is_none()) {
+            Some(free) => free.replace(v),
+            None => {
+                s.rotate_left(1);
+                s[SPARES - 1].replace(v)
+            }
         });
         drop(old); // outside the lock: freeing 64 MiB takes a while
     }
