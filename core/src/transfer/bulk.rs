@@ -81,8 +81,8 @@ fn advise(ptr: *mut u8, len: usize) {
 #[cfg(not(target_os = "linux"))]
 fn advise(_: *mut u8, _: usize) {}
 
-/// A copy of `bytes` in memory of its own, made with [`copy_to_fresh`]:
-/// `bytes.to_vec()` for large buffers. Its capacity is its length.
+/// `bytes.to_vec()`, copied with [`copy_to_fresh`] (faster for large
+/// buffers). Its capacity is its length.
 pub fn fresh_copy(bytes: &[u8]) -> Vec<u8> {
     let mut v = Vec::<u8>::with_capacity(bytes.len());
     // SAFETY: `v` has room for `bytes.len()` bytes, all written by the copy

@@ -576,6 +576,15 @@ fn patterned(len: usize, seed: u8) -> Vec<u8> {
     (0..len).map(|i| (i % 251) as u8 ^ seed).collect()
 }
 
+/// A JS function giving a byte array's length and a hash of its bytes, and
+/// what it should give for `bytes`.
+const JS_CHECKSUM: &str =
+    "(b) => { let h = 0; for (let i = 0; i < b.length; i++) h = (h * 31 + b[i]) | 0; return [b.length, h] }";
+fn checksum(bytes: &[u8]) -> Value {
+    let h = bytes.iter().fold(0i32, |h, &b| h.wrapping_mul(31).wrapping_add(b as i32));
+    Value::Array(vec![(bytes.len() as i64).into(), (h as i64).into()])
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 6, failure_persistence: None, ..ProptestConfig::default() })]
 
@@ -592,9 +601,7 @@ proptest! {
         prop_assert!(dst[..off].iter().chain(&dst[off + len..]).all(|&b| b == 0xAA), "written outside the range");
         prop_assert!(dst[off..off + len] == src[..], "copied wrong");
         let c = ctx();
-        let sum = "(b) => { let h = 0; for (let i = 0; i < b.length; i++) h = (h * 31 + b[i]) | 0; return [b.length, h] }";
-        let expect = src.iter().fold(0i32, |h, &b| h.wrapping_mul(31).wrapping_add(b as i32));
-        prop_assert_eq!(c.call(sum, &[Value::Bytes(src.clone())]).unwrap(), Value::Array(vec![(len as i64).into(), (expect as i64).into()]));
+        prop_assert_eq!(c.call(JS_CHECKSUM, &[Value::Bytes(src.clone())]).unwrap(), checksum(&src));
         c.set_global("b", Value::Bytes(src.clone())).unwrap();
         prop_assert!(c.eval("b").unwrap() == Value::Bytes(src), "the round trip changed the bytes");
     }
@@ -605,17 +612,13 @@ proptest! {
 /// sizes differ (shorter, equal, longer within the reuse range).
 #[test]
 fn a_reused_buffer_holds_only_the_new_bytes() {
-    let sum = "(b) => { let h = 0; for (let i = 0; i < b.length; i++) h = (h * 31 + b[i]) | 0; return [b.length, h] }";
     for (i, len) in [(33usize << 20) + 77, 33 << 20, (33 << 20) - 4097, (33 << 20) + 300_000].into_iter().enumerate() {
         let src = patterned(len, i as u8 * 61 + 1);
-        let expect = src.iter().fold(0i32, |h, &b| h.wrapping_mul(31).wrapping_add(b as i32));
+        let expect = checksum(&src);
         // A context of its own each time: disposing it frees the last
         // buffer, which the next copy may reuse.
         let c = ctx();
-        assert_eq!(
-            c.call(sum, &[Value::Bytes(src)]).unwrap(),
-            Value::Array(vec![(len as i64).into(), (expect as i64).into()])
-        );
+        assert_eq!(c.call(JS_CHECKSUM, &[Value::Bytes(src)]).unwrap(), expect);
         c.dispose();
     }
 }

@@ -321,9 +321,8 @@ impl Sink for RbSink {
         // uninitialised, then filled).
         // SAFETY: on the Ruby thread; the new String owns `b.len()` bytes.
         let s = unsafe {
-            let s = rb_sys::rb_str_new(std::ptr::null(), b.len() as _);
+            let s = rb_sys::rb_enc_str_new(std::ptr::null(), b.len() as _, rb_sys::rb_ascii8bit_encoding());
             pr::transfer::copy_to_fresh(rb_sys::RSTRING_PTR(s) as *mut u8, b);
-            rb_sys::rb_enc_associate_index(s, rb_sys::rb_ascii8bit_encindex());
             Value::from_raw(s)
         };
         self.place(s)
