@@ -5,9 +5,17 @@
 // strings, at ~10 KB, 300 KB, 1 MB and 10 MB of JSON; bytes (Uint8Array) of
 // 1 MB and 64 MB. Each direction: sandbox → Node ("out") and Node → sandbox
 // ("in"), and bytes shared out without a copy (`shareBuffers`). Median ms of
-// several runs; a memcpy into memory already touched (Buffer#copy) is the
+// several runs, after each engine has run the same copy for WARM_MS: as in
+// a program that moves data call after call, the JIT has compiled what
+// runs (polyracer's tapes are encoded and decoded by JS; the peers' copies
+// are native). A memcpy into memory already touched (Buffer#copy) is the
 // bar for bytes, beside a copy into new memory (Buffer.from), which pays a
 // page fault per 4 KiB.
+//
+// The values are parsed from JSON, as data that comes from outside the
+// process is. A string built by concatenation is a rope until something
+// flattens it, and the peers' serializers flatten the strings of the value
+// they copy in place: whichever engine ran first would pay that for all.
 //
 //   node bench_data.js            (QUICK=1: 10 KB–1 MB and 1 MB bytes only)
 const vm = require('node:vm')
@@ -32,11 +40,15 @@ const SHAPES = {
 /** The count that makes `shape` about `bytes` of JSON. */
 function sized(shape, bytes) {
   const per = JSON.stringify(SHAPES[shape](100)).length / 100
-  return SHAPES[shape](Math.max(1, Math.round(bytes / per)))
+  return JSON.parse(JSON.stringify(SHAPES[shape](Math.max(1, Math.round(bytes / per)))))
 }
 
+const WARM_MS = QUICK ? 100 : 200
+
 function median(f) {
-  f()
+  const warm = Date.now() + WARM_MS
+  do f()
+  while (Date.now() < warm)
   const runs = []
   const deadline = Date.now() + (QUICK ? 300 : 1500)
   while (runs.length < 5 || (Date.now() < deadline && runs.length < 50)) {

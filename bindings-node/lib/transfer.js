@@ -20,7 +20,7 @@ const D_NULL = 1
 const D_TRUE = 2
 const D_FALSE = 3
 const D_NUMBER = 4 // value
-const D_LATIN1 = 5 // start, end in `latin1`
+const D_LATIN1 = 5 // start, end in the Latin-1 text
 const D_UTF16 = 6 // start, end in `utf16`
 const D_EXTRA = 7 // index into `extras` (handles, bigints, dates, bytes, errors)
 const D_ARRAY = 8 // length; items; D_END
@@ -32,21 +32,35 @@ const D_MAP = 13 // key, value, ...; D_END
 const D_SET = 14 // items; D_END
 const D_END = 15
 const D_NUMBERS = 16 // length, then that many numbers: an array of numbers only
+const D_LATIN1S = 17 // length, first start, each one's end: an array of Latin-1 strings only
 
 // Below this length `push` builds an array as fast; above it, filling a
 // preallocated array was 3–4× faster (it stays a fast, holey array).
 const PREALLOCATE = 1024
 
-function decode(ops, nums, latin1, utf16, extras) {
+// The Latin-1 text comes as chunks (`latin1`, strings) that end at
+// `latin1Ends` in it; a string never spans two, and strings are read in
+// the order of their text, so one cursor finds each one's chunk.
+function decode(ops, nums, latin1, latin1Ends, utf16, extras) {
   let o = 0
   let n = 0
   const keys = []
+  let chunk = latin1[0]
+  let ci = 0
+  let chunkStart = 0
+  function lat(a, b) {
+    while (b > latin1Ends[ci]) {
+      chunkStart = latin1Ends[ci]
+      chunk = latin1[++ci]
+    }
+    return chunk.slice(a - chunkStart, b - chunkStart)
+  }
   function key() {
     const op = ops[o++]
     if (op === D_KEY) return keys[nums[n++]]
     const a = nums[n++]
     const b = nums[n++]
-    const k = op === D_KEY_LATIN1 ? latin1.slice(a, b) : utf16.slice(a, b)
+    const k = op === D_KEY_LATIN1 ? lat(a, b) : utf16.slice(a, b)
     keys.push(k)
     return k
   }
@@ -64,7 +78,7 @@ function decode(ops, nums, latin1, utf16, extras) {
         return nums[n++]
       case D_LATIN1: {
         const a = nums[n++]
-        return latin1.slice(a, nums[n++])
+        return lat(a, nums[n++])
       }
       case D_UTF16: {
         const a = nums[n++]
@@ -96,6 +110,17 @@ function decode(ops, nums, latin1, utf16, extras) {
           for (let i = 0; i < len; i++) arr[i] = nums[n + i]
         }
         n += len
+        return arr
+      }
+      case D_LATIN1S: {
+        const len = nums[n++]
+        const arr = new Array(len) // every item is set: no holes
+        let a = nums[n++]
+        for (let i = 0; i < len; i++) {
+          const b = nums[n++]
+          arr[i] = lat(a, b)
+          a = b
+        }
         return arr
       }
       case D_OBJECT: {
@@ -135,8 +160,10 @@ function decode(ops, nums, latin1, utf16, extras) {
   return value()
 }
 
-// Node → sandbox: nodes of three numbers each in `tape` (kind, a, b); the
-// UTF-16 text of every string in `text` (a Uint16Array), as offsets.
+// Node → sandbox: nodes of three numbers each in `tape` (kind, a, b). The
+// text of short strings is in `text` (a Uint16Array); that of the others
+// is concatenated in `ropes` (strings), `latin1` when no character in them
+// is above U+00FF. Offsets and lengths count UTF-16 units.
 const E_UNDEFINED = 0
 const E_NULL = 1
 const E_TRUE = 2
@@ -151,40 +178,89 @@ const E_MAP = 10 // a: entry count, b: end; key, value pairs
 const E_SET = 11 // a: item count, b: end
 const E_CYCLE = 12 // a container already on the path: core names it
 const E_NUMBERS = 13 // a: count, b: end; the numbers follow, packed (three per node)
+const E_ROPE_STRING = 14 // a: offset in the ropes' text, b: length
+// a: count, b: end; then, packed: where their text starts in the ropes'
+// text, and each one's length
+const E_STRINGS = 15
+// a: the node of an earlier E_OBJECT with the same keys in the same order,
+// b: end; then only the values
+const E_SHAPED = 16
 
 // Deeper than core reads (its limit is 2000): core stops with its own
 // error before it gets here.
 const MAX_DEPTH = 2001
 
-// The tape and the text are written into buffers kept from call to call:
-// allocating and growing new ones, and joining the strings at the end, was
-// two thirds of encoding 1 MB of records. The addon reads both in place
-// during core's walk, so they are lent: `encode` sets `lease[0]` and hands
-// `lease` to the addon, which zeroes it when its walk is done. An `encode`
-// while they are lent (a getter that calls into a context mid-walk) writes
-// into new buffers instead. Buffers that grew past these sizes are not
-// kept, so one huge value does not pin its memory.
+// The tape and the short strings' text are written into buffers kept
+// from call to call: allocating and growing new ones was two thirds of
+// encoding 1 MB of records. The addon reads both in place during core's
+// walk, so they are lent: `encode` sets `lease[0]` and hands `lease` to
+// the addon, which zeroes it when its walk is done. An `encode` while they
+// are lent (a getter that calls into a context mid-walk) writes into new
+// buffers instead. Buffers that grew past these sizes are kept only
+// through a WeakRef, so one huge value does not pin its memory: the next
+// full GC frees them, and until then the next large value reuses them.
+// (Growing a new 64 MB tape on every call of 10 MB of records made Node
+// run a full GC each call for the external memory, and the growing and
+// first touch of new memory took more time than the encoding.)
 const lease = new Int32Array(1)
 const KEEP_TAPE = 1 << 20 // numbers: 8 MB
 const KEEP_TEXT = 1 << 22 // UTF-16 units: 8 MB
 let spareTape = new Float64Array(384)
 let spareText = new Uint16Array(1024)
-// Strings longer than this are written by Buffer#write (one native copy);
-// shorter ones by a charCodeAt loop, which beats a native call's overhead.
-const NATIVE_WRITE = 64
+let bigTape = null // WeakRef to a Float64Array
+let bigText = null // WeakRef to a Uint16Array
+
+/** The spare buffer to write into: the large one if the GC left it. */
+function spare(small, big) {
+  const b = big === null ? undefined : big.deref()
+  return b === undefined ? small : b
+}
+// Longer strings are concatenated into ropes instead (V8 makes `a += b` a
+// cons string: no copy), and the addon copies each rope out in one N-API
+// call. Per string, a `charCodeAt` loop costs about 2 ns a character and
+// a concatenation about 12 ns plus 0.4 ns a character: the loop wins up
+// to about 8 characters (object keys, mostly). Copying every string by the
+// loop was half of sending 1 MB of short strings in.
+const SHORT = 8
+// A rope is closed at this length and flattened (by the `WIDE` test,
+// which needs flat text): the cons strings of a rope that lived through
+// the whole call made each young-generation GC copy them all (10 MB of
+// short strings: 12–16 ms scavenges), while those of a short rope die
+// young.
+const ROPE_MAX = 1 << 16
+// A character above U+00FF. Without one, the ropes' text crosses one byte
+// per character and becomes one-byte V8 strings with no scan; and on text
+// V8 holds one byte per character, the test answers without reading it.
+const WIDE = /[^\x00-\xff]/
 
 let isProxy = null
+
+// Keys from `Object.keys` are internalised strings: `===` compares
+// pointers.
+function sameKeys(a, b) {
+  if (a.length !== b.length) return false
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
+  return true
+}
 
 function encode(values) {
   if (isProxy === null) isProxy = require('node:util').types.isProxy
   const lent = lease[0] === 0
   lease[0] = 1
-  let tape = lent ? spareTape : new Float64Array(384)
+  let tape = lent ? spare(spareTape, bigTape) : new Float64Array(384)
   let len = 0 // numbers used
-  let text = lent ? spareText : new Uint16Array(1024)
-  let textBytes = null // a Buffer over `text`, for long strings
+  let text = lent ? spare(spareText, bigText) : new Uint16Array(1024)
   let textLen = 0
+  const ropes = []
+  let rope = ''
+  let ropeLen = 0
+  let longLen = 0 // UTF-16 units in `ropes` and `rope`
+  let latin1 = true // no character above U+00FF in `ropes`
   const extras = []
+  // Objects with the keys of one seen before (records) name that one's
+  // node instead of writing their keys again: by first key, the keys and
+  // the node of the last object seen with it.
+  const shapes = new Map()
   // The containers on the current path (cycle check): a scan of a few
   // ancestors is cheaper than a Set's add and delete per container.
   const path = []
@@ -203,50 +279,65 @@ function encode(values) {
     tape[len + 2] = b
     len += 3
   }
+  function closeRope() {
+    latin1 = !WIDE.test(rope) && latin1
+    ropes.push(rope)
+    rope = ''
+    ropeLen = 0
+  }
+  function toRope(s, n) {
+    rope += s
+    ropeLen += n
+    longLen += n
+    if (ropeLen > ROPE_MAX) closeRope()
+  }
   function string(s) {
     const n = s.length
+    if (n > SHORT) {
+      node(E_ROPE_STRING, longLen, n)
+      toRope(s, n)
+      return
+    }
     node(E_STRING, textLen, n)
     if (textLen + n > text.length) {
       const grown = new Uint16Array(Math.max(text.length * 2, textLen + n))
       grown.set(text.subarray(0, textLen))
       text = grown
-      textBytes = null
     }
-    if (n > NATIVE_WRITE) {
-      if (textBytes === null) textBytes = Buffer.from(text.buffer, text.byteOffset, text.byteLength)
-      textBytes.write(s, 2 * textLen, 2 * n, 'utf16le')
-    } else {
-      // Locals, so the loop does not reload the closure's variables.
-      const t = text
-      const at = textLen
-      for (let i = 0; i < n; i++) t[at + i] = s.charCodeAt(i)
-    }
+    // Locals, so the loop does not reload the closure's variables.
+    const t = text
+    const at = textLen
+    for (let i = 0; i < n; i++) t[at + i] = s.charCodeAt(i)
     textLen += n
   }
   function extra(v) {
     node(E_EXTRA, extras.push(v) - 1, 0)
   }
   function value(v, depth) {
-    switch (typeof v) {
-      case 'undefined':
-        node(E_UNDEFINED, 0, 0)
-        return
-      case 'boolean':
-        node(v ? E_TRUE : E_FALSE, 0, 0)
-        return
-      case 'number':
-        node(E_NUMBER, v, 0)
-        return
-      case 'string':
-        string(v)
-        return
-      case 'object':
-        break
-      default:
-        // Functions (handles among them), bigints, symbols: the addon
-        // decides.
-        extra(v)
-        return
+    // `typeof v === '…'` tests, not a `switch (typeof v)`: the optimiser
+    // makes each a type check, where the switch called a builtin.
+    const t = typeof v
+    if (t === 'string') {
+      string(v)
+      return
+    }
+    if (t === 'number') {
+      node(E_NUMBER, v, 0)
+      return
+    }
+    if (t === 'boolean') {
+      node(v ? E_TRUE : E_FALSE, 0, 0)
+      return
+    }
+    if (t === 'undefined') {
+      node(E_UNDEFINED, 0, 0)
+      return
+    }
+    if (t !== 'object') {
+      // Functions (handles among them), bigints, symbols: the addon
+      // decides.
+      extra(v)
+      return
     }
     if (v === null) {
       node(E_NULL, 0, 0)
@@ -299,6 +390,37 @@ function encode(values) {
       if (i === n && n > 0) {
         tape[at] = E_NUMBERS
         len = base + 3 * Math.ceil(n / 3)
+      } else if (i === 0 && typeof x === 'string') {
+        // Strings are packed too while they last, their text in the
+        // ropes: one number each, and no dispatch per item.
+        tape[base] = longLen
+        let k = 0
+        for (;;) {
+          const m = x.length
+          tape[base + 1 + k] = m
+          toRope(x, m)
+          if (++k === n) break
+          x = v[k]
+          if (typeof x !== 'string') break
+        }
+        if (k === n) {
+          tape[at] = E_STRINGS
+          len = base + 3 * Math.ceil((n + 1) / 3)
+        } else {
+          // Not all strings: those before `x` become nodes, from the last
+          // (each packed length is read before a node overwrites it).
+          let end = longLen
+          for (let j = k - 1; j >= 0; j--) {
+            const m = tape[base + 1 + j]
+            end -= m
+            tape[base + 3 * j] = E_ROPE_STRING
+            tape[base + 3 * j + 1] = end
+            tape[base + 3 * j + 2] = m
+          }
+          len = base + 3 * k
+          value(x, depth + 1)
+          for (let j = k + 1; j < n; j++) value(v[j], depth + 1)
+        }
       } else {
         // Not all numbers: the ones before `x` become nodes, from the
         // last (a node is wider than a packed number, so going backwards
@@ -317,10 +439,18 @@ function encode(values) {
       }
     } else if (kind === E_OBJECT) {
       const keys = Object.keys(v)
-      node(E_OBJECT, keys.length, 0)
-      for (let i = 0; i < keys.length; i++) {
-        string(keys[i])
-        value(v[keys[i]], depth + 1)
+      const nk = keys.length
+      const shape = nk > 0 ? shapes.get(keys[0]) : undefined
+      if (shape !== undefined && sameKeys(shape.keys, keys)) {
+        node(E_SHAPED, shape.node, 0)
+        for (let i = 0; i < nk; i++) value(v[keys[i]], depth + 1)
+      } else {
+        if (nk > 0) shapes.set(keys[0], { keys, node: at / 3 })
+        node(E_OBJECT, nk, 0)
+        for (let i = 0; i < nk; i++) {
+          string(keys[i])
+          value(v[keys[i]], depth + 1)
+        }
       }
     } else if (kind === E_MAP) {
       node(E_MAP, v.size, 0)
@@ -342,10 +472,16 @@ function encode(values) {
     if (lent) lease[0] = 0
     throw e
   }
-  if (!lent) return [tape.subarray(0, len), text.subarray(0, textLen), extras, null]
-  if (tape.length <= KEEP_TAPE) spareTape = tape
-  if (text.length <= KEEP_TEXT) spareText = text
-  return [tape.subarray(0, len), text.subarray(0, textLen), extras, lease]
+  if (ropeLen > 0) closeRope()
+  const out = [tape.subarray(0, len), text.subarray(0, textLen), ropes, latin1, extras, null]
+  if (lent) {
+    if (tape.length <= KEEP_TAPE) spareTape = tape
+    else bigTape = new WeakRef(tape)
+    if (text.length <= KEEP_TEXT) spareText = text
+    else bigText = new WeakRef(text)
+    out[5] = lease
+  }
+  return out
 }
 
 module.exports = { decode, encode }

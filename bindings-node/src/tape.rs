@@ -36,6 +36,20 @@ const D_SET: u8 = 14;
 const D_END: u8 = 15;
 /// An array of numbers only: its length, then the numbers, no opcodes.
 const D_NUMBERS: u8 = 16;
+/// An array of Latin-1 strings only: its length, the first one's start,
+/// then each one's end (their text is consecutive).
+const D_LATIN1S: u8 = 17;
+
+/// `decode` gets the Latin-1 text as strings of about this many bytes, or,
+/// past [`LARGE_TEXT`], of an eighth of the text before them; not as one.
+/// V8 makes a string over 128 KiB in fresh memory of its own (the first
+/// touch of every page was 14% of taking 0.3 MB of strings out), while a
+/// smaller one is made in the young generation, whose collections copy it
+/// for as long as it lives: the growing chunks of megabytes of text are
+/// made in V8's large-object space, which is not copied. And a string
+/// sliced from a chunk keeps only that chunk alive.
+const LATIN1_CHUNK: usize = 32 << 10;
+const LARGE_TEXT: usize = 4 << 20;
 
 /// Builds a Node value from core's walk. A root scalar is made directly;
 /// anything with a container goes through the tape.
@@ -45,15 +59,19 @@ pub struct NodeSink<'a> {
     ops: Vec<u8>,
     nums: Vec<f64>,
     latin1: Vec<u8>,
+    /// Where `latin1` is cut into the strings `decode` slices (see
+    /// [`LATIN1_CHUNK`]), at string boundaries.
+    latin1_cuts: Vec<usize>,
     utf16: Vec<u16>,
     /// Values made directly (handles, dates, bytes, bigints, errors).
     extras: Vec<Val>,
     /// The tape index of each core key id (`u32::MAX`: not sent yet).
     key_index: Vec<u32>,
     keys_sent: u32,
-    /// Where each open array's opcode is (`usize::MAX` for other
-    /// containers), to rewrite an array of numbers as one `D_NUMBERS`.
-    open_arrays: Vec<usize>,
+    /// Where each open array's opcode and length are in `ops` and `nums`
+    /// (`usize::MAX` for other containers), to rewrite an array of numbers
+    /// or of Latin-1 strings as one opcode.
+    open_arrays: Vec<(usize, usize)>,
     depth: usize,
     root: Option<Val>,
     /// Byte buffers as views of the sandbox's memory (`shareBuffers`).
@@ -61,16 +79,61 @@ pub struct NodeSink<'a> {
     error: Option<napi::Error>,
 }
 
+/// The last sink's buffers, emptied, for the next one on this thread:
+/// growing new ones was a tenth of taking 10 KB of strings out. Buffers
+/// that grew past [`KEEP_BYTES`] are dropped, so one large value does not
+/// pin its memory.
+#[derive(Default)]
+struct Spare {
+    ops: Vec<u8>,
+    nums: Vec<f64>,
+    latin1: Vec<u8>,
+    latin1_cuts: Vec<usize>,
+    utf16: Vec<u16>,
+}
+
+const KEEP_BYTES: usize = 1 << 20;
+
+thread_local! {
+    static SPARE: std::cell::RefCell<Spare> = std::cell::RefCell::new(Spare::default());
+}
+
+/// `v` emptied, if it is small enough to keep.
+fn kept<T>(mut v: Vec<T>) -> Vec<T> {
+    if v.capacity() * std::mem::size_of::<T>() > KEEP_BYTES {
+        return Vec::new();
+    }
+    v.clear();
+    v
+}
+
+impl Drop for NodeSink<'_> {
+    fn drop(&mut self) {
+        let spare = Spare {
+            ops: kept(std::mem::take(&mut self.ops)),
+            nums: kept(std::mem::take(&mut self.nums)),
+            latin1: kept(std::mem::take(&mut self.latin1)),
+            latin1_cuts: kept(std::mem::take(&mut self.latin1_cuts)),
+            utf16: kept(std::mem::take(&mut self.utf16)),
+        };
+        // A nested sink (a getter that calls into a context mid-walk) may
+        // have put its buffers back first: either set will do.
+        SPARE.with(|s| *s.borrow_mut() = spare);
+    }
+}
+
 impl<'a> NodeSink<'a> {
     /// `state` makes handles (without one, handles become `undefined`).
     pub fn new(env: &'a EnvData, state: Option<&'a Arc<CtxState>>) -> NodeSink<'a> {
+        let spare = SPARE.with(|s| std::mem::take(&mut *s.borrow_mut()));
         NodeSink {
             env,
             state,
-            ops: Vec::new(),
-            nums: Vec::new(),
-            latin1: Vec::new(),
-            utf16: Vec::new(),
+            ops: spare.ops,
+            nums: spare.nums,
+            latin1: spare.latin1,
+            latin1_cuts: spare.latin1_cuts,
+            utf16: spare.utf16,
             extras: Vec::new(),
             key_index: Vec::new(),
             keys_sent: 0,
@@ -108,8 +171,18 @@ impl<'a> NodeSink<'a> {
         let e = self.env.env;
         let ops = typed(e, sys::TypedarrayType::uint8_array, &self.ops)?;
         let nums = typed(e, sys::TypedarrayType::float64_array, &self.nums)?;
-        let mut latin1 = ptr::null_mut();
-        napi_call!(napi_create_string_latin1(e, self.latin1.as_ptr().cast(), self.latin1.len() as isize, &mut latin1))?;
+        self.latin1_cuts.push(self.latin1.len());
+        let latin1 = raw::array(e, self.latin1_cuts.len())?;
+        let mut from = 0;
+        for (i, &to) in self.latin1_cuts.iter().enumerate() {
+            let mut chunk = ptr::null_mut();
+            let text = &self.latin1[from..to];
+            napi_call!(napi_create_string_latin1(e, text.as_ptr().cast(), text.len() as isize, &mut chunk))?;
+            raw::set_element(e, latin1, i as u32, chunk)?;
+            from = to;
+        }
+        let cuts: Vec<f64> = self.latin1_cuts.iter().map(|&c| c as f64).collect();
+        let latin1_ends = typed(e, sys::TypedarrayType::float64_array, &cuts)?;
         let mut utf16 = ptr::null_mut();
         napi_call!(napi_create_string_utf16(e, self.utf16.as_ptr(), self.utf16.len() as isize, &mut utf16))?;
         let extras = raw::array(e, self.extras.len())?;
@@ -117,7 +190,7 @@ impl<'a> NodeSink<'a> {
             raw::set_element(e, extras, i as u32, *x)?;
         }
         let undef = raw::undefined(e)?;
-        raw::call(e, undef, self.env.helper(H::Decode)?, &[ops, nums, latin1, utf16, extras])
+        raw::call(e, undef, self.env.helper(H::Decode)?, &[ops, nums, latin1, latin1_ends, utf16, extras])
     }
 
     fn fail<T>(&mut self, e: napi::Error) -> Result<T, Halt> {
@@ -160,6 +233,11 @@ impl<'a> NodeSink<'a> {
     fn text(&mut self, s: JsStr, latin1_op: u8, utf16_op: u8) {
         match s {
             JsStr::Latin1(b) => {
+                let chunk_start = self.latin1_cuts.last().copied().unwrap_or(0);
+                let limit = if self.latin1.len() < LARGE_TEXT { LATIN1_CHUNK } else { self.latin1.len() / 8 };
+                if self.latin1.len() - chunk_start >= limit {
+                    self.latin1_cuts.push(self.latin1.len());
+                }
                 self.ops.push(latin1_op);
                 self.nums.push(self.latin1.len() as f64);
                 self.latin1.extend_from_slice(b);
@@ -175,7 +253,8 @@ impl<'a> NodeSink<'a> {
     }
 
     fn open(&mut self, op: u8) -> Result<(), Halt> {
-        self.open_arrays.push(if op == D_ARRAY { self.ops.len() } else { usize::MAX });
+        // `begin_array` pushes the length next.
+        self.open_arrays.push(if op == D_ARRAY { (self.ops.len(), self.nums.len()) } else { (usize::MAX, 0) });
         self.ops.push(op);
         self.depth += 1;
         Ok(())
@@ -193,6 +272,34 @@ fn push_well_formed(out: &mut Vec<u16>, u: &[u16]) {
         let mut buf = [0u16; 2];
         out.extend_from_slice(c.unwrap_or('\u{FFFD}').encode_utf16(&mut buf));
     }
+}
+
+/// A string as UTF-16 units, each lone surrogate made U+FFFD (as in every
+/// binding) in `fixed` when there is one.
+fn well_formed<'r>(u: &'r [u16], fixed: &'r mut Vec<u16>) -> Read<'r> {
+    if !u.iter().any(|&c| (0xD800..0xE000).contains(&c)) {
+        return Read::Utf16(u);
+    }
+    fixed.clear();
+    push_well_formed(fixed, u);
+    Read::Utf16(fixed)
+}
+
+/// The strings of a run (`lens` long each, one after another in `u`), each
+/// lone surrogate made U+FFFD in `fixed` when there is one. Each string is
+/// checked alone: two halves of a pair in adjacent strings are lone.
+fn well_formed_run<'r>(u: &'r [u16], lens: &[f64], fixed: &'r mut Vec<u16>) -> &'r [u16] {
+    if !u.iter().any(|&c| (0xD800..0xE000).contains(&c)) {
+        return u;
+    }
+    fixed.clear();
+    let mut at = 0usize;
+    for &len in lens {
+        let end = (at + len as usize).min(u.len());
+        push_well_formed(fixed, &u[at..end]);
+        at = end;
+    }
+    fixed
 }
 
 /// A typed array holding a copy of `data`.
@@ -343,14 +450,35 @@ impl Sink for NodeSink<'_> {
     }
     fn end(&mut self) -> Result<(), Halt> {
         self.depth -= 1;
-        let at = self.open_arrays.pop().unwrap_or(usize::MAX);
+        let (at, nums_at) = self.open_arrays.pop().unwrap_or((usize::MAX, 0));
         // An array of numbers only (its operands already lie in `nums`
         // as the length and the values): one opcode, and `decode` copies
         // the numbers in a tight loop instead of dispatching on each.
-        if at != usize::MAX && self.ops[at + 1..].iter().all(|&op| op == D_NUMBER) {
-            self.ops.truncate(at);
-            self.ops.push(D_NUMBERS);
-            return Ok(());
+        if at != usize::MAX {
+            // Likewise an array of Latin-1 strings only: one opcode and a
+            // tight loop. Their text is consecutive, so the start and end
+            // of each become the first start and each one's end.
+            let items = &self.ops[at + 1..];
+            let run = match items.first() {
+                None => Some(D_NUMBERS),
+                Some(&first @ (D_NUMBER | D_LATIN1)) if items.iter().all(|&op| op == first) => {
+                    Some(if first == D_NUMBER { D_NUMBERS } else { D_LATIN1S })
+                }
+                _ => None,
+            };
+            if let Some(op) = run {
+                if op == D_LATIN1S {
+                    let n = items.len();
+                    // [len, s0, e0, s1, e1, ...] → [len, s0, e0, e1, ...]
+                    for i in 1..n {
+                        self.nums[nums_at + 2 + i] = self.nums[nums_at + 2 + 2 * i];
+                    }
+                    self.nums.truncate(nums_at + 2 + n);
+                }
+                self.ops.truncate(at);
+                self.ops.push(op);
+                return Ok(());
+            }
         }
         self.ops.push(D_END);
         Ok(())
@@ -385,6 +513,9 @@ const E_MAP: u8 = 10;
 const E_SET: u8 = 11;
 const E_CYCLE: u8 = 12;
 const E_NUMBERS: u8 = 13;
+const E_ROPE_STRING: u8 = 14;
+const E_STRINGS: u8 = 15;
+const E_SHAPED: u8 = 16;
 
 /// Reads the tape `encode` made of some Node values. Node values the tape
 /// leaves to the addon (bytes, handles, bigints, errors, anything unusual)
@@ -394,8 +525,10 @@ pub struct NodeSource<'a> {
     /// Numbers of `encode`'s Float64Array, borrowed from Node's memory (the
     /// array is alive in the caller's handle scope).
     tape: &'a [f64],
-    /// `encode`'s Uint16Array of string text, borrowed the same way.
+    /// `encode`'s Uint16Array of short strings' text, borrowed the same way.
     text: &'a [u16],
+    /// The text of the other strings, copied out of `encode`'s ropes.
+    long: Text,
     /// `encode`'s buffers are lent to this walk (`lib/transfer.js`): the
     /// flag it zeroes on drop to give them back.
     lease: Option<*mut i32>,
@@ -419,7 +552,7 @@ impl<'a> NodeSource<'a> {
         let undef = raw::undefined(e)?;
         let out = raw::call(e, undef, env.helper(H::Encode)?, &[arr])?;
         // The lease first: from here on, every way out gives it back.
-        let lease_v = raw::get_element(e, out, 3)?;
+        let lease_v = raw::get_element(e, out, 5)?;
         let lease = match raw::type_of(e, lease_v)? {
             sys::ValueType::napi_object => {
                 Some(typed_array_raw::<i32>(e, lease_v, sys::TypedarrayType::int32_array)?.0)
@@ -430,6 +563,7 @@ impl<'a> NodeSource<'a> {
             env,
             tape: &[],
             text: &[],
+            long: Text::Latin1(Vec::new()),
             lease,
             extras: undef,
             roots: Vec::with_capacity(values.len()),
@@ -438,7 +572,9 @@ impl<'a> NodeSource<'a> {
         };
         src.tape = typed_array::<f64>(e, raw::get_element(e, out, 0)?, sys::TypedarrayType::float64_array)?;
         src.text = typed_array::<u16>(e, raw::get_element(e, out, 1)?, sys::TypedarrayType::uint16_array)?;
-        src.extras = raw::get_element(e, out, 2)?;
+        let latin1 = raw::get_bool(e, raw::get_element(e, out, 3)?)?;
+        src.long = read_ropes(e, raw::get_element(e, out, 2)?, latin1)?;
+        src.extras = raw::get_element(e, out, 4)?;
         let mut at = 0;
         for _ in values {
             src.roots.push(HostRef(at));
@@ -464,10 +600,19 @@ impl<'a> NodeSource<'a> {
         self.tape.get(3 * i + 2).copied().unwrap_or(0.0)
     }
 
+    /// The earlier object whose keys an `E_SHAPED` node `i` has.
+    fn shape(&self, i: usize) -> Option<usize> {
+        if self.kind(i) != E_SHAPED {
+            return None;
+        }
+        let shape = self.a(i) as usize;
+        (shape < i && self.kind(shape) == E_OBJECT).then_some(shape)
+    }
+
     /// The node after `i` and its children.
     fn next(&self, i: usize) -> usize {
         match self.kind(i) {
-            E_ARRAY | E_OBJECT | E_MAP | E_SET | E_NUMBERS => self.b(i) as usize,
+            E_ARRAY | E_OBJECT | E_MAP | E_SET | E_NUMBERS | E_STRINGS | E_SHAPED => self.b(i) as usize,
             _ => i + 1,
         }
     }
@@ -485,7 +630,7 @@ impl<'a> NodeSource<'a> {
         };
         match read_extra(self.env, v) {
             Ok(Extra::Read(r)) => Ok(r),
-            Ok(Extra::BigInt(b)) => Ok(Read::BigInt(b)),
+            Ok(Extra::BigInt(b)) => Ok(Read::BigInt(Box::new(b))),
             Ok(Extra::Bytes(p, n)) => {
                 // SAFETY: Node's buffer, alive in the caller's handle scope
                 // (held by `extras`), not touched by JS during the walk.
@@ -527,6 +672,56 @@ fn typed_array<'a, T>(e: Env, v: Val, want: i32) -> napi::Result<&'a [T]> {
     Ok(if n == 0 { &[] } else { unsafe { std::slice::from_raw_parts(data as *const T, n) } })
 }
 
+/// The strings' text: one byte per character when `encode` found none
+/// above U+00FF, else UTF-16 units.
+enum Text {
+    Latin1(Vec<u8>),
+    Utf16(Vec<u16>),
+}
+
+/// Copies the text out of `encode`'s ropes (an array of strings), one
+/// N-API call each: V8 writes a rope's pieces straight into the buffer.
+fn read_ropes(e: Env, ropes: Val, latin1: bool) -> napi::Result<Text> {
+    let mut n = 0u32;
+    napi_call!(napi_get_array_length(e, ropes, &mut n))?;
+    let mut parts = Vec::with_capacity(n as usize);
+    let mut total = 0usize;
+    for i in 0..n {
+        let r = raw::get_element(e, ropes, i)?;
+        let mut len = 0usize;
+        napi_call!(napi_get_value_string_utf16(e, r, ptr::null_mut(), 0, &mut len))?;
+        parts.push((r, len));
+        total += len;
+    }
+    // N-API ends what it writes with a NUL: one unit more, overwritten by
+    // the next rope's text and cut at the end.
+    Ok(if latin1 {
+        let mut buf: Vec<u8> = Vec::with_capacity(total + 1);
+        let mut at = 0;
+        for (r, len) in parts {
+            let mut wrote = 0usize;
+            // SAFETY: `len + 1` bytes from `at` are within the capacity.
+            napi_call!(napi_get_value_string_latin1(e, r, buf.as_mut_ptr().add(at).cast(), len + 1, &mut wrote))?;
+            at += wrote.min(len);
+        }
+        // SAFETY: N-API initialised the first `at` bytes.
+        unsafe { buf.set_len(at) };
+        Text::Latin1(buf)
+    } else {
+        let mut buf: Vec<u16> = Vec::with_capacity(total + 1);
+        let mut at = 0;
+        for (r, len) in parts {
+            let mut wrote = 0usize;
+            // SAFETY: `len + 1` units from `at` are within the capacity.
+            napi_call!(napi_get_value_string_utf16(e, r, buf.as_mut_ptr().add(at), len + 1, &mut wrote))?;
+            at += wrote.min(len);
+        }
+        // SAFETY: N-API initialised the first `at` units.
+        unsafe { buf.set_len(at) };
+        Text::Utf16(buf)
+    })
+}
+
 enum Extra {
     Read(Read<'static>),
     BigInt(pr::BigInt),
@@ -550,7 +745,7 @@ fn read_extra(env: &EnvData, v: Val) -> napi::Result<Extra> {
             Special::Handle(h) => Ok(Extra::Read(Read::Handle(h))),
             Special::Bytes(p, n) => Ok(Extra::Bytes(p, n)),
             Special::Date(ms) => Ok(Extra::Read(Read::Date(ms))),
-            Special::Error => Ok(Extra::Read(Read::Error(error_value(e, v)?))),
+            Special::Error => Ok(Extra::Read(Read::Error(Box::new(error_value(e, v)?)))),
             Special::Unsupported(m) => Ok(Extra::Read(Read::Unsupported(m))),
         },
         _ => unsupported("this Node value cannot be copied into the sandbox"),
@@ -573,15 +768,21 @@ impl Source for NodeSource<'_> {
             E_STRING => {
                 let (start, n) = (a as usize, self.b(i) as usize);
                 match self.text.get(start..start + n) {
-                    Some(u) if !u.iter().any(|&c| (0xD800..0xE000).contains(&c)) => Read::Utf16(u),
-                    Some(u) => {
-                        // Lone surrogates become U+FFFD, as in every binding.
-                        let mut w = Vec::with_capacity(u.len());
-                        push_well_formed(&mut w, u);
-                        self.fixed = w;
-                        Read::Utf16(&self.fixed)
-                    }
+                    Some(u) => well_formed(u, &mut self.fixed),
                     None => Read::Unsupported("a malformed tape".into()),
+                }
+            }
+            E_ROPE_STRING => {
+                let (start, n) = (a as usize, self.b(i) as usize);
+                match &self.long {
+                    Text::Latin1(b) => match b.get(start..start + n) {
+                        Some(b) => Read::Latin1(b),
+                        None => Read::Unsupported("a malformed tape".into()),
+                    },
+                    Text::Utf16(t) => match t.get(start..start + n) {
+                        Some(u) => well_formed(u, &mut self.fixed),
+                        None => Read::Unsupported("a malformed tape".into()),
+                    },
                 }
             }
             E_DATE => Read::Date(a),
@@ -594,7 +795,31 @@ impl Source for NodeSource<'_> {
                     None => Read::Unsupported("a malformed tape".into()),
                 }
             }
+            E_STRINGS => {
+                // The start in the ropes' text, then each string's length.
+                let at = 3 * (i + 1);
+                let Some((&start, lens)) = self.tape.get(at..at + 1 + a as usize).and_then(|p| p.split_first()) else {
+                    return Ok(Read::Unsupported("a malformed tape".into()));
+                };
+                let (start, n) = (start as usize, lens.iter().sum::<f64>() as usize);
+                match &self.long {
+                    Text::Latin1(b) => match b.get(start..start + n) {
+                        Some(b) => Read::Strings { text: JsStr::Latin1(b), lens },
+                        None => Read::Unsupported("a malformed tape".into()),
+                    },
+                    Text::Utf16(t) => match t.get(start..start + n) {
+                        Some(u) => {
+                            Read::Strings { text: JsStr::Utf16(well_formed_run(u, lens, &mut self.fixed)), lens }
+                        }
+                        None => Read::Unsupported("a malformed tape".into()),
+                    },
+                }
+            }
             E_OBJECT => Read::Object(a as usize),
+            E_SHAPED => match self.shape(i) {
+                Some(shape) => Read::Object(self.a(shape) as usize),
+                None => Read::Unsupported("a malformed tape".into()),
+            },
             E_MAP => Read::Map(a as usize),
             E_SET => Read::Set(a as usize),
             E_CYCLE => Read::Unsupported("cyclic reference".into()),
@@ -613,6 +838,17 @@ impl Source for NodeSource<'_> {
     }
 
     fn entries(&mut self, v: HostRef, out: &mut Vec<(HostRef, HostRef)>) -> Result<(), Halt> {
+        if let Some(shape) = self.shape(v.0) {
+            // The keys are the shape's; only the values follow this node.
+            let n = self.a(shape) as usize;
+            let (mut key, mut at) = (shape + 1, v.0 + 1);
+            for _ in 0..n {
+                out.push((HostRef(key), HostRef(at)));
+                key = self.next(self.next(key));
+                at = self.next(at);
+            }
+            return Ok(());
+        }
         let n = self.a(v.0) as usize;
         let mut at = v.0 + 1;
         for _ in 0..n {
@@ -622,6 +858,12 @@ impl Source for NodeSource<'_> {
             at = self.next(x);
         }
         Ok(())
+    }
+
+    fn stable_keys(&self) -> bool {
+        // A ref is a node of the tape, which holds still during the walk;
+        // records of one shape name the same key nodes (`E_SHAPED`).
+        true
     }
 
     fn enter(&mut self, walk: &mut dyn FnMut(&mut dyn Source)) {

@@ -105,6 +105,68 @@ test('values: large values cross whole both ways (tapes, serializer fast path)',
     assert.ok(out instanceof Uint8Array && out.length === bytes.length && out[12345] === 9 && out.byteOffset === 0)
   }))
 
+test('values: strings and records cross whole in every layout the tapes use', () =>
+  withContext({}, (ctx) => {
+    const id = ctx.evalSync('(x) => x')
+    const units = ctx.evalSync('(a) => a.map((s) => Array.from(s, (c) => c.charCodeAt(0)).join(","))')
+    // Arrays of strings go packed until an item is not a string; the
+    // strings before it become nodes again.
+    const layouts = [
+      ['a long string here', 'another long one', 5, 'short', null, 'x'.repeat(40)],
+      ['one', 'two', { three: 'a long string value' }, 'four four four'],
+      ['', '', 'é', 'ü'.repeat(30), ''],
+      ['\ud800', '\udc00', 'ok \ud83c\udf0d fine', 'lone \udfff here, long enough'],
+      ['wide Ā text', 'narrow text!!'],
+      [[]],
+      [],
+    ]
+    for (const v of layouts) {
+      const back = id(v)
+      // Lone surrogates become U+FFFD, as in every binding.
+      assert.deepStrictEqual(back, v.map((x) => (typeof x === 'string' ? x.toWellFormed() : x)))
+    }
+    // Each string of a run is checked alone: two halves of a pair in
+    // adjacent strings are each lone.
+    assert.deepStrictEqual(units(['\ud83c', '\udf0d']), ['65533', '65533'])
+    // Far more text than one rope holds (64 Ki units), with the first
+    // character above U+00FF only in the last rope, then the same text out
+    // again, across the Latin-1 chunks sandbox → Node uses (32 KiB, and an
+    // eighth of the text past 4 MiB).
+    for (const count of [20000, 300000]) {
+      const text = Array.from({ length: count }, (_, i) => `text number ${i}`)
+      text[count - 1] = 'last one: \u0100'
+      const inside = ctx.evalSync('(a) => a.join("|")')(text)
+      assert.equal(inside, text.join('|'))
+      ctx.setGlobal('text', text.slice(0, -1))
+      const out = ctx.evalSync('text')
+      assert.equal(out.length, count - 1)
+      assert.equal(out.join('|'), text.slice(0, -1).join('|'))
+    }
+    // Records whose keys repeat name the first record's keys; other key
+    // orders, subsets, nested shapes, long keys and number-like keys are
+    // their own.
+    const records = Array.from({ length: 2000 }, (_, i) => {
+      switch (i % 6) {
+        case 0:
+          return { id: i, name: `item ${i}`, tags: ['a', 'b'] }
+        case 1:
+          return { name: `item ${i}`, id: i, tags: [] }
+        case 2:
+          return { id: i, name: `item ${i}` }
+        case 3:
+          return { id: i, nested: { id: -i, name: 'inner' }, 'a rather long key name': true }
+        case 4:
+          // The keys of case 0 but the last.
+          return { id: i, name: `item ${i}`, flag: i % 3 === 0 }
+        default:
+          return { 2: 'two', 1: 'one', id: i, '': 'empty key' }
+      }
+    })
+    const keysInside = ctx.evalSync('(a) => a.map((r) => Object.keys(r).join(",") + "=" + JSON.stringify(r))')
+    assert.deepStrictEqual(keysInside(records), records.map((r) => Object.keys(r).join(',') + '=' + JSON.stringify(r)))
+    assert.deepStrictEqual(id(records), records)
+  }))
+
 test('values: a call made while a value is being copied in gets its own tape', () =>
   withContext({}, (ctx) =>
     withContext({}, (other) => {

@@ -298,7 +298,7 @@ impl PySource {
             return Ok(Read::Integer(i));
         }
         match v.extract::<pr::BigInt>() {
-            Ok(b) => Ok(Read::BigInt(b)),
+            Ok(b) => Ok(Read::BigInt(Box::new(b))),
             Err(e) => self.fail(e),
         }
     }

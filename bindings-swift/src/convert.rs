@@ -183,7 +183,7 @@ impl Source for JsValueSource {
             JsValue::Integer(i) => Read::Integer(*i),
             JsValue::Number(n) => Read::Number(*n),
             JsValue::Bigint(digits) => match digits.trim().parse::<pr::BigInt>() {
-                Ok(b) => Read::BigInt(b),
+                Ok(b) => Read::BigInt(Box::new(b)),
                 Err(_) => Read::Unsupported(format!("{digits:?} is not a BigInt (decimal digits expected)")),
             },
             JsValue::String(s) => Read::String(s),
@@ -193,9 +193,11 @@ impl Source for JsValueSource {
             JsValue::Object(props) => Read::Object(props.len()),
             JsValue::Map(entries) => Read::Map(entries.len()),
             JsValue::Set(items) => Read::Set(items.len()),
-            JsValue::Error { name, message, stack } => {
-                Read::Error(pr::ErrorValue { name: name.clone(), message: message.clone(), stack: stack.clone() })
-            }
+            JsValue::Error { name, message, stack } => Read::Error(Box::new(pr::ErrorValue {
+                name: name.clone(),
+                message: message.clone(),
+                stack: stack.clone(),
+            })),
             JsValue::Function(h)
             | JsValue::Promise(h)
             | JsValue::Symbol(h)

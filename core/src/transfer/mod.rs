@@ -97,6 +97,21 @@ impl<'a> JsStr<'a> {
     }
 }
 
+/// UTF-16 units packed 16 bits each, with the length in the top 16 bits.
+pub(crate) const PACKED_KEY_LEN: usize = 7;
+
+/// `units` (UTF-16 code units) packed with their count, if few enough.
+pub(crate) fn pack_key(len: usize, units: impl Iterator<Item = u16>) -> Option<u128> {
+    if len > PACKED_KEY_LEN {
+        return None;
+    }
+    let mut p = (len as u128) << 112;
+    for (i, u) in units.enumerate() {
+        p |= u128::from(u) << (16 * i);
+    }
+    Some(p)
+}
+
 /// An object key, with an id that is the same for equal keys within one
 /// walk: ids are dense and given in first-seen order (0, 1, 2, ...), so a
 /// sink can keep each host key string once in a `Vec` and reuse it for
@@ -189,17 +204,22 @@ pub enum Read<'a> {
     /// number.
     Integer(i64),
     Number(f64),
-    BigInt(BigInt),
+    /// Boxed, as is `Error`: `Read` is returned for every value the walk
+    /// reads, and is small this way.
+    BigInt(Box<BigInt>),
     String(&'a str),
     /// A string as UTF-16 code units (as a JS host holds it); lone
     /// surrogates reach JS as they are (a `Value` gets U+FFFD).
     Utf16(&'a [u16]),
+    /// A string of Latin-1 characters, one byte each (how V8 holds text
+    /// that fits): it becomes a V8 string by one copy, with no scan.
+    Latin1(&'a [u8]),
     /// Milliseconds since the Unix epoch.
     Date(f64),
     /// Copied once, into the context's memory (it counts towards the
     /// memory limit), as a `Uint8Array`.
     Bytes(&'a [u8]),
-    Error(ErrorValue),
+    Error(Box<ErrorValue>),
     /// A handle of this context (one of another context is an error).
     Handle(JsHandle),
     /// An array of this many items: [`Source::items`] lists them.
@@ -208,6 +228,14 @@ pub enum Read<'a> {
     /// items): safe integers among them are integers, as [`Read::Number`]'s
     /// are.
     Numbers(&'a [f64]),
+    /// An array of strings only, read in one piece: `text` holds them one
+    /// after another, and `lens` is each one's length in `text`'s units
+    /// (whole numbers, as a tape of numbers holds them). UTF-16 text
+    /// reaches JS as it is, as [`Read::Utf16`]'s does.
+    Strings {
+        text: JsStr<'a>,
+        lens: &'a [f64],
+    },
     /// An object with this many string-keyed properties:
     /// [`Source::entries`] lists them; each key must read as a string.
     Object(usize),
@@ -238,6 +266,13 @@ pub trait Source {
     /// becomes one JS object met twice, as in a structured clone; otherwise
     /// (handles that differ per read) each occurrence is a copy.
     fn identities(&self) -> bool {
+        false
+    }
+    /// Whether equal refs read as object keys are the same text for the
+    /// whole walk (a key the source keeps alive, a place in its tape).
+    /// Then an object whose key refs are those of the object before it
+    /// (records) reuses that one's keys without reading them.
+    fn stable_keys(&self) -> bool {
         false
     }
     /// Runs `walk` (every read of one call), holding whatever the source

@@ -5,7 +5,7 @@
 
 use rustc_hash::FxHashMap;
 
-use super::{Arg, Args, HostRef, Read, Source, ValueSource};
+use super::{pack_key, Arg, Args, HostRef, JsStr, Read, Source, ValueSource};
 use crate::convert::{bigint_to_v8, key_seg, make_error, new_string, safe_integer, ConvError, MAX_DEPTH};
 use crate::error::Result;
 use crate::runtime::State;
@@ -21,9 +21,19 @@ pub(super) trait Target {
     fn array(&mut self, items: Vec<Self::Out>) -> Result<Self::Out, ConvError>;
     /// An array of numbers ([`Read::Numbers`]).
     fn numbers(&mut self, ns: &[f64]) -> Result<Self::Out, ConvError>;
+    /// An array of strings ([`Read::Strings`]), each checked by
+    /// [`split_strings`].
+    fn strings(&mut self, text: JsStr, lens: &[f64]) -> Result<Self::Out, ConvError>;
     fn set(&mut self, items: Vec<Self::Out>) -> Result<Self::Out, ConvError>;
     fn key(&mut self, k: &str) -> Result<Self::Key, ConvError>;
     fn key_utf16(&mut self, k: &[u16]) -> Result<Self::Key, ConvError>;
+    fn key_latin1(&mut self, k: &[u8]) -> Result<Self::Key, ConvError>;
+    /// The key made for ref `k` as the `i`th key of an earlier object, if
+    /// it was the last made there ([`Source::stable_keys`]).
+    fn key_at(&mut self, _i: usize, _k: HostRef) -> Option<Self::Key> {
+        None
+    }
+    fn keep_key_at(&mut self, _i: usize, _k: HostRef, _key: &Self::Key) {}
     fn begin_object(&mut self, len: usize) -> Self::Obj;
     fn property(&mut self, obj: &mut Self::Obj, k: Self::Key, v: Self::Out);
     fn end_object(&mut self, obj: Self::Obj) -> Self::Out;
@@ -46,6 +56,14 @@ pub(super) struct Walk {
     entries: Vec<Vec<(HostRef, HostRef)>>,
 }
 
+/// A container [`Walk::value`] read.
+enum Kind {
+    Array(usize),
+    Set(usize),
+    Object(usize),
+    Map(usize),
+}
+
 fn halt(_: super::Halt) -> ConvError {
     ConvError::halt()
 }
@@ -55,6 +73,10 @@ impl Walk {
         Walk { path: Vec::new(), items: Vec::new(), entries: Vec::new() }
     }
 
+    /// Inlined, so that a scalar item (most of them) costs a read and a
+    /// `scalar`, not a call into the container code's large frame: that
+    /// call was a quarter of core's time for an array of 55,000 strings.
+    #[inline]
     pub(super) fn value<T: Target>(
         &mut self,
         src: &mut dyn Source,
@@ -62,12 +84,6 @@ impl Walk {
         v: HostRef,
         depth: usize,
     ) -> Result<T::Out, ConvError> {
-        enum Kind {
-            Array(usize),
-            Set(usize),
-            Object(usize),
-            Map(usize),
-        }
         let kind = match src.read(v).map_err(halt)? {
             Read::Array(n) => Kind::Array(n),
             Read::Set(n) => Kind::Set(n),
@@ -75,8 +91,21 @@ impl Walk {
             Read::Map(n) => Kind::Map(n),
             Read::Unsupported(why) => return Err(ConvError::new(why)),
             Read::Numbers(ns) => return t.numbers(ns),
+            Read::Strings { text, lens } => return t.strings(text, lens),
             scalar => return t.scalar(scalar),
         };
+        self.container(src, t, v, kind, depth)
+    }
+
+    #[inline(never)]
+    fn container<T: Target>(
+        &mut self,
+        src: &mut dyn Source,
+        t: &mut T,
+        v: HostRef,
+        kind: Kind,
+        depth: usize,
+    ) -> Result<T::Out, ConvError> {
         let identities = src.identities();
         if identities {
             if let Some(out) = t.recall(v) {
@@ -133,15 +162,27 @@ impl Walk {
                         return Ok(t.end_map(map));
                     }
                     let mut obj = t.begin_object(refs.len());
-                    for &(k, x) in refs.iter() {
-                        let key = match src.read(k).map_err(halt)? {
-                            Read::String(s) => t.key(s)?,
-                            Read::Utf16(u) => t.key_utf16(u)?,
-                            other => {
-                                return Err(ConvError::new(format!(
-                                    "an object key must be a string, not {}",
-                                    read_kind(&other)
-                                )))
+                    let stable = src.stable_keys();
+                    for (i, &(k, x)) in refs.iter().enumerate() {
+                        let cached = if stable { t.key_at(i, k) } else { None };
+                        let key = match cached {
+                            Some(key) => key,
+                            None => {
+                                let key = match src.read(k).map_err(halt)? {
+                                    Read::String(s) => t.key(s)?,
+                                    Read::Utf16(u) => t.key_utf16(u)?,
+                                    Read::Latin1(b) => t.key_latin1(b)?,
+                                    other => {
+                                        return Err(ConvError::new(format!(
+                                            "an object key must be a string, not {}",
+                                            read_kind(&other)
+                                        )))
+                                    }
+                                };
+                                if stable {
+                                    t.keep_key_at(i, k, &key);
+                                }
+                                key
                             }
                         };
                         let xv = match self.value(src, t, x, depth + 1) {
@@ -169,6 +210,7 @@ fn key_text(src: &mut dyn Source, k: HostRef) -> String {
     match src.read(k) {
         Ok(Read::String(s)) => key_seg(s),
         Ok(Read::Utf16(u)) => key_seg(&String::from_utf16_lossy(u)),
+        Ok(Read::Latin1(b)) => key_seg(&latin1_string(b)),
         _ => "[?]".into(),
     }
 }
@@ -180,12 +222,12 @@ fn read_kind(r: &Read) -> &'static str {
         Read::Bool(_) => "a boolean",
         Read::Integer(_) | Read::Number(_) => "a number",
         Read::BigInt(_) => "a bigint",
-        Read::String(_) | Read::Utf16(_) => "a string",
+        Read::String(_) | Read::Utf16(_) | Read::Latin1(_) => "a string",
         Read::Date(_) => "a Date",
         Read::Bytes(_) => "bytes",
         Read::Error(_) => "an Error",
         Read::Handle(_) => "a handle",
-        Read::Array(_) | Read::Numbers(_) => "an array",
+        Read::Array(_) | Read::Numbers(_) | Read::Strings { .. } => "an array",
         Read::Object(_) => "an object",
         Read::Map(_) => "a Map",
         Read::Set(_) => "a Set",
@@ -197,17 +239,49 @@ fn read_kind(r: &Read) -> &'static str {
 /// few keys, and making each one anew (a V8 string, then its
 /// internalization when the property is added) was ~10% of converting a
 /// 1 MB list of records (perf). Short keys only, and a bounded number.
+///
+/// Keys of up to [`PACKED_KEY_LEN`](super::PACKED_KEY_LEN) characters (most) are looked up by
+/// their text packed into one integer: one hash and one comparison, where
+/// hashing and comparing a slice was 10% of sending 0.3 MB of records in
+/// from Node (perf). Equal text is one entry however the source held it.
 #[derive(Default)]
 struct KeyCache<'s> {
+    packed: FxHashMap<u128, v8::Local<'s, v8::String>>,
     keys: FxHashMap<Box<str>, v8::Local<'s, v8::String>>,
     utf16: FxHashMap<Box<[u16]>, v8::Local<'s, v8::String>>,
+    latin1: FxHashMap<Box<[u8]>, v8::Local<'s, v8::String>>,
 }
 
 const KEY_CACHE_MAX_LEN: usize = 32;
+/// Positions [`V8Target`] keeps the last key of.
+const KEYS_AT_MAX: usize = 64;
 const KEY_CACHE_MAX_ENTRIES: usize = 4096;
-
 impl<'s> KeyCache<'s> {
+    /// The cached key for `packed`, or `make`'s (cached when there is room).
+    fn packed(
+        &mut self,
+        packed: u128,
+        make: impl FnOnce() -> Result<v8::Local<'s, v8::String>, ConvError>,
+    ) -> Result<v8::Local<'s, v8::String>, ConvError> {
+        if let Some(s) = self.packed.get(&packed) {
+            return Ok(*s);
+        }
+        let s = make()?;
+        if self.packed.len() < KEY_CACHE_MAX_ENTRIES {
+            self.packed.insert(packed, s);
+        }
+        Ok(s)
+    }
+
     fn key(&mut self, scope: &mut v8::PinScope<'s, '_>, k: &str) -> Result<v8::Local<'s, v8::String>, ConvError> {
+        if k.is_ascii() {
+            if let Some(p) = pack_key(k.len(), k.bytes().map(u16::from)) {
+                return self.packed(p, || {
+                    v8::String::new_from_one_byte(scope, k.as_bytes(), v8::NewStringType::Internalized)
+                        .ok_or_else(|| ConvError::new("string too long for V8"))
+                });
+            }
+        }
         if k.len() > KEY_CACHE_MAX_LEN {
             return new_string(scope, k);
         }
@@ -227,6 +301,9 @@ impl<'s> KeyCache<'s> {
         scope: &mut v8::PinScope<'s, '_>,
         k: &[u16],
     ) -> Result<v8::Local<'s, v8::String>, ConvError> {
+        if let Some(p) = pack_key(k.len(), k.iter().copied()) {
+            return self.packed(p, || new_utf16(scope, k, v8::NewStringType::Internalized));
+        }
         if k.len() > KEY_CACHE_MAX_LEN {
             return new_utf16(scope, k, v8::NewStringType::Normal);
         }
@@ -239,6 +316,70 @@ impl<'s> KeyCache<'s> {
         }
         Ok(s)
     }
+
+    fn key_latin1(
+        &mut self,
+        scope: &mut v8::PinScope<'s, '_>,
+        k: &[u8],
+    ) -> Result<v8::Local<'s, v8::String>, ConvError> {
+        if let Some(p) = pack_key(k.len(), k.iter().map(|&b| u16::from(b))) {
+            return self.packed(p, || new_latin1(scope, k, v8::NewStringType::Internalized));
+        }
+        if k.len() > KEY_CACHE_MAX_LEN {
+            return new_latin1(scope, k, v8::NewStringType::Normal);
+        }
+        if let Some(s) = self.latin1.get(k) {
+            return Ok(*s);
+        }
+        let s = new_latin1(scope, k, v8::NewStringType::Internalized)?;
+        if self.latin1.len() < KEY_CACHE_MAX_ENTRIES {
+            self.latin1.insert(k.into(), s);
+        }
+        Ok(s)
+    }
+}
+
+fn new_latin1<'s>(
+    scope: &mut v8::PinScope<'s, '_>,
+    b: &[u8],
+    kind: v8::NewStringType,
+) -> Result<v8::Local<'s, v8::String>, ConvError> {
+    if b.len() > v8::String::MAX_LENGTH {
+        return Err(ConvError::new(format!(
+            "string of {} characters exceeds V8's maximum string length ({})",
+            b.len(),
+            v8::String::MAX_LENGTH
+        )));
+    }
+    v8::String::new_from_one_byte(scope, b, kind).ok_or_else(|| ConvError::new("string too long for V8"))
+}
+
+/// Calls `each` with each string of a [`Read::Strings`] run, in order. A
+/// length that is not a whole number, or lengths that overrun the text,
+/// are a conversion error (a malformed source), never a panic.
+pub(super) fn split_strings(
+    text: JsStr,
+    lens: &[f64],
+    mut each: impl FnMut(JsStr) -> Result<(), ConvError>,
+) -> Result<(), ConvError> {
+    let mut at = 0usize;
+    for &len in lens {
+        let n = len as usize;
+        if n as f64 != len || n > text.len() - at {
+            return Err(ConvError::new("malformed string lengths from the host"));
+        }
+        each(match text {
+            JsStr::Latin1(b) => JsStr::Latin1(&b[at..at + n]),
+            JsStr::Utf16(u) => JsStr::Utf16(&u[at..at + n]),
+        })?;
+        at += n;
+    }
+    Ok(())
+}
+
+/// Latin-1 text as a Rust string (each byte is the code point).
+fn latin1_string(b: &[u8]) -> String {
+    b.iter().map(|&c| c as char).collect()
 }
 
 fn new_utf16<'s>(
@@ -264,6 +405,16 @@ struct V8Target<'a, 's, 'p> {
     /// Containers already built, by host object: the same object twice in
     /// a value is one JS object twice, as a structured clone makes it.
     built: FxHashMap<HostRef, v8::Local<'s, v8::Value>>,
+    /// The key last made at each position of an object, with its ref
+    /// ([`Target::key_at`]): records give the same refs object after
+    /// object, and a comparison beats even a cache lookup by text.
+    keys_at: Vec<(HostRef, v8::Local<'s, v8::String>)>,
+}
+
+impl<'a, 's, 'p> V8Target<'a, 's, 'p> {
+    fn new(scope: &'a mut v8::PinScope<'s, 'p>, st: &'a State) -> Self {
+        V8Target { scope, st, keys: KeyCache::default(), built: FxHashMap::default(), keys_at: Vec::new() }
+    }
 }
 
 impl<'s> Target for V8Target<'_, 's, '_> {
@@ -291,6 +442,7 @@ impl<'s> Target for V8Target<'_, 's, '_> {
             Read::BigInt(b) => bigint_to_v8(scope, &b).ok_or_else(|| ConvError::new("BigInt too large for V8"))?.into(),
             Read::String(s) => new_string(scope, s)?.into(),
             Read::Utf16(u) => new_utf16(scope, u, v8::NewStringType::Normal)?.into(),
+            Read::Latin1(b) => new_latin1(scope, b, v8::NewStringType::Normal)?.into(),
             Read::Date(ms) => v8::Date::new(scope, ms).ok_or_else(|| ConvError::new("invalid date"))?.into(),
             Read::Bytes(bytes) => {
                 let len = bytes.len();
@@ -308,6 +460,7 @@ impl<'s> Target for V8Target<'_, 's, '_> {
             }
             Read::Array(_)
             | Read::Numbers(_)
+            | Read::Strings { .. }
             | Read::Object(_)
             | Read::Map(_)
             | Read::Set(_)
@@ -328,6 +481,19 @@ impl<'s> Target for V8Target<'_, 's, '_> {
         Ok(v8::Array::new_with_elements(self.scope, &items).into())
     }
 
+    fn strings(&mut self, text: JsStr, lens: &[f64]) -> Result<Self::Out, ConvError> {
+        let mut items = Vec::with_capacity(lens.len());
+        split_strings(text, lens, |s| {
+            let s = match s {
+                JsStr::Latin1(b) => new_latin1(self.scope, b, v8::NewStringType::Normal)?,
+                JsStr::Utf16(u) => new_utf16(self.scope, u, v8::NewStringType::Normal)?,
+            };
+            items.push(s.into());
+            Ok(())
+        })?;
+        Ok(v8::Array::new_with_elements(self.scope, &items).into())
+    }
+
     fn set(&mut self, items: Vec<Self::Out>) -> Result<Self::Out, ConvError> {
         let set = v8::Set::new(self.scope);
         for item in items {
@@ -342,6 +508,22 @@ impl<'s> Target for V8Target<'_, 's, '_> {
 
     fn key_utf16(&mut self, k: &[u16]) -> Result<Self::Key, ConvError> {
         self.keys.key_utf16(self.scope, k)
+    }
+
+    fn key_latin1(&mut self, k: &[u8]) -> Result<Self::Key, ConvError> {
+        self.keys.key_latin1(self.scope, k)
+    }
+
+    fn key_at(&mut self, i: usize, k: HostRef) -> Option<Self::Key> {
+        self.keys_at.get(i).filter(|(r, _)| *r == k).map(|&(_, key)| key)
+    }
+
+    fn keep_key_at(&mut self, i: usize, k: HostRef, key: &Self::Key) {
+        if i < self.keys_at.len() {
+            self.keys_at[i] = (k, *key);
+        } else if i == self.keys_at.len() && i < KEYS_AT_MAX {
+            self.keys_at.push((k, *key));
+        }
     }
 
     fn begin_object(&mut self, _len: usize) -> Self::Obj {
@@ -394,7 +576,7 @@ pub(crate) fn value_to_v8<'s>(
     st: &State,
     v: &Value,
 ) -> Result<v8::Local<'s, v8::Value>> {
-    let mut t = V8Target { scope, st, keys: KeyCache::default(), built: FxHashMap::default() };
+    let mut t = V8Target::new(scope, st);
     let mut src = ValueSource::new();
     let root = src.root(v);
     Walk::new().value(&mut src, &mut t, root, 0).map_err(ConvError::into_error)
@@ -408,7 +590,7 @@ pub(crate) fn to_v8<'s>(
     args: Args,
     out: &mut smallvec::SmallVec<[v8::Local<'s, v8::Value>; 8]>,
 ) -> Result<()> {
-    let mut t = V8Target { scope, st, keys: KeyCache::default(), built: FxHashMap::default() };
+    let mut t = V8Target::new(scope, st);
     let mut walk = Walk::new();
     let mut values = ValueSource::new();
     match args {
@@ -461,7 +643,7 @@ pub(crate) fn source_to_v8<'s>(
     match root {
         Arg::Value(v) => value_to_v8(scope, st, v),
         Arg::Host(r) => {
-            let mut t = V8Target { scope, st, keys: KeyCache::default(), built: FxHashMap::default() };
+            let mut t = V8Target::new(scope, st);
             let mut walk = Walk::new();
             let mut result = None;
             source.enter(&mut |src| result = Some(walk.value(src, &mut t, *r, 0)));
@@ -489,15 +671,17 @@ impl Target for ValueTarget {
             Read::Integer(i) if i.unsigned_abs() <= MAX_SAFE_INTEGER as u64 => Value::Integer(i),
             Read::Integer(i) => Value::BigInt(BigInt::from(i)),
             Read::Number(n) => Value::Number(n),
-            Read::BigInt(b) => Value::BigInt(b),
+            Read::BigInt(b) => Value::BigInt(*b),
             Read::String(s) => Value::String(s.to_owned()),
             Read::Utf16(u) => Value::String(String::from_utf16_lossy(u)),
+            Read::Latin1(b) => Value::String(latin1_string(b)),
             Read::Date(ms) => Value::Date(ms),
             Read::Bytes(b) => Value::Bytes(crate::transfer::fresh_copy(b)),
-            Read::Error(e) => Value::Error(Box::new(e)),
+            Read::Error(e) => Value::Error(e),
             Read::Handle(h) => Value::Handle(h),
             Read::Array(_)
             | Read::Numbers(_)
+            | Read::Strings { .. }
             | Read::Object(_)
             | Read::Map(_)
             | Read::Set(_)
@@ -515,6 +699,15 @@ impl Target for ValueTarget {
         Ok(Value::Array(ns.iter().map(|&n| safe_integer(n).map_or(Value::Number(n), Value::Integer)).collect()))
     }
 
+    fn strings(&mut self, text: JsStr, lens: &[f64]) -> Result<Value, ConvError> {
+        let mut items = Vec::with_capacity(lens.len());
+        split_strings(text, lens, |s| {
+            items.push(Value::String(s.to_str().into_owned()));
+            Ok(())
+        })?;
+        Ok(Value::Array(items))
+    }
+
     fn set(&mut self, items: Vec<Value>) -> Result<Value, ConvError> {
         Ok(Value::Set(items))
     }
@@ -525,6 +718,10 @@ impl Target for ValueTarget {
 
     fn key_utf16(&mut self, k: &[u16]) -> Result<String, ConvError> {
         Ok(String::from_utf16_lossy(k))
+    }
+
+    fn key_latin1(&mut self, k: &[u8]) -> Result<String, ConvError> {
+        Ok(latin1_string(k))
     }
 
     fn begin_object(&mut self, len: usize) -> Self::Obj {

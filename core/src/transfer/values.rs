@@ -172,7 +172,7 @@ impl Source for ValueSource {
             Value::Bool(b) => Read::Bool(*b),
             Value::Integer(i) => Read::Integer(*i),
             Value::Number(n) => Read::Number(*n),
-            Value::BigInt(b) => Read::BigInt(b.clone()),
+            Value::BigInt(b) => Read::BigInt(Box::new(b.clone())),
             Value::String(s) => Read::String(s),
             Value::Date(ms) => Read::Date(*ms),
             Value::Bytes(b) => Read::Bytes(b),
@@ -180,7 +180,7 @@ impl Source for ValueSource {
             Value::Object(props) => Read::Object(props.len()),
             Value::Map(entries) => Read::Map(entries.len()),
             Value::Set(items) => Read::Set(items.len()),
-            Value::Error(e) => Read::Error((**e).clone()),
+            Value::Error(e) => Read::Error(e.clone()),
             Value::Handle(h) => Read::Handle(h.clone()),
         })
     }

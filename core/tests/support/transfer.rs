@@ -371,11 +371,15 @@ fn a_halting_sink_fails_the_call_and_the_context_goes_on() {
 struct Host {
     nodes: Vec<Node>,
     entered: usize,
+    /// What `stable_keys` answers.
+    stable: bool,
 }
 
 enum Node {
     Num(f64),
     Str(&'static str),
+    Latin1(&'static [u8]),
+    Strings(JsStr<'static>, Vec<f64>),
     List(Vec<usize>),
     Obj(Vec<(usize, usize)>),
     Socket,
@@ -386,6 +390,8 @@ impl Source for Host {
         Ok(match &self.nodes[v.0] {
             Node::Num(n) => Read::Number(*n),
             Node::Str(s) => Read::String(s),
+            Node::Latin1(b) => Read::Latin1(b),
+            Node::Strings(text, lens) => Read::Strings { text: *text, lens },
             Node::List(items) => Read::Array(items.len()),
             Node::Obj(props) => Read::Object(props.len()),
             Node::Socket => Read::Unsupported("cannot convert a socket to JavaScript".into()),
@@ -404,6 +410,9 @@ impl Source for Host {
             _ => return Err(Halt),
         }
         Ok(())
+    }
+    fn stable_keys(&self) -> bool {
+        self.stable
     }
     fn enter(&mut self, walk: &mut dyn FnMut(&mut dyn Source)) {
         self.entered += 1;
@@ -426,6 +435,7 @@ fn sources_are_read_once_with_paths_in_errors_and_cycles_found() {
             Node::Socket,
         ],
         entered: 0,
+        stable: false,
     };
     let mut out = ValueSink::new();
     let args = [Arg::Host(HostRef(0)), Arg::Value(Value::Integer(2))];
@@ -445,6 +455,68 @@ fn sources_are_read_once_with_paths_in_errors_and_cycles_found() {
     assert_eq!(polyracer::transfer::collect(&mut host, HostRef(0)).unwrap(), {
         super::obj(&[("k", Value::Array(vec![1.5.into(), "s".into()]))])
     });
+}
+
+#[test]
+fn latin1_text_string_runs_and_stable_keys_from_a_source() {
+    let c = ctx();
+    let json = |host: &mut Host, root: usize| {
+        let mut out = ValueSink::new();
+        let r = c.call_into(
+            "(x) => JSON.stringify(x)",
+            host,
+            &[Arg::Host(HostRef(root))],
+            EvalOptions::default(),
+            &mut out,
+        );
+        r.map(|()| out.finish())
+    };
+    // 0: [{ id: 1, "café": "ÿ" }, { id: 2, "café": runs }, { name: 3, x: 4 }]: the
+    // first two records name the same key nodes; the third has others at
+    // the same positions.
+    let mut host = Host {
+        nodes: vec![
+            Node::List(vec![1, 2, 3]),
+            Node::Obj(vec![(4, 6), (5, 7)]),
+            Node::Obj(vec![(4, 8), (5, 9)]),
+            Node::Obj(vec![(10, 11), (12, 13)]),
+            Node::Str("id"),
+            Node::Latin1(b"caf\xe9"),
+            Node::Num(1.0),
+            Node::Latin1(b"\xff"),
+            Node::Num(2.0),
+            Node::Strings(JsStr::Latin1(b"abcd\xe9"), vec![1.0, 2.0, 0.0, 2.0]),
+            Node::Latin1(b"name"),
+            Node::Num(3.0),
+            Node::Str("x"),
+            Node::Num(4.0),
+        ],
+        entered: 0,
+        stable: true,
+    };
+    let want = r#"[{"id":1,"café":"ÿ"},{"id":2,"café":["a","bc","","dé"]},{"name":3,"x":4}]"#;
+    assert_eq!(json(&mut host, 0).unwrap(), Value::String(want.into()));
+    host.stable = false;
+    assert_eq!(json(&mut host, 0).unwrap(), Value::String(want.into()));
+    // UTF-16 runs reach JS as they are, lone surrogates too.
+    const UNITS: &[u16] = &[0x68, 0x69, 0xD800, 0x263A];
+    host.nodes[9] = Node::Strings(JsStr::Utf16(UNITS), vec![2.0, 1.0, 1.0]);
+    let mut out = ValueSink::new();
+    let codes = "(x) => x[1]['café'].map((s) => [...s].map((c) => c.charCodeAt(0)))";
+    c.call_into(codes, &mut host, &[Arg::Host(HostRef(0))], EvalOptions::default(), &mut out).unwrap();
+    let list = |v: &[i64]| Value::Array(v.iter().map(|&i| Value::Integer(i)).collect());
+    assert_eq!(out.finish(), Value::Array(vec![list(&[0x68, 0x69]), list(&[0xD800]), list(&[0x263A])]));
+    // Lengths that are not whole numbers or overrun the text are a
+    // conversion error, never a panic.
+    for lens in [vec![1.5], vec![2.0, 3.0], vec![-1.0], vec![f64::NAN]] {
+        host.nodes[9] = Node::Strings(JsStr::Latin1(b"abcd"), lens.clone());
+        let r = json(&mut host, 0);
+        assert!(matches!(&r, Err(Error::Conversion(m)) if m.contains("malformed string lengths")), "{lens:?}: {r:?}");
+    }
+    // collect: the same into a Value.
+    host.nodes[9] = Node::Strings(JsStr::Latin1(b"ab"), vec![1.0, 1.0]);
+    let got = polyracer::transfer::collect(&mut host, HostRef(2)).unwrap();
+    assert_eq!(got, super::obj(&[("id", 2.into()), ("café", Value::Array(vec!["a".into(), "b".into()]))]));
 }
 
 #[test]

@@ -230,7 +230,7 @@ impl Source for RbSource {
             // SAFETY: copied at once.
             let text = String::from_utf8_lossy(unsafe { s.as_slice() }).into_owned();
             return Ok(match text.parse::<pr::BigInt>() {
-                Ok(big) => Read::BigInt(big),
+                Ok(big) => Read::BigInt(Box::new(big)),
                 Err(e) => Read::Unsupported(format!("bad Integer: {e}")),
             });
         }
