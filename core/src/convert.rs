@@ -153,14 +153,27 @@ pub(crate) fn new_string<'s>(
     scope: &mut v8::PinScope<'s, '_>,
     s: &str,
 ) -> Result<v8::Local<'s, v8::String>, ConvError> {
-    if s.len() > v8::String::MAX_LENGTH {
+    new_utf8(scope, s, v8::NewStringType::Normal)
+}
+
+pub(crate) fn new_utf8<'s>(
+    scope: &mut v8::PinScope<'s, '_>,
+    s: &str,
+    kind: v8::NewStringType,
+) -> Result<v8::Local<'s, v8::String>, ConvError> {
+    check_length(s.len(), "bytes")?;
+    v8::String::new_from_utf8(scope, s.as_bytes(), kind).ok_or_else(|| ConvError::new("string too long for V8"))
+}
+
+/// A string of `len` `unit`s is one V8 can hold.
+pub(crate) fn check_length(len: usize, unit: &str) -> Result<(), ConvError> {
+    if len > v8::String::MAX_LENGTH {
         return Err(ConvError::new(format!(
-            "string of {} bytes exceeds V8's maximum string length ({})",
-            s.len(),
+            "string of {len} {unit} exceeds V8's maximum string length ({})",
             v8::String::MAX_LENGTH
         )));
     }
-    v8::String::new(scope, s).ok_or_else(|| ConvError::new("string too long for V8"))
+    Ok(())
 }
 
 /// Creates an error of the named class (`TypeError`, ...); unknown names make

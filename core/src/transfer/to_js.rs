@@ -6,7 +6,9 @@
 use rustc_hash::FxHashMap;
 
 use super::{pack_key, Arg, Args, HostRef, JsStr, Read, Source, ValueSource};
-use crate::convert::{bigint_to_v8, key_seg, make_error, new_string, safe_integer, ConvError, MAX_DEPTH};
+use crate::convert::{
+    bigint_to_v8, check_length, key_seg, make_error, new_string, new_utf8, safe_integer, ConvError, MAX_DEPTH,
+};
 use crate::error::Result;
 use crate::runtime::State;
 use crate::value::{BigInt, ErrorValue, Value, MAX_SAFE_INTEGER};
@@ -253,9 +255,10 @@ struct KeyCache<'s> {
 }
 
 const KEY_CACHE_MAX_LEN: usize = 32;
+const KEY_CACHE_MAX_ENTRIES: usize = 4096;
 /// Positions [`V8Target`] keeps the last key of.
 const KEYS_AT_MAX: usize = 64;
-const KEY_CACHE_MAX_ENTRIES: usize = 4096;
+
 impl<'s> KeyCache<'s> {
     /// The cached key for `packed`, or `make`'s (cached when there is room).
     fn packed(
@@ -276,24 +279,10 @@ impl<'s> KeyCache<'s> {
     fn key(&mut self, scope: &mut v8::PinScope<'s, '_>, k: &str) -> Result<v8::Local<'s, v8::String>, ConvError> {
         if k.is_ascii() {
             if let Some(p) = pack_key(k.len(), k.bytes().map(u16::from)) {
-                return self.packed(p, || {
-                    v8::String::new_from_one_byte(scope, k.as_bytes(), v8::NewStringType::Internalized)
-                        .ok_or_else(|| ConvError::new("string too long for V8"))
-                });
+                return self.packed(p, || new_latin1(scope, k.as_bytes(), v8::NewStringType::Internalized));
             }
         }
-        if k.len() > KEY_CACHE_MAX_LEN {
-            return new_string(scope, k);
-        }
-        if let Some(s) = self.keys.get(k) {
-            return Ok(*s);
-        }
-        let s = v8::String::new_from_utf8(scope, k.as_bytes(), v8::NewStringType::Internalized)
-            .ok_or_else(|| ConvError::new("string too long for V8"))?;
-        if self.keys.len() < KEY_CACHE_MAX_ENTRIES {
-            self.keys.insert(k.into(), s);
-        }
-        Ok(s)
+        by_text(&mut self.keys, k, k.len(), |kind| new_utf8(scope, k, kind))
     }
 
     fn key_utf16(
@@ -304,17 +293,7 @@ impl<'s> KeyCache<'s> {
         if let Some(p) = pack_key(k.len(), k.iter().copied()) {
             return self.packed(p, || new_utf16(scope, k, v8::NewStringType::Internalized));
         }
-        if k.len() > KEY_CACHE_MAX_LEN {
-            return new_utf16(scope, k, v8::NewStringType::Normal);
-        }
-        if let Some(s) = self.utf16.get(k) {
-            return Ok(*s);
-        }
-        let s = new_utf16(scope, k, v8::NewStringType::Internalized)?;
-        if self.utf16.len() < KEY_CACHE_MAX_ENTRIES {
-            self.utf16.insert(k.into(), s);
-        }
-        Ok(s)
+        by_text(&mut self.utf16, k, k.len(), |kind| new_utf16(scope, k, kind))
     }
 
     fn key_latin1(
@@ -325,18 +304,34 @@ impl<'s> KeyCache<'s> {
         if let Some(p) = pack_key(k.len(), k.iter().map(|&b| u16::from(b))) {
             return self.packed(p, || new_latin1(scope, k, v8::NewStringType::Internalized));
         }
-        if k.len() > KEY_CACHE_MAX_LEN {
-            return new_latin1(scope, k, v8::NewStringType::Normal);
-        }
-        if let Some(s) = self.latin1.get(k) {
-            return Ok(*s);
-        }
-        let s = new_latin1(scope, k, v8::NewStringType::Internalized)?;
-        if self.latin1.len() < KEY_CACHE_MAX_ENTRIES {
-            self.latin1.insert(k.into(), s);
-        }
-        Ok(s)
+        by_text(&mut self.latin1, k, k.len(), |kind| new_latin1(scope, k, kind))
     }
+}
+
+/// Key `k` (`len` units) from `map`, or made by `make` and kept when there
+/// is room: internalized, as V8 makes property keys. A key too long to
+/// cache is made as a plain string.
+fn by_text<'s, Q, B>(
+    map: &mut FxHashMap<B, v8::Local<'s, v8::String>>,
+    k: &Q,
+    len: usize,
+    make: impl FnOnce(v8::NewStringType) -> Result<v8::Local<'s, v8::String>, ConvError>,
+) -> Result<v8::Local<'s, v8::String>, ConvError>
+where
+    Q: std::hash::Hash + Eq + ?Sized,
+    B: std::borrow::Borrow<Q> + std::hash::Hash + Eq + for<'q> From<&'q Q>,
+{
+    if len > KEY_CACHE_MAX_LEN {
+        return make(v8::NewStringType::Normal);
+    }
+    if let Some(s) = map.get(k) {
+        return Ok(*s);
+    }
+    let s = make(v8::NewStringType::Internalized)?;
+    if map.len() < KEY_CACHE_MAX_ENTRIES {
+        map.insert(B::from(k), s);
+    }
+    Ok(s)
 }
 
 fn new_latin1<'s>(
@@ -344,13 +339,7 @@ fn new_latin1<'s>(
     b: &[u8],
     kind: v8::NewStringType,
 ) -> Result<v8::Local<'s, v8::String>, ConvError> {
-    if b.len() > v8::String::MAX_LENGTH {
-        return Err(ConvError::new(format!(
-            "string of {} characters exceeds V8's maximum string length ({})",
-            b.len(),
-            v8::String::MAX_LENGTH
-        )));
-    }
+    check_length(b.len(), "characters")?;
     v8::String::new_from_one_byte(scope, b, kind).ok_or_else(|| ConvError::new("string too long for V8"))
 }
 
@@ -387,13 +376,7 @@ fn new_utf16<'s>(
     u: &[u16],
     kind: v8::NewStringType,
 ) -> Result<v8::Local<'s, v8::String>, ConvError> {
-    if u.len() > v8::String::MAX_LENGTH {
-        return Err(ConvError::new(format!(
-            "string of {} UTF-16 units exceeds V8's maximum string length ({})",
-            u.len(),
-            v8::String::MAX_LENGTH
-        )));
-    }
+    check_length(u.len(), "UTF-16 units")?;
     v8::String::new_from_two_byte(scope, u, kind).ok_or_else(|| ConvError::new("string too long for V8"))
 }
 
