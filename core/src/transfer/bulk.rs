@@ -18,10 +18,11 @@
 //! Memory core allocates itself (host bytes going in) can do better than
 //! fresh memory: the kernel zeroes every page it hands out, half the cost
 //! of a fresh 64 MiB copy. So the last two large buffers V8 frees are kept
-//! as spares (`SPARE`) and the next large copy in of about their size
-//! reuses one, copied on two threads without prefaulting. Two buffers of at
-//! most 128 MiB each are the most a process keeps after its JS let go of
-//! its bytes.
+//! as spares (`LARGE`) and the next large copy in of about their size
+//! reuses one, copied on two threads without prefaulting; buffers from
+//! 256 KiB are kept the same way, up to 16 MiB of them (`MEDIUM_SPARES`).
+//! Two buffers of at most 128 MiB each and 16 MiB of smaller ones are the
+//! most a process keeps after its JS let go of its bytes.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -36,16 +37,74 @@ const BULK: usize = 32 << 20;
 /// The largest buffer kept as a spare.
 const SPARE_MAX: usize = 128 << 20;
 
-/// How many spares are kept. One was not enough: V8 frees a call's buffer
-/// during the GC of a later call, so a loop passing 64 MiB got a spare
-/// only every other call (9 ms, then 16.5 ms); with two, every call does.
-const SPARES: usize = 2;
+/// The smallest buffer kept as a spare. Below [`BULK`] glibc serves
+/// buffers from its heap, but when V8's GC frees a batch of them at once
+/// the heap's top grows past its trim threshold and goes back to the
+/// kernel, so the next copies fault every page in again: Ruby passing
+/// 1 MiB in a loop took 0.47 ms a call, 0.12 with trimming off, against a
+/// memcpy's 0.03.
+const MEDIUM: usize = 256 << 10;
 
-/// The last large buffers freed by V8, for the next [`filled`] of about
-/// their size. Backing stores are freed on whichever thread V8 chooses.
+/// The last large buffers freed by V8 (two: V8 frees a call's buffer
+/// during the GC of a later call, so with one a loop passing 64 MiB got a
+/// spare only every other call, 9 ms then 16.5 ms), and the last medium
+/// ones, up to 16 MiB (a GC frees a batch of them). Backing stores are
+/// freed on whichever thread V8 chooses.
+static LARGE: std::sync::Mutex<Pool<2>> = std::sync::Mutex::new(Pool::new(2 * SPARE_MAX));
+static MEDIUM_SPARES: std::sync::Mutex<Pool<16>> = std::sync::Mutex::new(Pool::new(16 << 20));
+
+/// Up to `N` spare buffers holding at most `budget` bytes, oldest first.
 /// Slots, not a `Vec`: nothing allocates while the lock is held (a child
 /// forked meanwhile would find it held forever).
-static SPARE: std::sync::Mutex<[Option<Vec<u8>>; SPARES]> = std::sync::Mutex::new([const { None }; SPARES]);
+struct Pool<const N: usize> {
+    slots: [Option<Vec<u8>>; N],
+    len: usize,
+    bytes: usize,
+    budget: usize,
+}
+
+impl<const N: usize> Pool<N> {
+    const fn new(budget: usize) -> Self {
+        Pool { slots: [const { None }; N], len: 0, bytes: 0, budget }
+    }
+
+    /// The newest spare with room for `len` bytes and at most 1/8 of it
+    /// unused (a spare much larger than the copy would hold memory V8
+    /// does not count).
+    fn take(&mut self, len: usize) -> Option<Vec<u8>> {
+        let fits = |v: &Vec<u8>| v.capacity() >= len && v.capacity() - len <= len / 8;
+        let i = (0..self.len).rev().find(|&i| self.slots[i].as_ref().is_some_and(fits))?;
+        self.slots[i..self.len].rotate_left(1);
+        self.len -= 1;
+        let v = self.slots[self.len].take()?;
+        self.bytes -= v.capacity();
+        Some(v)
+    }
+
+    /// Keeps `v` as the newest spare, giving back the oldest ones it
+    /// displaces (for the caller to free outside the lock).
+    fn put(&mut self, v: Vec<u8>) -> [Option<Vec<u8>>; N] {
+        let mut out = [const { None }; N];
+        let mut k = 0;
+        while self.len > 0 && (self.len == N || self.bytes + v.capacity() > self.budget) {
+            self.slots[..self.len].rotate_left(1);
+            self.len -= 1;
+            if let Some(old) = self.slots[self.len].take() {
+                self.bytes -= old.capacity();
+                out[k] = Some(old);
+                k += 1;
+            }
+        }
+        if v.capacity() <= self.budget {
+            self.bytes += v.capacity();
+            self.slots[self.len] = Some(v);
+            self.len += 1;
+        } else {
+            out[k] = Some(v);
+        }
+        out
+    }
+}
 
 /// Copies `src` into `dst`, a buffer of `src.len()` bytes that was just
 /// allocated and has not been written yet.
@@ -239,40 +298,40 @@ pub fn fresh_copy(bytes: &[u8]) -> Vec<u8> {
 }
 
 /// A copy of `bytes` in a buffer core may have had before: a spare when
-/// `bytes` are large and one fits (at most 1/8 of it unused), else new
-/// memory ([`fresh_copy`]). For the ArrayBuffers core makes from host
-/// bytes, whose deleter gives it back with [`recycle`]. (Not for Node's
-/// external ArrayBuffers: their finalizers wait for the event loop, and a
+/// `bytes` are at least [`MEDIUM`] and one fits, else new memory
+/// ([`fresh_copy`]). For the ArrayBuffers core makes from host bytes,
+/// whose deleter gives it back with [`recycle`]. (Not for Node's external
+/// ArrayBuffers: their finalizers wait for the event loop, and a
 /// synchronous loop of 64 MiB copies out then held every buffer.)
 pub(crate) fn filled(bytes: &[u8]) -> Vec<u8> {
-    if bytes.len() >= BULK {
-        let fits = |v: &Vec<u8>| v.capacity() >= bytes.len() && v.capacity() - bytes.len() <= bytes.len() / 8;
-        let spare = SPARE.lock().ok().and_then(|mut s| s.iter_mut().find(|x| x.as_ref().is_some_and(fits))?.take());
-        if let Some(mut v) = spare {
-            // SAFETY: the spare has room for `bytes` (`fits`), all written
-            // by the copy before `set_len`; touched memory, so no prefault.
-            unsafe {
-                copy_in_parallel(v.as_mut_ptr(), bytes, false);
-                v.set_len(bytes.len());
-            }
-            return v;
+    let pool = |len| match len {
+        n if n >= BULK => LARGE.lock().ok()?.take(n),
+        n if n >= MEDIUM => MEDIUM_SPARES.lock().ok()?.take(n),
+        _ => None,
+    };
+    let Some(mut v) = pool(bytes.len()) else { return fresh_copy(bytes) };
+    // SAFETY: the spare has room for `bytes` (`Pool::take`), all written by
+    // the copy before `set_len`; touched memory, so no prefault.
+    unsafe {
+        if bytes.len() >= BULK {
+            copy_in_parallel(v.as_mut_ptr(), bytes, false);
+        } else {
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), v.as_mut_ptr(), bytes.len());
         }
+        v.set_len(bytes.len());
     }
-    fresh_copy(bytes)
+    v
 }
 
-/// Takes back a buffer made by [`filled`] that is no longer used: a large
-/// one becomes a spare (in a free slot, else replacing the first), others
-/// are freed.
+/// Takes back a buffer made by [`filled`] that is no longer used: one of
+/// at least [`MEDIUM`] becomes a spare (displacing the oldest if the pool
+/// is full), others are freed.
 pub(crate) fn recycle(v: Vec<u8>) {
-    if (BULK..=SPARE_MAX).contains(&v.capacity()) {
-        let old = SPARE.lock().ok().and_then(|mut s| match s.iter_mut().find(|x| x.is_none()) {
-            Some(free) => free.replace(v),
-            None => {
-                s.rotate_left(1);
-                s[SPARES - 1].replace(v)
-            }
-        });
-        drop(old); // outside the lock: freeing 64 MiB takes a while
+    // Displaced spares are dropped outside the lock: freeing 64 MiB takes
+    // a while.
+    match v.capacity() {
+        n if (BULK..=SPARE_MAX).contains(&n) => drop(LARGE.lock().map(|mut p| p.put(v))),
+        n if (MEDIUM..BULK).contains(&n) => drop(MEDIUM_SPARES.lock().map(|mut p| p.put(v))),
+        _ => {}
     }
 }

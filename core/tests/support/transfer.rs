@@ -679,18 +679,33 @@ proptest! {
     }
 }
 
-/// The buffer V8 frees after one large copy in is reused by the next of
-/// about its size: what JS sees is exactly the new bytes, however the
-/// sizes differ (shorter, equal, longer within the reuse range).
+/// The buffer V8 frees after one large or medium copy in is reused by the
+/// next of about its size: what JS sees is exactly the new bytes, however
+/// the sizes differ (shorter, equal, longer within the reuse range), and
+/// many medium buffers freed at once are all kept or given back whole.
 #[test]
 fn a_reused_buffer_holds_only_the_new_bytes() {
-    for (i, len) in [(33usize << 20) + 77, 33 << 20, (33 << 20) - 4097, (33 << 20) + 300_000].into_iter().enumerate() {
+    let large = [(33usize << 20) + 77, 33 << 20, (33 << 20) - 4097, (33 << 20) + 300_000];
+    let medium = [(1usize << 20) + 77, 1 << 20, (1 << 20) - 4097, 300_000, 262_144, 270_000, (5 << 20) + 3];
+    for (i, len) in large.into_iter().chain(medium).enumerate() {
         let src = patterned(len, i as u8 * 61 + 1);
         let expect = checksum(&src);
         // A context of its own each time: disposing it frees the last
         // buffer, which the next copy may reuse.
         let c = ctx();
         assert_eq!(c.call(JS_CHECKSUM, &[Value::Bytes(src)]).unwrap(), expect);
+        c.dispose();
+    }
+    // Forty 1 MiB buffers freed by one dispose: more than the pool holds.
+    let c = ctx();
+    let srcs: Vec<Vec<u8>> = (0..40u8).map(|i| patterned((1 << 20) + usize::from(i) * 1000, i)).collect();
+    for src in &srcs {
+        c.call("(b) => { (globalThis.kept ??= []).push(b); return 0 }", &[Value::Bytes(src.clone())]).unwrap();
+    }
+    c.dispose();
+    for (i, src) in srcs.iter().rev().enumerate() {
+        let c = ctx();
+        assert_eq!(c.call(JS_CHECKSUM, &[Value::Bytes(src.clone())]).unwrap(), checksum(src), "copy {i}");
         c.dispose();
     }
 }
