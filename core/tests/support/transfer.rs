@@ -658,14 +658,19 @@ fn checksum(bytes: &[u8]) -> Value {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 6, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 10, failure_persistence: None, ..ProptestConfig::default() })]
 
     /// Large buffers (from 32 MiB) are copied into memory advised for huge
-    /// pages, whose page-rounded range depends on where the allocation
-    /// starts and ends: sizes around that threshold, at any offset, arrive
-    /// whole both ways.
+    /// pages in 2 MiB chunks on two threads, and medium ones (from 256 KiB)
+    /// prefaulted, over page-rounded ranges that depend on where the
+    /// allocation starts and ends: sizes around both thresholds, at any
+    /// offset, arrive whole both ways.
     #[test]
-    fn large_bytes_cross_whole(len in (32usize << 20) - 5000..(33usize << 20) + 5000, off in 0usize..4097, seed: u8) {
+    fn large_bytes_cross_whole(
+        len in prop_oneof![(32usize << 20) - 5000..(33usize << 20) + 5000, (256usize << 10) - 5000..(256usize << 10) + 5000],
+        off in 0usize..4097,
+        seed: u8,
+    ) {
         let src = patterned(len, seed);
         let mut dst = vec![0xAAu8; off + len + 16];
         // SAFETY: `dst` has `len` bytes from `off`, and does not overlap `src`.
