@@ -693,7 +693,7 @@ fn a_reused_buffer_holds_only_the_new_bytes() {
     let large = [(33usize << 20) + 77, 33 << 20, (33 << 20) - 4097, (33 << 20) + 300_000];
     let medium = [(1usize << 20) + 77, 1 << 20, (1 << 20) - 4097, 300_000, 262_144, 270_000, (5 << 20) + 3];
     for (i, len) in large.into_iter().chain(medium).enumerate() {
-        let src = patterned(len, i as u8 * 61 + 1);
+        let src = patterned(len, (i as u8).wrapping_mul(61).wrapping_add(1));
         let expect = checksum(&src);
         // A context of its own each time: disposing it frees the last
         // buffer, which the next copy may reuse.
