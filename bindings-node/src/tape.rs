@@ -80,9 +80,13 @@ pub struct NodeSink<'a> {
 }
 
 /// The last sink's buffers, emptied, for the next one on this thread:
-/// growing new ones was a tenth of taking 10 KB of strings out. Buffers
-/// that grew past [`KEEP_BYTES`] are dropped, so one large value does not
-/// pin its memory.
+/// growing new ones was a tenth of taking 10 KB of strings out, and at
+/// 12 MB of strings the fresh pages of growing them again (a fault and a
+/// zeroed page per 4 KiB) were a fifth of the call (84–102 ms a call, 60–75
+/// kept). Buffers up to [`KEEP_BYTES`] are always kept; larger ones, up to
+/// [`KEEP_LARGE_BYTES`], only while the calls fill at least a quarter of
+/// them, so a large value pins its buffers until the next call on the
+/// thread that does not need them.
 #[derive(Default)]
 struct Spare {
     ops: Vec<u8>,
@@ -93,14 +97,17 @@ struct Spare {
 }
 
 const KEEP_BYTES: usize = 1 << 20;
+const KEEP_LARGE_BYTES: usize = 64 << 20;
 
 thread_local! {
     static SPARE: std::cell::RefCell<Spare> = std::cell::RefCell::new(Spare::default());
 }
 
-/// `v` emptied, if it is small enough to keep.
+/// `v` emptied, if it is worth keeping (see [`Spare`]).
 fn kept<T>(mut v: Vec<T>) -> Vec<T> {
-    if v.capacity() * std::mem::size_of::<T>() > KEEP_BYTES {
+    let size = std::mem::size_of::<T>();
+    let (cap, used) = (v.capacity() * size, v.len() * size);
+    if cap > KEEP_LARGE_BYTES || (cap > KEEP_BYTES && used < cap / 4) {
         return Vec::new();
     }
     v.clear();
