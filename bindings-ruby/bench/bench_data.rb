@@ -4,7 +4,8 @@
 # ExecJS (Debian's ruby-execjs with the Node runtime; it copies through
 # JSON, as its users do). Shapes: nested records, a wide array of floats, a
 # wide array of strings, at ~10 KB, 300 KB, 1 MB and 10 MB of JSON; binary
-# Strings of 1 MiB and 64 MiB (polyracer only: ExecJS has no bytes). Each
+# Strings of 1 MiB and 64 MiB (polyracer only: ExecJS has no bytes), and
+# the same shared out (`share_buffers: true`, an IO::Buffer). Each
 # way: JS → Ruby ("out") and Ruby → JS ("in"). Median ms. The bar is the
 # Python binding's figure for the same shape (bench_data.py), within 1.5×;
 # for bytes, a memcpy into memory already touched, beside a copy into new
@@ -77,6 +78,15 @@ def polyracer_cell(value, src)
   format("%.2f / %.2f", out, inn)
 end
 
+# Bytes out without a copy: an IO::Buffer over the sandbox's memory.
+def shared_out_ms(bytes)
+  ctx = Polyracer::Context.new
+  ctx.eval("globalThis.v = new Uint8Array(#{bytes}).fill(7)")
+  median_ms { ctx.eval("globalThis.v", share_buffers: true) }
+ensure
+  ctx&.dispose
+end
+
 def execjs_cell(value, src)
   return "n/a" unless EXECJS
 
@@ -103,6 +113,7 @@ BYTES.each do |n|
   copy = median_ms { value.dup << "" }
   memcpy = memcpy_ms(value)
   puts "| binary String, #{n >> 20} MiB | #{cell} | n/a |"
+  puts "| shared out (share_buffers: an IO::Buffer, no copy), #{n >> 20} MiB | #{format('%.3f', shared_out_ms(n))} | n/a |"
   puts "| memcpy of #{n >> 20} MiB into touched memory (the bar: IO::Buffer#copy) | #{format('%.2f', memcpy)} | |"
   puts "| copy of #{n >> 20} MiB into new memory (String#dup) | #{format('%.2f', copy)} | |"
 end

@@ -169,11 +169,18 @@ module Polyracer
     # @param code [String] JavaScript source
     # @param filename [String, nil] script name for stack traces
     # @param timeout [Float, nil] seconds; overrides the context's default
+    # @param share_buffers [Boolean] return every `ArrayBuffer`, typed
+    #   array and `DataView` in the result as a writable `IO::Buffer` over
+    #   the sandbox's memory instead of a binary String copy. Writes show on
+    #   both sides; the memory stays allocated while the buffer (or a slice
+    #   of it) lives, after the context is disposed too. The buffer is
+    #   locked: `free`, `resize` and `transfer` raise `IO::Buffer::LockedError`.
+    #   Resizable JS buffers are still copied (JS could shrink them).
     # @return [Object] the result converted to Ruby
     # @raise [ParseError, JSError, TimeoutError, TerminatedError,
     #   OutOfMemoryError, ConversionError, DisposedError]
-    def eval(code, filename: nil, timeout: nil)
-      __eval(Polyracer.utf8(code), filename, timeout, false)
+    def eval(code, filename: nil, timeout: nil, share_buffers: false)
+      __eval(Polyracer.utf8(code), filename, timeout, false, share_buffers ? true : false)
     end
 
     # Like {#eval}, and if the result is a promise waits for it; a
@@ -185,7 +192,7 @@ module Polyracer
     # @param timeout [Float, nil] seconds
     # @return [Object]
     def eval_await(code, filename: nil, timeout: nil)
-      __eval(Polyracer.utf8(code), filename, timeout, true)
+      __eval(Polyracer.utf8(code), filename, timeout, true, false)
     end
 
     # @!method call(function, *args)

@@ -66,6 +66,43 @@ class TestContext < Minitest::Test
     3.times { assert_equal true, same.call(expect, n) }
   end
 
+  # `share_buffers: true`: byte buffers come as IO::Buffers over the
+  # sandbox's memory (views of it, not copies), locked so Ruby can neither
+  # free nor move the memory, and alive while any view of it is.
+  def test_shared_buffers_are_locked_views_that_outlive_the_context
+    c = ctx
+    c.eval("globalThis.big = new Uint8Array(64 << 20).fill(9); globalThis.small = new Uint8Array([1, 2, 3, 4, 5])")
+    assert_equal "\x01\x02\x03\x04\x05".b, c.eval("small"), "copies unless asked"
+    view = c.eval("small.subarray(1, 4)", share_buffers: true)
+    assert_kind_of IO::Buffer, view
+    assert_equal [3, true, true], [view.size, view.locked?, view.external?]
+    assert_equal "\x02\x03\x04".b, view.get_string
+    view.set_value(:U8, 0, 200)
+    assert_equal 200, c.eval("small[1]"), "a Ruby write shows in JS"
+    c.eval("small[3] = 77")
+    assert_equal 77, view.get_value(:U8, 2), "a JS write shows in Ruby"
+    nested = c.eval("[small.buffer, { d: new DataView(small.buffer, 2, 2) }, new ArrayBuffer(2, { maxByteLength: 8 })]",
+                    share_buffers: true)
+    assert_equal [IO::Buffer, Hash, String], nested.map(&:class), "resizable buffers are copied"
+    assert_equal [5, 2], [nested[0].size, nested[1]["d"].size]
+    %i[free transfer].each { |m| assert_raises(IO::Buffer::LockedError) { view.public_send(m) } }
+    assert_raises(IO::Buffer::LockedError) { view.resize(1) }
+    assert_raises(IO::Buffer::LockedError) { view.locked { nil } }
+
+    # A slice keeps the memory alive after the buffer, the JS value and
+    # the context are gone: 64 MiB goes back to the kernel when freed, so
+    # reading freed memory here would fault.
+    tail = c.eval("big", share_buffers: true).slice((64 << 20) - 4, 4)
+    c.eval("big = null")
+    c.low_memory_notification
+    c.dispose
+    view = nested = nil
+    3.times { GC.start(full_mark: true, immediate_sweep: true) }
+    assert_equal "\x09\x09\x09\x09".b, tail.get_string
+    tail.set_value(:U8, 3, 1)
+    assert_equal 1, tail.get_value(:U8, 3)
+  end
+
   def test_values_to_js_round_trip
     c = ctx
     echo = ->(v) { c.call("(v) => v", v) }

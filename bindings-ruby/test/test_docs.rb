@@ -31,6 +31,16 @@ class TestDocs < Minitest::Test
     assert_includes page, File.read(ASYNC_EXAMPLE), "docs/async.md shows the tested example"
   end
 
+  SHARED_EXAMPLE = File.join(PolyracerTestHelper::ROOT, "docs", "examples", "ruby", "shared_buffers.rb")
+
+  def test_shared_buffers_example_output
+    out, err, status = capture_within(RbConfig.ruby, "-I#{PolyracerTestHelper::LIB}", SHARED_EXAMPLE)
+    assert status.success?, err
+    assert_equal "255\n67108864 255\n", out
+    page = File.read(File.join(PolyracerTestHelper::ROOT, "docs", "ruby.md"))
+    assert_includes page, File.read(SHARED_EXAMPLE), "docs/ruby.md shows the tested example"
+  end
+
   def test_docs_page_includes_the_example
     page = File.read(File.join(PolyracerTestHelper::ROOT, "docs", "ruby.md"))
     File.read(EXAMPLE).lines.grep(/ctx\./).each do |line|

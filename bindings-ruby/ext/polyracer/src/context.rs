@@ -81,11 +81,12 @@ impl RbContext {
         filename: Option<String>,
         timeout: Option<Value>,
         await_promise: bool,
+        share_buffers: bool,
     ) -> Result<Value, Error> {
         let opts = eval_opts(ruby, filename, timeout, await_promise)?;
         let code = rstring_to_string(code)?;
         let me = &*rb_self;
-        let mut sink = RbSink::new(rb_self.as_value());
+        let mut sink = RbSink::new(rb_self.as_value()).sharing_bytes(share_buffers);
         let r = without_gvl(ruby, || me.inner.eval_into(&code, opts, &mut sink));
         built(ruby, rb_self.as_value(), r, sink, None)
     }

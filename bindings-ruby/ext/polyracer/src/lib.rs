@@ -21,6 +21,7 @@ mod error;
 mod from_ruby;
 mod gvl;
 mod handles;
+mod memory;
 mod options;
 mod script;
 mod tasks;
@@ -67,8 +68,9 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
 
     let c = m.define_class("Context", ruby.class_object())?;
     c.undef_default_alloc_func();
+    memory::define(ruby)?;
     c.define_singleton_method("__new", function!(RbContext::rb_new, 5))?;
-    c.define_method("__eval", method!(RbContext::rb_eval, 4))?;
+    c.define_method("__eval", method!(RbContext::rb_eval, 5))?;
     c.define_method("call", method!(RbContext::rb_call, -1))?;
     c.define_method("call_await", method!(RbContext::rb_call_await, -1))?;
     c.define_method("__set_global", method!(RbContext::rb_set_global, 2))?;

@@ -45,6 +45,8 @@ pub(crate) struct RbSink {
     pending_utf16: Option<Vec<u16>>,
     /// The context's `keep_lone_surrogates:`.
     keep_lone_surrogates: bool,
+    /// Byte buffers come as `IO::Buffer` views (`share_buffers: true`).
+    share_bytes: bool,
     done: Option<Value>,
     stack: Vec<Frame>,
     /// One frozen, deduplicated Ruby string per distinct key (`Key::id`).
@@ -66,6 +68,7 @@ impl RbSink {
         let keep_lone_surrogates = <&RbContext>::try_convert(owner).is_ok_and(|c| c.keep_lone_surrogates);
         RbSink {
             keep_lone_surrogates,
+            share_bytes: false,
             owner: Opaque::from(owner),
             attached: false,
             pending: None,
@@ -77,6 +80,12 @@ impl RbSink {
             buf: String::new(),
             error: None,
         }
+    }
+
+    /// Byte buffers as views of the sandbox's memory (`share_buffers: true`).
+    pub(crate) fn sharing_bytes(mut self, share: bool) -> RbSink {
+        self.share_bytes = share;
+        self
     }
 
     pub(crate) fn take_error(&mut self) -> Option<Error> {
@@ -353,6 +362,19 @@ impl Sink for RbSink {
             Value::from_raw(s)
         };
         self.place(s)
+    }
+    fn shares_bytes(&self) -> bool {
+        self.share_bytes
+    }
+    fn shared_bytes(&mut self, b: pr::transfer::SharedBytes) -> Result<(), Halt> {
+        if !self.attached {
+            // SAFETY: the walk holds the isolate: no JS writes meanwhile.
+            return self.keep(pr::Value::Bytes(pr::transfer::fresh_copy(unsafe { b.as_slice() })));
+        }
+        match crate::memory::io_buffer(&Self::ruby(), b) {
+            Ok(v) => self.place(v),
+            Err(e) => self.fail(e),
+        }
     }
     fn error(&mut self, e: pr::ErrorValue) -> Result<(), Halt> {
         if !self.attached {
