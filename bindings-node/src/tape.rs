@@ -494,6 +494,24 @@ impl Sink for NodeSink<'_> {
         // Everything runs on Node's JS thread: nothing to take.
         walk(self)
     }
+    fn one_pass(&self) -> bool {
+        // Objects' lengths are not on the tape, and everything given so
+        // far is in buffers that `restart` empties.
+        true
+    }
+    fn restart(&mut self) {
+        self.ops.clear();
+        self.nums.clear();
+        self.latin1.clear();
+        self.latin1_cuts.clear();
+        self.utf16.clear();
+        self.extras.clear();
+        self.key_index.clear();
+        self.keys_sent = 0;
+        self.open_arrays.clear();
+        self.depth = 0;
+        self.root = None;
+    }
 }
 
 /// A kept `Value` as a Node value.

@@ -105,6 +105,27 @@ test('values: large values cross whole both ways (tapes, serializer fast path)',
     assert.ok(out instanceof Uint8Array && out.length === bytes.length && out[12345] === 9 && out.byteOffset === 0)
   }))
 
+// Plain data is decoded from V8's serializer in one pass into the tape;
+// when the decoder meets something only the walk handles partway (an
+// Error, an object seen twice, a sparse array), the tape starts over and
+// the walk gives the whole value: nothing of the first pass may remain.
+test('values: a result the fast path gives up on partway comes out whole', () =>
+  withContext({}, (ctx) => {
+    const got = ctx.evalSync(`const s = { n: 1 };
+      [{ a: 'x'.repeat(20), k: 1 }, 'long string number 1', new Uint8Array([1, 2]), ['p', 'q'], s, s]`)
+    assert.deepEqual(got, [{ a: 'x'.repeat(20), k: 1 }, 'long string number 1', new Uint8Array([1, 2]), ['p', 'q'], { n: 1 }, { n: 1 }])
+    const [a, b, e] = ctx.evalSync("[{ a: 1, b: 'two' }, { a: 3, b: 'four' }, new RangeError('r')]")
+    assert.deepEqual([a, b], [{ a: 1, b: 'two' }, { a: 3, b: 'four' }])
+    assert.ok(e instanceof Error && e.name === 'RangeError' && e.message === 'r')
+    const sparse = ctx.evalSync("[['aaaaaaaaaaaaaaaaaaaa', 'b'], (() => { const a = [1]; a[5000] = 2; return a })()]")
+    assert.deepEqual(sparse[0], ['aaaaaaaaaaaaaaaaaaaa', 'b'])
+    assert.equal(sparse[1].length, 5001)
+    assert.deepEqual([sparse[1][0], sparse[1][1], sparse[1][5000]], [1, undefined, 2])
+    const keyed = ctx.evalSync("({ k1: 1, k2: [1, 2, 3], k3: new Map([[1, 'x']]), e: new Error('z'), k4: { k1: 'again' } })")
+    assert.deepEqual(Object.keys(keyed), ['k1', 'k2', 'k3', 'e', 'k4'])
+    assert.deepEqual([keyed.k1, keyed.k2, [...keyed.k3], keyed.k4], [1, [1, 2, 3], [[1, 'x']], { k1: 'again' }])
+  }))
+
 test('values: strings and records cross whole in every layout the tapes use', () =>
   withContext({}, (ctx) => {
     const id = ctx.evalSync('(x) => x')

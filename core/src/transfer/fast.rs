@@ -17,8 +17,10 @@
 //! an Invalid Date, a very sparse array, nesting past [`MAX_DEPTH`] — makes
 //! the caller fall back to the walk, which has the rules for them. The
 //! decoder checks the whole buffer before it emits anything, so a sink
-//! never sees a partial value. A getter runs again in the walk if the
-//! serializer met it before refusing the value.
+//! never sees a partial value, unless the sink can start over
+//! ([`Sink::one_pass`]): that one gets the value in one pass, and on a
+//! fallback restarts and gets the walk's. A getter runs again in the walk
+//! if the serializer met it before refusing the value.
 
 use v8::ValueSerializerHelper;
 
@@ -113,7 +115,8 @@ impl From<Halt> for Stop {
 /// containers (in the order they begin) for [`emit`]. Without `bytes`, a
 /// byte buffer in it makes the caller walk the value instead.
 pub(super) fn check(buf: &[u8], bytes: bool) -> Result<Vec<u32>, Stop> {
-    let mut d = Decoder { buf, pos: 0, lens: Vec::new(), next_len: 0, emit_pass: false, bytes, keys: None };
+    let mut d =
+        Decoder { buf, pos: 0, lens: Vec::new(), next_len: 0, emit_pass: false, one_pass: false, bytes, keys: None };
     d.header()?;
     d.value(&mut NullSink, 0, true)?;
     if d.pos != buf.len() {
@@ -129,9 +132,37 @@ pub(super) fn emit(
     sink: &mut dyn Sink,
     keys: &mut super::from_js::KeyIds,
 ) -> Result<(), Stop> {
-    let mut d = Decoder { buf, pos: 0, lens, next_len: 0, emit_pass: true, bytes: true, keys: Some(keys) };
+    let mut d =
+        Decoder { buf, pos: 0, lens, next_len: 0, emit_pass: true, one_pass: false, bytes: true, keys: Some(keys) };
     d.header()?;
     d.value(sink, 0, false)
+}
+
+/// Decodes `buf` straight into `sink` (a [`Sink::one_pass`] sink: no
+/// [`check`] first, so objects, maps and sets begin with a `len` of 0).
+/// On [`Stop::Fallback`] the sink has been given part of the value.
+pub(super) fn emit_once(
+    buf: &[u8],
+    bytes: bool,
+    sink: &mut dyn Sink,
+    keys: &mut super::from_js::KeyIds,
+) -> Result<(), Stop> {
+    let mut d = Decoder {
+        buf,
+        pos: 0,
+        lens: Vec::new(),
+        next_len: 0,
+        emit_pass: true,
+        one_pass: true,
+        bytes,
+        keys: Some(keys),
+    };
+    d.header()?;
+    d.value(sink, 0, false)?;
+    if d.pos != buf.len() {
+        return Err(Stop::Fallback);
+    }
+    Ok(())
 }
 
 struct Decoder<'b, 'k> {
@@ -142,6 +173,8 @@ struct Decoder<'b, 'k> {
     lens: Vec<u32>,
     next_len: usize,
     emit_pass: bool,
+    /// Emitting without a `check` first ([`emit_once`]).
+    one_pass: bool,
     /// Whether byte buffers may be decoded (see [`check`]).
     bytes: bool,
     /// Key ids (emitting only).
@@ -396,7 +429,10 @@ impl<'b> Decoder<'b, '_> {
                 sink.end()?
             }
             tag::BEGIN_SPARSE_ARRAY => {
-                if depth >= MAX_DEPTH {
+                // In one pass, holes would be emitted as they are met, so
+                // `new Array(1e9)` would give a billion `undefined`s before
+                // the count that refuses it: the walk takes sparse arrays.
+                if depth >= MAX_DEPTH || self.one_pass {
                     return Err(Stop::Fallback);
                 }
                 let len = self.u32()?;

@@ -28,7 +28,22 @@ pub(crate) fn to_host<'s>(
     }
     let mut walk = Walk { st, seen: Vec::new(), keys: KeyIds::default() };
     let mut result = Ok(());
-    if plain_container(v) {
+    if plain_container(v) && sink.one_pass() {
+        if let Some(buf) = serialized(scope, st, v)? {
+            let bytes = !sink.shares_bytes();
+            sink.enter(&mut |s| match super::fast::emit_once(&buf, bytes, s, &mut walk.keys) {
+                Ok(()) => {}
+                Err(super::fast::Stop::Halt) => result = Err(ConvError::halt()),
+                Err(super::fast::Stop::Fallback) => {
+                    // Start over with the walk, in the same `enter`.
+                    s.restart();
+                    walk.keys = KeyIds::default();
+                    result = walk.value(scope, v, s, 0);
+                }
+            });
+            return result.map_err(|e| walk_error(scope, st, e));
+        }
+    } else if plain_container(v) {
         if let Some((buf, lens)) = fast_buffer(scope, st, v, sink.shares_bytes())? {
             sink.enter(&mut |s| {
                 result = match super::fast::emit(&buf, lens.clone(), s, &mut walk.keys) {
@@ -44,16 +59,18 @@ pub(crate) fn to_host<'s>(
     } else {
         result = walk.value(scope, v, sink, 0);
     }
-    result.map_err(|e| {
-        // A getter or proxy trap that ran into a timeout, `terminate()` or
-        // the memory limit fails the read; report why it stopped, not the
-        // read.
-        if st.interrupted() || scope.is_execution_terminating() {
-            st.termination_error()
-        } else {
-            e.into_error()
-        }
-    })
+    result.map_err(|e| walk_error(scope, st, e))
+}
+
+/// The error of a walk that failed. A getter or proxy trap that ran into a
+/// timeout, `terminate()` or the memory limit fails the read; report why
+/// it stopped, not the read.
+fn walk_error(scope: &mut v8::PinScope<'_, '_>, st: &State, e: ConvError) -> crate::Error {
+    if st.interrupted() || scope.is_execution_terminating() {
+        st.termination_error()
+    } else {
+        e.into_error()
+    }
 }
 
 /// `to_host` into a [`Value`].
@@ -99,13 +116,22 @@ fn fast_buffer<'s>(
     v: v8::Local<'s, v8::Value>,
     shares_bytes: bool,
 ) -> Result<Option<(Vec<u8>, Vec<u32>)>> {
-    let Some(buf) = super::fast::serialize(scope, v) else {
-        if st.interrupted() || scope.is_execution_terminating() {
-            return Err(st.termination_error());
-        }
-        return Ok(None);
-    };
+    let Some(buf) = serialized(scope, st, v)? else { return Ok(None) };
     Ok(super::fast::check(&buf, !shares_bytes).ok().map(|lens| (buf, lens)))
+}
+
+/// `v` as V8's serializer writes it, or `None` when it refuses (see
+/// [`fast_buffer`] for interruptions).
+fn serialized<'s>(
+    scope: &mut v8::PinScope<'s, '_>,
+    st: &State,
+    v: v8::Local<'s, v8::Value>,
+) -> Result<Option<Vec<u8>>> {
+    match super::fast::serialize(scope, v) {
+        Some(buf) => Ok(Some(buf)),
+        None if st.interrupted() || scope.is_execution_terminating() => Err(st.termination_error()),
+        None => Ok(None),
+    }
 }
 
 /// Whether a root value is emitted inside [`Sink::enter`] (see the trait).

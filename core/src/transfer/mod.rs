@@ -178,6 +178,19 @@ pub trait Sink {
     fn begin_map(&mut self, len: usize) -> Result<(), Halt>;
     fn begin_set(&mut self, len: usize) -> Result<(), Halt>;
     fn end(&mut self) -> Result<(), Halt>;
+    /// Whether this sink can take plain data in one pass: it ignores the
+    /// `len` of objects, maps and sets (given as 0; arrays' stay exact)
+    /// and can [`Sink::restart`]. Plain data is then decoded from V8's
+    /// serializer without the pass that checks it and counts those
+    /// lengths first (a tenth of taking 16k strings out to Node); when the
+    /// decoder meets something only the walk handles, the sink restarts
+    /// and the walk gives the value again.
+    fn one_pass(&self) -> bool {
+        false
+    }
+    /// Forget every event since the walk began (only called on a sink
+    /// that answers [`Sink::one_pass`], inside [`Sink::enter`]).
+    fn restart(&mut self) {}
     /// Runs `walk` (the whole conversion), holding whatever the sink needs
     /// to build host values; see the trait's documentation. Implement as
     /// `walk(self)` after taking the host's lock, or just `walk(self)`.

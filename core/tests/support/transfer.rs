@@ -122,6 +122,106 @@ proptest! {
     }
 }
 
+/// A sink that takes plain data in one pass (`Sink::one_pass`, as Node's
+/// does): a `ValueSink` that starts over when told to, counting restarts.
+#[derive(Default)]
+struct OnePass(ValueSink, usize);
+
+impl OnePass {
+    fn eval(c: &Context, src: &str) -> Result<(Value, usize), Error> {
+        let mut sink = OnePass::default();
+        c.eval_into(src, EvalOptions::default(), &mut sink)?;
+        Ok((sink.0.finish(), sink.1))
+    }
+}
+
+impl Sink for OnePass {
+    fn undefined(&mut self) -> Result<(), Halt> {
+        self.0.undefined()
+    }
+    fn null(&mut self) -> Result<(), Halt> {
+        self.0.null()
+    }
+    fn bool(&mut self, b: bool) -> Result<(), Halt> {
+        self.0.bool(b)
+    }
+    fn integer(&mut self, i: i64) -> Result<(), Halt> {
+        self.0.integer(i)
+    }
+    fn number(&mut self, n: f64) -> Result<(), Halt> {
+        self.0.number(n)
+    }
+    fn bigint(&mut self, b: polyracer::BigInt) -> Result<(), Halt> {
+        self.0.bigint(b)
+    }
+    fn string(&mut self, s: JsStr<'_>) -> Result<(), Halt> {
+        self.0.string(s)
+    }
+    fn date(&mut self, ms: f64) -> Result<(), Halt> {
+        self.0.date(ms)
+    }
+    fn bytes(&mut self, b: &[u8]) -> Result<(), Halt> {
+        self.0.bytes(b)
+    }
+    fn error(&mut self, e: polyracer::ErrorValue) -> Result<(), Halt> {
+        self.0.error(e)
+    }
+    fn handle(&mut self, h: polyracer::JsHandle) -> Result<(), Halt> {
+        self.0.handle(h)
+    }
+    fn begin_array(&mut self, len: usize) -> Result<(), Halt> {
+        self.0.begin_array(len)
+    }
+    fn begin_object(&mut self, len: usize) -> Result<(), Halt> {
+        self.0.begin_object(len)
+    }
+    fn key(&mut self, key: Key<'_>) -> Result<(), Halt> {
+        self.0.key(key)
+    }
+    fn begin_map(&mut self, len: usize) -> Result<(), Halt> {
+        self.0.begin_map(len)
+    }
+    fn begin_set(&mut self, len: usize) -> Result<(), Halt> {
+        self.0.begin_set(len)
+    }
+    fn end(&mut self) -> Result<(), Halt> {
+        self.0.end()
+    }
+    fn enter(&mut self, walk: &mut dyn FnMut(&mut dyn Sink)) {
+        walk(self)
+    }
+    fn one_pass(&self) -> bool {
+        true
+    }
+    fn restart(&mut self) {
+        self.0 = ValueSink::new();
+        self.1 += 1;
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    /// A one-pass sink gets what a checked pass gives, whether the decoder
+    /// finishes or falls back to the walk partway (a sparse array or a
+    /// shared object after some items: the sink must have restarted).
+    #[test]
+    fn one_pass_equals_the_checked_pass(src in js_value(), tail in 0usize..4) {
+        let tails = ["", ", (() => { const a = []; a[100000] = 1; return a })()", ", globalThis.shared, globalThis.shared", ", new Error('e')"];
+        let c = ctx();
+        c.eval("globalThis.shared = { n: 1 }; 0").unwrap();
+        let src = format!("[{src}{}]", tails[tail]);
+        match (OnePass::eval(&c, &src), c.eval(&src)) {
+            (Ok((once, restarts)), Ok(checked)) => {
+                prop_assert!(same(&once, &checked), "{src}\none pass: {once:?}\nchecked:  {checked:?}");
+                prop_assert!(tail == 0 || restarts == 1, "{src}: {restarts} restarts");
+            }
+            (Err(o), Err(w)) => prop_assert_eq!(o.to_string(), w.to_string()),
+            (o, w) => prop_assert!(false, "{src}\none pass: {o:?}\nchecked: {w:?}"),
+        }
+    }
+}
+
 #[test]
 fn values_the_fast_path_leaves_to_the_walk_keep_their_rules() {
     let c = ctx();
