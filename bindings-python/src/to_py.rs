@@ -445,6 +445,18 @@ impl Sink for PySink {
         };
         self.place(py, obj)
     }
+    fn one_pass(&self) -> bool {
+        // Dicts and sets are not presized, and what `restart` drops is
+        // only objects this sink made.
+        true
+    }
+    fn restart(&mut self) {
+        // Inside `enter` (the GIL is held): the partial objects are freed.
+        self.stack.clear();
+        self.done = None;
+        // The walk gives key ids anew.
+        self.keys.clear();
+    }
     fn enter(&mut self, walk: &mut dyn FnMut(&mut dyn Sink)) {
         let was = self.attached;
         Python::attach(|_py| {

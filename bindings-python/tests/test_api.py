@@ -420,6 +420,27 @@ def test_getters_that_call_back_throw_or_loop_while_a_value_is_copied(ctx: polyr
     assert ctx.eval("1 + 1") == 2
 
 
+def test_a_result_the_fast_path_gives_up_on_partway_comes_out_whole(ctx: polyracer.Context) -> None:
+    # Plain data is decoded in one pass; an Error, an object seen twice or
+    # a sparse array met partway makes the sink start over with the walk:
+    # nothing built before may remain, and key strings are given anew.
+    got = ctx.eval(
+        "const s = { n: 1 }; "
+        "[{ a: 'x'.repeat(20), k: 1 }, 'long string number 1', new Uint8Array([1, 2]), s, s]"
+    )
+    assert got == [{"a": "x" * 20, "k": 1}, "long string number 1", b"\x01\x02", {"n": 1}, {"n": 1}]
+    a, b, e = ctx.eval("[{ a: 1, b: 'two' }, { b: 'four', a: 3 }, new RangeError('r')]")
+    assert (a, b) == ({"a": 1, "b": "two"}, {"b": "four", "a": 3})
+    assert list(b) == ["b", "a"]
+    assert isinstance(e, polyracer.JSError) and e.name == "RangeError"
+    sparse = ctx.eval("[['aaaaaaaaaaaaaaaaaaaa', 'b'], (() => { const a = [1]; a[5000] = 2; return a })()]")
+    assert sparse[0] == ["aaaaaaaaaaaaaaaaaaaa", "b"]
+    assert len(sparse[1]) == 5001 and (sparse[1][0], sparse[1][5000]) == (1, 2)
+    keyed = ctx.eval("({ k1: 1, k2: [1, 2], k3: new Map([[1, 'x']]), e: new Error('z'), k4: { k2: 'a' } })")
+    assert list(keyed) == ["k1", "k2", "k3", "e", "k4"]
+    assert (keyed["k1"], keyed["k2"], keyed["k3"], keyed["k4"]) == (1, [1, 2], {1: "x"}, {"k2": "a"})
+
+
 def test_large_bytes_cross_whole_both_ways(ctx: polyracer.Context) -> None:
     # From 32 MiB up, bytes are copied into memory first advised for huge
     # pages and prefaulted (and, going in, maybe a buffer V8 freed before):

@@ -391,6 +391,26 @@ class TestContext < Minitest::Test
     assert_match(/at inner/, err.js_stack)
   end
 
+  # Plain data is decoded in one pass; an Error, an object seen twice or
+  # a sparse array met partway makes the sink start over with the walk:
+  # nothing built before may remain, and key strings are given anew.
+  def test_a_result_the_fast_path_gives_up_on_partway_comes_out_whole
+    c = ctx
+    got = c.eval("const s = { n: 1 }; " \
+                 "[{ a: 'x'.repeat(20), k: 1 }, 'long string number 1', new Uint8Array([1, 2]), s, s]")
+    assert_equal [{ "a" => "x" * 20, "k" => 1 }, "long string number 1", "\x01\x02".b, { "n" => 1 }, { "n" => 1 }], got
+    a, b, e = c.eval("[{ a: 1, b: 'two' }, { b: 'four', a: 3 }, new RangeError('r')]")
+    assert_equal [{ "a" => 1, "b" => "two" }, { "b" => "four", "a" => 3 }], [a, b]
+    assert_equal %w[b a], b.keys
+    assert_kind_of Polyracer::JSError, e
+    sparse = c.eval("[['aaaaaaaaaaaaaaaaaaaa', 'b'], (() => { const a = [1]; a[5000] = 2; return a })()]")
+    assert_equal ["aaaaaaaaaaaaaaaaaaaa", "b"], sparse[0]
+    assert_equal [5001, 1, nil, 2], [sparse[1].size, sparse[1][0], sparse[1][1], sparse[1][5000]]
+    keyed = c.eval("({ k1: 1, k2: [1, 2], k3: new Map([[1, 'x']]), e: new Error('z'), k4: { k2: 'again' } })")
+    assert_equal %w[k1 k2 k3 e k4], keyed.keys
+    assert_equal [1, [1, 2], { 1 => "x" }, { "k2" => "again" }], keyed.values_at("k1", "k2", "k3", "k4")
+  end
+
   def test_large_values_cross_whole_both_ways
     c = ctx
     records = Array.new(3000) { |i| { "id" => i, "name" => (i % 7).zero? ? "caf\u00e9 \u{1F30D} #{i}" : "item #{i}", "tags" => %w[a b], "score" => i * 1.5 } }

@@ -451,6 +451,20 @@ impl Sink for RbSink {
         };
         self.place(v)
     }
+    fn one_pass(&self) -> bool {
+        // Hashes are not presized (a Set's capacity is only a hint), and
+        // what `restart` lets go of is only objects this sink made.
+        true
+    }
+    fn restart(&mut self) {
+        // Inside `enter` (the GVL is held): the partial objects become
+        // garbage once no longer held.
+        self.stack.clear();
+        self.done = None;
+        self.keep = None;
+        // The walk gives key ids anew.
+        self.keys.clear();
+    }
     fn enter(&mut self, walk: &mut dyn FnMut(&mut dyn Sink)) {
         let was = self.attached;
         with_gvl(|_ruby| {
