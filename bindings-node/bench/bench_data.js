@@ -5,7 +5,8 @@
 // strings, at ~10 KB, 300 KB, 1 MB and 10 MB of JSON; bytes (Uint8Array) of
 // 1 MB and 64 MB. Each direction: sandbox → Node ("out") and Node → sandbox
 // ("in"), and bytes shared out without a copy (`shareBuffers`). Median ms of
-// several runs, after each engine has run the same copy for WARM_MS: as in
+// several runs, the engines taking turns call by call (see inTurns), after
+// each engine has run the same copy for WARM_MS: as in
 // a program that moves data call after call, the JIT has compiled what
 // runs (polyracer's tapes are encoded and decoded by JS; the peers' copies
 // are native). A memcpy into memory already touched (Buffer#copy) is the
@@ -90,13 +91,36 @@ function engines(value, src) {
   return out
 }
 
-function row(label, value, src) {
-  const cells = []
-  for (const [name, outFn, inFn, close] of engines(value, src)) {
-    cells.push([name, median(outFn), median(inFn)])
-    close()
+// Median ms of each of `fns`, timed in turns (one call of each, then
+// again) after each was warmed for WARM_MS: on a shared machine whose speed
+// drifts by a third within a minute, engines timed one after the other
+// were compared at different speeds; in turns, the drift and the garbage
+// each leaves in Node's heap fall on all of them alike.
+function inTurns(fns) {
+  for (const f of fns) {
+    const warm = Date.now() + WARM_MS
+    do f()
+    while (Date.now() < warm)
   }
-  console.log(`| ${label} | ${cells.map(([n, o, i]) => `${n}: ${o.toFixed(2)} / ${i.toFixed(2)}`).join(' | ')} |`)
+  const runs = fns.map(() => [])
+  const deadline = Date.now() + (QUICK ? 300 : 1500) * fns.length
+  while (runs[0].length < 5 || (Date.now() < deadline && runs[0].length < 50)) {
+    fns.forEach((f, i) => {
+      const t = process.hrtime.bigint()
+      f()
+      runs[i].push(Number(process.hrtime.bigint() - t) / 1e6)
+    })
+  }
+  return runs.map((r) => r.sort((a, b) => a - b)[r.length >> 1])
+}
+
+function row(label, value, src) {
+  const all = engines(value, src)
+  const outs = inTurns(all.map(([, outFn]) => outFn))
+  const ins = inTurns(all.map(([, , inFn]) => inFn))
+  for (const [, , , close] of all) close()
+  const cells = all.map(([name], i) => `${name}: ${outs[i].toFixed(2)} / ${ins[i].toFixed(2)}`)
+  console.log(`| ${label} | ${cells.join(' | ')} |`)
 }
 
 console.log('Moving data, median ms, out (sandbox → Node) / in (Node → sandbox):')
