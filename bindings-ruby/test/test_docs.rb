@@ -24,21 +24,22 @@ class TestDocs < Minitest::Test
   ASYNC_EXAMPLE = File.join(PolyracerTestHelper::ROOT, "docs", "examples", "ruby", "async_example.rb")
 
   def test_async_example_output
-    out, err, status = capture_within(RbConfig.ruby, "-I#{PolyracerTestHelper::LIB}", ASYNC_EXAMPLE)
-    assert status.success?, err
-    assert_equal "A2!\n", out
-    page = File.read(File.join(PolyracerTestHelper::ROOT, "docs", "async.md"))
-    assert_includes page, File.read(ASYNC_EXAMPLE), "docs/async.md shows the tested example"
+    assert_example_runs_and_is_shown(ASYNC_EXAMPLE, "async.md", "A2!\n")
   end
 
   SHARED_EXAMPLE = File.join(PolyracerTestHelper::ROOT, "docs", "examples", "ruby", "shared_buffers.rb")
 
   def test_shared_buffers_example_output
-    out, err, status = capture_within(RbConfig.ruby, "-I#{PolyracerTestHelper::LIB}", SHARED_EXAMPLE)
+    assert_example_runs_and_is_shown(SHARED_EXAMPLE, "ruby.md", "255\n67108864 255\n")
+  end
+
+  # `example` prints `expected`, and docs/`page` shows it whole.
+  def assert_example_runs_and_is_shown(example, page, expected)
+    out, err, status = capture_within(RbConfig.ruby, "-I#{PolyracerTestHelper::LIB}", example)
     assert status.success?, err
-    assert_equal "255\n67108864 255\n", out
-    page = File.read(File.join(PolyracerTestHelper::ROOT, "docs", "ruby.md"))
-    assert_includes page, File.read(SHARED_EXAMPLE), "docs/ruby.md shows the tested example"
+    assert_equal expected, out
+    text = File.read(File.join(PolyracerTestHelper::ROOT, "docs", page))
+    assert_includes text, File.read(example), "docs/#{page} shows the tested example"
   end
 
   def test_docs_page_includes_the_example

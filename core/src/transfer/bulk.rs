@@ -284,9 +284,13 @@ fn populate(ptr: *mut u8, len: usize) {
     }
 }
 
+/// The page size these hints work in (the smallest on every Linux target
+/// this builds for; a larger page only makes the hints coarser).
+#[cfg(target_os = "linux")]
+const PAGE: usize = 4096;
+
 #[cfg(target_os = "linux")]
 fn whole_pages(ptr: *mut u8, len: usize) -> Option<(*mut libc::c_void, usize)> {
-    const PAGE: usize = 4096;
     let start = (ptr as usize).next_multiple_of(PAGE);
     let end = (ptr as usize + len) & !(PAGE - 1);
     (end > start).then(|| (start as *mut libc::c_void, end - start))
@@ -301,7 +305,7 @@ fn last_page_resident(ptr: *mut u8, len: usize) -> bool {
     let mut state = 0u8;
     // SAFETY: the page lies inside the caller's allocation (page-aligned,
     // as mincore needs); `state` holds the one byte it writes for a page.
-    let r = unsafe { libc::mincore((start as usize + n - 4096) as *mut libc::c_void, 4096, &mut state) };
+    let r = unsafe { libc::mincore((start as usize + n - PAGE) as *mut libc::c_void, PAGE, &mut state) };
     r != 0 || state & 1 == 1
 }
 

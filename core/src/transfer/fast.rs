@@ -115,8 +115,7 @@ impl From<Halt> for Stop {
 /// containers (in the order they begin) for [`emit`]. Without `bytes`, a
 /// byte buffer in it makes the caller walk the value instead.
 pub(super) fn check(buf: &[u8], bytes: bool) -> Result<Vec<u32>, Stop> {
-    let mut d =
-        Decoder { buf, pos: 0, lens: Vec::new(), next_len: 0, emit_pass: false, one_pass: false, bytes, keys: None };
+    let mut d = Decoder::new(buf, Vec::new(), Pass::Check, bytes, None);
     d.header()?;
     d.value(&mut NullSink, 0, true)?;
     if d.pos != buf.len() {
@@ -132,8 +131,7 @@ pub(super) fn emit(
     sink: &mut dyn Sink,
     keys: &mut super::from_js::KeyIds,
 ) -> Result<(), Stop> {
-    let mut d =
-        Decoder { buf, pos: 0, lens, next_len: 0, emit_pass: true, one_pass: false, bytes: true, keys: Some(keys) };
+    let mut d = Decoder::new(buf, lens, Pass::Checked, true, Some(keys));
     d.header()?;
     d.value(sink, 0, false)
 }
@@ -147,16 +145,7 @@ pub(super) fn emit_once(
     sink: &mut dyn Sink,
     keys: &mut super::from_js::KeyIds,
 ) -> Result<(), Stop> {
-    let mut d = Decoder {
-        buf,
-        pos: 0,
-        lens: Vec::new(),
-        next_len: 0,
-        emit_pass: true,
-        one_pass: true,
-        bytes,
-        keys: Some(keys),
-    };
+    let mut d = Decoder::new(buf, Vec::new(), Pass::Once, bytes, Some(keys));
     d.header()?;
     d.value(sink, 0, false)?;
     if d.pos != buf.len() {
@@ -179,6 +168,38 @@ struct Decoder<'b, 'k> {
     bytes: bool,
     /// Key ids (emitting only).
     keys: Option<&'k mut super::from_js::KeyIds>,
+}
+
+/// Which pass a [`Decoder`] makes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Pass {
+    /// [`check`]: into a `NullSink`, recording container lengths.
+    Check,
+    /// [`emit`]: after `check`, with its lengths.
+    Checked,
+    /// [`emit_once`]: emitting with no `check` first.
+    Once,
+}
+
+impl<'b, 'k> Decoder<'b, 'k> {
+    fn new(
+        buf: &'b [u8],
+        lens: Vec<u32>,
+        pass: Pass,
+        bytes: bool,
+        keys: Option<&'k mut super::from_js::KeyIds>,
+    ) -> Self {
+        Decoder {
+            buf,
+            pos: 0,
+            lens,
+            next_len: 0,
+            emit_pass: pass != Pass::Check,
+            one_pass: pass == Pass::Once,
+            bytes,
+            keys,
+        }
+    }
 }
 
 impl<'b> Decoder<'b, '_> {

@@ -368,8 +368,9 @@ impl Sink for RbSink {
     }
     fn shared_bytes(&mut self, b: pr::transfer::SharedBytes) -> Result<(), Halt> {
         if !self.attached {
+            // Kept as a copy until the call returns, as `bytes` keeps them.
             // SAFETY: the walk holds the isolate: no JS writes meanwhile.
-            return self.keep(pr::Value::Bytes(pr::transfer::fresh_copy(unsafe { b.as_slice() })));
+            return self.bytes(unsafe { b.as_slice() });
         }
         match crate::memory::io_buffer(&Self::ruby(), b) {
             Ok(v) => self.place(v),
