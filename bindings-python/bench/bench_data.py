@@ -12,7 +12,7 @@ into memory already touched (the bar) and a copy into new memory
 (``bytearray(b)``, which pays a page fault per 4 KiB). Peers whose objects come
 back as proxies are measured copying through JSON, as their users do (see
 bench.py's engine classes). Median ms, each call warmed for 0.2 s first;
-lower is better.
+lower is better. Within a row the engines take turns, call by call.
 """
 
 from __future__ import annotations
@@ -56,21 +56,43 @@ def sized(shape: str, size: float) -> Any:
     return SHAPES[shape](max(1, round(size / per)))
 
 
+# Up to this many timed calls of each engine, within the budget: a few
+# hundred settle a median that 50 left moving by a third (a call's place
+# between collections differs from run to run).
+MAX_RUNS = 300
+
+
+def warmed(fns: list[Callable[[], Any]]) -> None:
+    # Each call warmed for a fifth of a second first (as bench_data.js and
+    # bench_data.rb do): a program that moves data call after call runs
+    # with its heap and caches settled. The same for every engine.
+    for fn in fns:
+        warm = time.perf_counter() + 0.2
+        fn()
+        while time.perf_counter() < warm:
+            fn()
+
+
+def in_turns(fns: list[Callable[[], Any]], budget: float) -> list[float]:
+    """Median ms of each of `fns`, timed in turns (one call of each, then
+    again), after each was warmed: on a shared machine whose speed drifts
+    by a third within a minute, engines timed one after the other were
+    compared at different speeds (a row moved past its peer between runs);
+    in turns, the drift falls on all of them alike (as bench_data.js
+    does)."""
+    warmed(fns)
+    runs: list[list[float]] = [[] for _ in fns]
+    end = time.perf_counter() + budget * len(fns)
+    while len(runs[0]) < 5 or (time.perf_counter() < end and len(runs[0]) < MAX_RUNS):
+        for i, fn in enumerate(fns):
+            t = time.perf_counter()
+            fn()
+            runs[i].append((time.perf_counter() - t) * 1000)
+    return [statistics.median(r) for r in runs]
+
+
 def median_ms(fn: Callable[[], Any], budget: float) -> float:
-    # Warmed for a fifth of a second first (as bench_data.js and
-    # bench_data.rb are): a program that moves data call after call runs
-    # with its heap and the JIT settled. The same for every engine.
-    warm = time.perf_counter() + 0.2
-    fn()
-    while time.perf_counter() < warm:
-        fn()
-    runs = []
-    end = time.perf_counter() + budget
-    while len(runs) < 5 or (time.perf_counter() < end and len(runs) < 50):
-        t = time.perf_counter()
-        fn()
-        runs.append((time.perf_counter() - t) * 1000)
-    return statistics.median(runs)
+    return in_turns([fn], budget)[0]
 
 
 def main() -> None:
@@ -86,19 +108,29 @@ def main() -> None:
     for size in sizes:
         for shape in SHAPES:
             value = sized(shape, size)
-            cells = []
+            # Every engine's context holds the value at once, so their
+            # calls can take turns; an engine that fails is reported and
+            # left out of the row.
+            ready = []
             for eng in engines:
                 try:
                     ctx = eng.new()
                     eng.eval(ctx, f"var v = {json.dumps(value)}")
                     sink = eng.function(ctx, "(x) => 0")
-                    out = median_ms(lambda: eng.to_python(ctx, "v"), budget)  # noqa: B023
-                    inn = median_ms(lambda: eng.from_python(ctx, sink, value), budget)  # noqa: B023
-                    eng.close(ctx)
-                    cells.append(f"{out:.2f} / {inn:.2f}")
+                    eng.to_python(ctx, "v")
+                    eng.from_python(ctx, sink, value)
+                    ready.append((eng, ctx, sink))
                 except Exception as e:  # noqa: BLE001 - a peer's failure is reported, not fatal
                     print(f"({eng.name}: {shape}: {type(e).__name__}: {str(e)[:80]})", file=sys.stderr)
-                    cells.append("n/a")
+            outs = in_turns([lambda e=e, c=c: e.to_python(c, "v") for e, c, _ in ready], budget)
+            ins = in_turns([lambda e=e, c=c, f=f: e.from_python(c, f, value) for e, c, f in ready], budget)  # noqa: B023
+            timed = {e.name: (o, i) for (e, _, _), o, i in zip(ready, outs, ins, strict=True)}
+            for e, c, _ in ready:
+                e.close(c)
+            cells = [
+                f"{timed[e.name][0]:.2f} / {timed[e.name][1]:.2f}" if e.name in timed else "n/a"
+                for e in engines
+            ]
             mb = compact_len(value) / 1e6
             print(f"| {shape}, {mb:.2f} MB JSON | " + " | ".join(cells) + " |")
     import polyracer
@@ -108,12 +140,21 @@ def main() -> None:
         with polyracer.Context() as ctx:
             ctx.eval(f"var v = new Uint8Array({n}).fill(7)")
             sink = ctx.eval("(x) => 0")
-            out = median_ms(lambda: ctx.eval("v"), budget)  # noqa: B023
-            inn = median_ms(lambda: sink(data), budget)  # noqa: B023
-            shared = median_ms(lambda: ctx.eval("v", share_buffers=True), budget)  # noqa: B023
-        fresh = median_ms(lambda: bytearray(data), budget)  # noqa: B023
-        view = memoryview(bytearray(n))
-        memcpy = median_ms(lambda: view.__setitem__(slice(None), data), budget)  # noqa: B023
+            view = memoryview(bytearray(n))
+            # The copy out timed in turns with its bar and a copy into new
+            # memory; the copy in with the view shared out.
+            out, memcpy, fresh = in_turns(
+                [
+                    lambda: ctx.eval("v"),  # noqa: B023
+                    lambda: view.__setitem__(slice(None), data),  # noqa: B023
+                    lambda: bytearray(data),  # noqa: B023
+                ],
+                budget,
+            )
+            inn, shared = in_turns(
+                [lambda: sink(data), lambda: ctx.eval("v", share_buffers=True)],  # noqa: B023
+                budget,
+            )
         rest = " | ".join("n/a" for _ in engines[1:])
         print(f"| bytes, {n >> 20} MiB | {out:.2f} / {inn:.2f} | {rest} |")
         cells = [f"{shared:.3f} / n/a"]

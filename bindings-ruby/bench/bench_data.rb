@@ -26,6 +26,9 @@ SIZES = QUICK ? [10e3, 300e3, 1e6] : [10e3, 300e3, 1e6, 10e6]
 BYTES = QUICK ? [1 << 20] : [1 << 20, 64 << 20]
 BUDGET = QUICK ? 0.3 : 1.5
 WARM = QUICK ? 0.1 : 0.2
+# Up to this many timed calls, within the budget: a few hundred settle a
+# median that 50 left moving by a third between runs.
+MAX_RUNS = 300
 
 SHAPES = {
   "records" => lambda { |n|
@@ -39,32 +42,44 @@ def clock
   Process.clock_gettime(Process::CLOCK_MONOTONIC)
 end
 
-# Median milliseconds of at least 5 runs within the budget (at most 50),
-# after WARM seconds of the same call (as bench_data.js does): a program
-# that moves data call after call runs with its heap and the JIT settled.
-# For 1 MiB Strings out, the first ~50 calls each take fresh pages while
-# Ruby's heap grows to its steady size (0.55 ms a call, then 0.08).
-def median_ms
-  warm = clock + WARM
-  yield while clock < warm
-  runs = []
-  stop = clock + BUDGET
-  while runs.size < 5 || (clock < stop && runs.size < 50)
-    t = clock
-    yield
-    runs << ((clock - t) * 1000)
+# Median milliseconds of each of `calls`, timed in turns (one call of each,
+# then again; at least 5 runs each, at most MAX_RUNS, within the budget), after
+# WARM seconds of each call (as bench_data.js does): a program that moves
+# data call after call runs with its heap and the JIT settled. For 1 MiB
+# Strings out, the first ~50 calls each take fresh pages while Ruby's heap
+# grows to its steady size (0.55 ms a call, then 0.08). In turns, the
+# machine's drift falls on each call alike.
+def in_turns(*calls)
+  calls.each do |call|
+    warm = clock + WARM
+    call.call while clock < warm
   end
-  runs.sort[runs.size / 2]
+  runs = calls.map { [] }
+  stop = clock + (BUDGET * calls.size)
+  while runs[0].size < 5 || (clock < stop && runs[0].size < MAX_RUNS)
+    calls.each_with_index do |call, i|
+      t = clock
+      call.call
+      runs[i] << ((clock - t) * 1000)
+    end
+  end
+  runs.map { |r| r.sort[r.size / 2] }
 end
 
-# A plain memcpy of `bytes` into memory already touched, the bar for bytes
-# (IO::Buffer is marked experimental in Ruby 3.1; its copy is a memcpy).
-def memcpy_ms(bytes)
+def median_ms(&block)
+  in_turns(block).first
+end
+
+# A copy out of `bytes` (`out`), timed in turns with a plain memcpy of as
+# many bytes into memory already touched (the bar; IO::Buffer is marked
+# experimental in Ruby 3.1, and its copy is a memcpy) and a copy into new
+# memory (String#dup).
+def bytes_out_ms(bytes, out)
   experimental = Warning[:experimental]
   Warning[:experimental] = false
   src = IO::Buffer.for(bytes)
   dst = IO::Buffer.new(bytes.bytesize)
-  median_ms { dst.copy(src, 0) }
+  in_turns(out, -> { dst.copy(src, 0) }, -> { bytes.dup << "" })
 ensure
   Warning[:experimental] = experimental
 end
@@ -115,10 +130,13 @@ SIZES.each do |bytes|
 end
 BYTES.each do |n|
   value = ("\x07".b * n)
-  cell = polyracer_cell(value, "globalThis.v = new Uint8Array(#{n}).fill(7)")
-  copy = median_ms { value.dup << "" }
-  memcpy = memcpy_ms(value)
-  puts "| binary String, #{n >> 20} MiB | #{cell} | n/a |"
+  ctx = Polyracer::Context.new
+  ctx.eval("globalThis.v = new Uint8Array(#{n}).fill(7)")
+  sink = ctx.eval("(v) => 0")
+  out, memcpy, copy = bytes_out_ms(value, -> { ctx.eval("globalThis.v") })
+  inn = median_ms { sink.call(value) }
+  ctx.dispose
+  puts "| binary String, #{n >> 20} MiB | #{format('%.2f / %.2f', out, inn)} | n/a |"
   puts "| shared out (share_buffers: an IO::Buffer, no copy), #{n >> 20} MiB | #{format('%.3f', shared_out_ms(n))} | n/a |"
   puts "| memcpy of #{n >> 20} MiB into touched memory (the bar: IO::Buffer#copy) | #{format('%.2f', memcpy)} | |"
   puts "| copy of #{n >> 20} MiB into new memory (String#dup) | #{format('%.2f', copy)} | |"
