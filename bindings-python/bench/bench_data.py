@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import statistics
 import sys
 import time
@@ -78,15 +79,18 @@ def in_turns(fns: list[Callable[[], Any]], budget: float) -> list[float]:
     again), after each was warmed: on a shared machine whose speed drifts
     by a third within a minute, engines timed one after the other were
     compared at different speeds (a row moved past its peer between runs);
-    in turns, the drift falls on all of them alike (as bench_data.js
-    does)."""
+    in turns, in a new random order each round, the drift falls on all
+    of them alike (as bench_data.js does)."""
     warmed(fns)
     runs: list[list[float]] = [[] for _ in fns]
     end = time.perf_counter() + budget * len(fns)
     while len(runs[0]) < 5 or (time.perf_counter() < end and len(runs[0]) < MAX_RUNS):
-        for i, fn in enumerate(fns):
+        # A new random order each round (as bench_data.js): in a fixed one,
+        # the work a call leaves for the next (a collection, freed memory)
+        # falls on the same engine round after round.
+        for i in random.sample(range(len(fns)), len(fns)):
             t = time.perf_counter()
-            fn()
+            fns[i]()
             runs[i].append((time.perf_counter() - t) * 1000)
     return [statistics.median(r) for r in runs]
 
