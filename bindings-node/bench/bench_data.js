@@ -51,19 +51,9 @@ const WARM_MS = QUICK ? 100 : 200
 // settles within a few percent.
 const MAX_RUNS = 300
 
+/** Median ms of `f` alone (see inTurns). */
 function median(f) {
-  const warm = Date.now() + WARM_MS
-  do f()
-  while (Date.now() < warm)
-  const runs = []
-  const deadline = Date.now() + (QUICK ? 300 : 1500)
-  while (runs.length < 5 || (Date.now() < deadline && runs.length < MAX_RUNS)) {
-    const t = process.hrtime.bigint()
-    f()
-    runs.push(Number(process.hrtime.bigint() - t) / 1e6)
-  }
-  runs.sort((a, b) => a - b)
-  return runs[runs.length >> 1]
+  return inTurns([f])[0]
 }
 
 function engines(value, src) {
@@ -96,15 +86,6 @@ function engines(value, src) {
   return out
 }
 
-// Median ms of each of `fns`, timed in turns (one call of each, then
-// again) after each was warmed for WARM_MS: on a shared machine whose speed
-// drifts by a third within a minute, engines timed one after the other
-// were compared at different speeds; in turns, the drift and the garbage
-// each leaves in Node's heap fall on all of them alike. Each round runs
-// them in a new random order: in a fixed order, the calls that filled the
-// young generation fell on the same engine round after round (at 1.15 MB of
-// strings out, polyracer's p75 was 6.8 ms against isolated-vm's 3.5 while
-// their p10s were equal, and the other way round for the copies in).
 /** 0..n-1 in a random order (Fisher–Yates). */
 function shuffled(n) {
   const order = Array.from({ length: n }, (_, i) => i)
@@ -115,6 +96,15 @@ function shuffled(n) {
   return order
 }
 
+// Median ms of each of `fns`, timed in turns (one call of each, then
+// again) after each was warmed for WARM_MS: on a shared machine whose speed
+// drifts by a third within a minute, engines timed one after the other
+// were compared at different speeds; in turns, the drift and the garbage
+// each leaves in Node's heap fall on all of them alike. Each round runs
+// them in a new random order: in a fixed order, the calls that filled the
+// young generation fell on the same engine round after round (at 1.15 MB of
+// strings out, polyracer's p75 was 6.8 ms against isolated-vm's 3.5 while
+// their p10s were equal, and the other way round for the copies in).
 function inTurns(fns) {
   for (const f of fns) {
     const warm = Date.now() + WARM_MS
