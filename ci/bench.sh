@@ -9,7 +9,8 @@
 # PyMiniRacer), Node (vs isolated-vm and node:vm) and Ruby; and Node's
 # Python's and Ruby's moving-data tables (bench_data.*: records, numbers
 # and strings from 10 KB to 10 MB, and bytes to 64 MB, each way, beside
-# the same peers and ExecJS for Ruby).
+# the same peers and ExecJS for Ruby), and Ruby's rows against Python's
+# (ci/bench-ruby-bar.py: polyracer alone in each, in turns, three runs).
 #   ci/bench.sh            everything
 #   ci/bench.sh latency    only the interleaved-latency tables
 #   ci/bench.sh async      only the async tables
@@ -85,5 +86,8 @@ if want async || want data; then
   fi
   if want data; then
     (cd bindings-ruby && ruby -Ilib bench/bench_data.rb)
+    # The Ruby target is the Python binding's figure: both timed alone,
+    # in turns, three runs each.
+    python3 ci/bench-ruby-bar.py --python "$bench_py"
   fi
 fi

@@ -11,6 +11,10 @@
 # for bytes, a memcpy into memory already touched, beside a copy into new
 # memory (String#dup), which pays a page fault per 4 KiB.
 #   ruby -Ilib bench/bench_data.rb     (from bindings-ruby/; QUICK=1: to 1 MB)
+# POLYRACER_JSON=1 prints one JSON object per row instead (shape, size,
+# out, in; bytes rows also memcpy), polyracer only, as bench_data.py
+# --polyracer-json does: ci/bench-ruby-bar.py runs the two in turns and
+# holds each row to the 1.5× bar.
 require "json"
 require "polyracer"
 
@@ -22,6 +26,7 @@ rescue LoadError
 end
 
 QUICK = ENV["QUICK"] == "1"
+AS_JSON = ENV["POLYRACER_JSON"] == "1"
 SIZES = QUICK ? [10e3, 300e3, 1e6] : [10e3, 300e3, 1e6, 10e6]
 BYTES = QUICK ? [1 << 20] : [1 << 20, 64 << 20]
 BUDGET = QUICK ? 0.3 : 1.5
@@ -92,14 +97,15 @@ def sized(shape, bytes)
   SHAPES[shape].call([1, (bytes / per).round].max)
 end
 
-def polyracer_cell(value, src)
+# Median ms of polyracer's copy out and in of `value`.
+def polyracer_ms(value, src)
   ctx = Polyracer::Context.new
   ctx.eval(src)
   sink = ctx.eval("(v) => 0")
   out = median_ms { ctx.eval("globalThis.v") }
   inn = median_ms { sink.call(value) }
   ctx.dispose
-  format("%.2f / %.2f", out, inn)
+  [out, inn]
 end
 
 # Bytes out without a copy: an IO::Buffer over the sandbox's memory.
@@ -120,15 +126,27 @@ def execjs_cell(value, src)
   format("%.2f / %.2f", out, inn)
 end
 
-puts "Moving data, median ms, out (JS → Ruby) / in (Ruby → JS):"
-puts "| value | polyracer | ExecJS (Node, JSON) |"
-puts "|---|---|---|"
-SIZES.each do |bytes|
-  SHAPES.each_key do |shape|
-    value = sized(shape, bytes)
-    json = JSON.generate(value)
-    src = "globalThis.v = #{json}"
-    puts "| #{shape}, #{format('%.2f', json.bytesize / 1e6)} MB JSON | #{polyracer_cell(value, src)} | #{execjs_cell(value, src)} |"
+if AS_JSON
+  SIZES.each do |bytes|
+    SHAPES.each_key do |shape|
+      value = sized(shape, bytes)
+      out, inn = polyracer_ms(value, "globalThis.v = #{JSON.generate(value)}")
+      puts JSON.generate({ shape: shape, size: bytes, out: out, in: inn })
+      $stdout.flush
+    end
+  end
+else
+  puts "Moving data, median ms, out (JS → Ruby) / in (Ruby → JS):"
+  puts "| value | polyracer | ExecJS (Node, JSON) |"
+  puts "|---|---|---|"
+  SIZES.each do |bytes|
+    SHAPES.each_key do |shape|
+      value = sized(shape, bytes)
+      json = JSON.generate(value)
+      src = "globalThis.v = #{json}"
+      cell = format("%.2f / %.2f", *polyracer_ms(value, src))
+      puts "| #{shape}, #{format('%.2f', json.bytesize / 1e6)} MB JSON | #{cell} | #{execjs_cell(value, src)} |"
+    end
   end
 end
 BYTES.each do |n|
@@ -139,6 +157,11 @@ BYTES.each do |n|
   out, memcpy, copy = bytes_out_ms(value, -> { ctx.eval("globalThis.v") })
   inn = median_ms { sink.call(value) }
   ctx.dispose
+  if AS_JSON
+    puts JSON.generate({ shape: "bytes", size: n, out: out, in: inn, memcpy: memcpy })
+    $stdout.flush
+    next
+  end
   puts "| binary String, #{n >> 20} MiB | #{format('%.2f / %.2f', out, inn)} | n/a |"
   puts "| shared out (share_buffers: an IO::Buffer, no copy), #{n >> 20} MiB | #{format('%.3f', shared_out_ms(n))} | n/a |"
   puts "| memcpy of #{n >> 20} MiB into touched memory (the bar: IO::Buffer#copy) | #{format('%.2f', memcpy)} | |"
