@@ -126,27 +126,29 @@ def execjs_cell(value, src)
   format("%.2f / %.2f", out, inn)
 end
 
-if AS_JSON
-  SIZES.each do |bytes|
-    SHAPES.each_key do |shape|
-      value = sized(shape, bytes)
-      out, inn = polyracer_ms(value, "globalThis.v = #{JSON.generate(value)}")
-      puts JSON.generate({ shape: shape, size: bytes, out: out, in: inn })
-      $stdout.flush
-    end
-  end
-else
+# One row for ci/bench-ruby-bar.py (POLYRACER_JSON=1).
+def json_row(row)
+  puts JSON.generate(row)
+  $stdout.flush
+end
+
+unless AS_JSON
   puts "Moving data, median ms, out (JS → Ruby) / in (Ruby → JS):"
   puts "| value | polyracer | ExecJS (Node, JSON) |"
   puts "|---|---|---|"
-  SIZES.each do |bytes|
-    SHAPES.each_key do |shape|
-      value = sized(shape, bytes)
-      json = JSON.generate(value)
-      src = "globalThis.v = #{json}"
-      cell = format("%.2f / %.2f", *polyracer_ms(value, src))
-      puts "| #{shape}, #{format('%.2f', json.bytesize / 1e6)} MB JSON | #{cell} | #{execjs_cell(value, src)} |"
+end
+SIZES.each do |bytes|
+  SHAPES.each_key do |shape|
+    value = sized(shape, bytes)
+    json = JSON.generate(value)
+    src = "globalThis.v = #{json}"
+    out, inn = polyracer_ms(value, src)
+    if AS_JSON
+      json_row({ shape: shape, size: bytes, out: out, in: inn })
+      next
     end
+    cell = format("%.2f / %.2f", out, inn)
+    puts "| #{shape}, #{format('%.2f', json.bytesize / 1e6)} MB JSON | #{cell} | #{execjs_cell(value, src)} |"
   end
 end
 BYTES.each do |n|
@@ -158,8 +160,7 @@ BYTES.each do |n|
   inn = median_ms { sink.call(value) }
   ctx.dispose
   if AS_JSON
-    puts JSON.generate({ shape: "bytes", size: n, out: out, in: inn, memcpy: memcpy })
-    $stdout.flush
+    json_row({ shape: "bytes", size: n, out: out, in: inn, memcpy: memcpy })
     next
   end
   puts "| binary String, #{n >> 20} MiB | #{format('%.2f / %.2f', out, inn)} | n/a |"
