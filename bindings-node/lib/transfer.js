@@ -32,7 +32,7 @@ const D_MAP = 13 // key, value, ...; D_END
 const D_SET = 14 // items; D_END
 const D_END = 15
 const D_NUMBERS = 16 // length, then that many numbers: an array of numbers only
-const D_LATIN1S = 17 // length, first start, each one's end: an array of Latin-1 strings only
+const D_LATIN1S = 17 // length, then each one's start and end: an array of Latin-1 strings only
 
 // Below this length `push` builds an array as fast; above it, filling a
 // preallocated array was 3–4× faster (it stays a fast, holey array).
@@ -115,12 +115,30 @@ function decode(ops, nums, latin1, latin1Ends, utf16, extras) {
       case D_LATIN1S: {
         const len = nums[n++]
         const arr = new Array(len) // every item is set: no holes
-        let a = nums[n++]
+        // `lat` inlined, its cursor and the tape's in locals (not the
+        // closure's): 5–6% faster than a `lat` call per string in a
+        // JS-only bench of 57k strings.
+        const ns = nums
+        const ends = latin1Ends
+        let k = n
+        let c = chunk
+        let i0 = ci
+        let cStart = chunkStart
+        let cEnd = ends[i0]
         for (let i = 0; i < len; i++) {
-          const b = nums[n++]
-          arr[i] = lat(a, b)
-          a = b
+          const a = ns[k++]
+          const b = ns[k++]
+          while (b > cEnd) {
+            cStart = cEnd
+            cEnd = ends[++i0]
+            c = latin1[i0]
+          }
+          arr[i] = c.slice(a - cStart, b - cStart)
         }
+        n = k
+        chunk = c
+        ci = i0
+        chunkStart = cStart
         return arr
       }
       case D_OBJECT: {

@@ -14,6 +14,7 @@ mod error;
 mod fast;
 pub mod handles;
 pub mod host;
+mod latin1;
 pub mod options;
 mod raw;
 pub mod script;

@@ -14,6 +14,7 @@ use polyracer::transfer::{Arg, Halt, HostRef, JsStr, Key, Read, Sink, Source};
 
 use crate::convert::{bigint_from_node, error_value, handle_of, handle_to_node, special_kind, Special};
 use crate::envdata::{EnvData, H};
+use crate::latin1::{self, Latin1Text};
 use crate::raw::{self, napi_call, Env, Val};
 use crate::state::CtxState;
 
@@ -36,24 +37,10 @@ const D_SET: u8 = 14;
 const D_END: u8 = 15;
 /// An array of numbers only: its length, then the numbers, no opcodes.
 const D_NUMBERS: u8 = 16;
-/// An array of Latin-1 strings only: its length, the first one's start,
-/// then each one's end (their text is consecutive).
+/// An array of Latin-1 strings only: its length, then each one's start
+/// and end (the text between two is the next one's tag and length when
+/// they come from V8's serializer; see `latin1`).
 const D_LATIN1S: u8 = 17;
-
-/// `decode` gets the Latin-1 text as strings of about this many bytes, or,
-/// past [`LARGE_TEXT`], of an eighth of the text before them; not as one.
-/// V8 makes a string over 128 KiB in fresh memory of its own (the first
-/// touch of every page was 14% of taking 0.3 MB of strings out), while a
-/// smaller one is made in the young generation, whose collections copy it
-/// for as long as it lives: the growing chunks of megabytes of text are
-/// made in V8's large-object space, which is not copied. And a string
-/// sliced from a chunk keeps only that chunk alive. From 1 MiB of text an
-/// eighth is past 128 KiB, the large-object size: with the growing chunks
-/// starting at 4 MiB instead, 57k strings (1.1 MB) out took 4.0–4.5 ms
-/// against isolated-vm's 2.9–4.0, then 2.8 against 2.7–2.8 (timed in
-/// turns); 100k strings 10.1–11.8 ms → 7.6–7.8 (isolated-vm 6.1–7.4).
-const LATIN1_CHUNK: usize = 32 << 10;
-const LARGE_TEXT: usize = 1 << 20;
 
 /// Builds a Node value from core's walk. A root scalar is made directly;
 /// anything with a container goes through the tape.
@@ -62,20 +49,17 @@ pub struct NodeSink<'a> {
     state: Option<&'a Arc<CtxState>>,
     ops: Vec<u8>,
     nums: Vec<f64>,
-    latin1: Vec<u8>,
-    /// Where `latin1` is cut into the strings `decode` slices (see
-    /// [`LATIN1_CHUNK`]), at string boundaries.
-    latin1_cuts: Vec<usize>,
+    latin1: Latin1Text,
     utf16: Vec<u16>,
     /// Values made directly (handles, dates, bytes, bigints, errors).
     extras: Vec<Val>,
     /// The tape index of each core key id (`u32::MAX`: not sent yet).
     key_index: Vec<u32>,
     keys_sent: u32,
-    /// Where each open array's opcode and length are in `ops` and `nums`
-    /// (`usize::MAX` for other containers), to rewrite an array of numbers
-    /// or of Latin-1 strings as one opcode.
-    open_arrays: Vec<(usize, usize)>,
+    /// Where each open array's opcode is in `ops` (`usize::MAX` for other
+    /// containers), to rewrite an array of numbers or of Latin-1 strings
+    /// as one opcode.
+    open_arrays: Vec<usize>,
     depth: usize,
     root: Option<Val>,
     /// Byte buffers as views of the sandbox's memory (`shareBuffers`).
@@ -95,8 +79,7 @@ pub struct NodeSink<'a> {
 struct Spare {
     ops: Vec<u8>,
     nums: Vec<f64>,
-    latin1: Vec<u8>,
-    latin1_cuts: Vec<usize>,
+    latin1: latin1::Spare,
     utf16: Vec<u16>,
 }
 
@@ -123,8 +106,10 @@ impl Drop for NodeSink<'_> {
         let spare = Spare {
             ops: kept(std::mem::take(&mut self.ops)),
             nums: kept(std::mem::take(&mut self.nums)),
-            latin1: kept(std::mem::take(&mut self.latin1)),
-            latin1_cuts: kept(std::mem::take(&mut self.latin1_cuts)),
+            latin1: {
+                let l = self.latin1.spare();
+                latin1::Spare { own: kept(l.own), staged: kept(l.staged), ends: kept(l.ends) }
+            },
             utf16: kept(std::mem::take(&mut self.utf16)),
         };
         // A nested sink (a getter that calls into a context mid-walk) may
@@ -142,8 +127,7 @@ impl<'a> NodeSink<'a> {
             state,
             ops: spare.ops,
             nums: spare.nums,
-            latin1: spare.latin1,
-            latin1_cuts: spare.latin1_cuts,
+            latin1: Latin1Text::new(spare.latin1),
             utf16: spare.utf16,
             extras: Vec::new(),
             key_index: Vec::new(),
@@ -182,18 +166,8 @@ impl<'a> NodeSink<'a> {
         let e = self.env.env;
         let ops = typed(e, sys::TypedarrayType::uint8_array, &self.ops)?;
         let nums = typed(e, sys::TypedarrayType::float64_array, &self.nums)?;
-        self.latin1_cuts.push(self.latin1.len());
-        let latin1 = raw::array(e, self.latin1_cuts.len())?;
-        let mut from = 0;
-        for (i, &to) in self.latin1_cuts.iter().enumerate() {
-            let mut chunk = ptr::null_mut();
-            let text = &self.latin1[from..to];
-            napi_call!(napi_create_string_latin1(e, text.as_ptr().cast(), text.len() as isize, &mut chunk))?;
-            raw::set_element(e, latin1, i as u32, chunk)?;
-            from = to;
-        }
-        let cuts: Vec<f64> = self.latin1_cuts.iter().map(|&c| c as f64).collect();
-        let latin1_ends = typed(e, sys::TypedarrayType::float64_array, &cuts)?;
+        let (latin1, ends) = self.latin1.finish(e)?;
+        let latin1_ends = typed(e, sys::TypedarrayType::float64_array, ends)?;
         let mut utf16 = ptr::null_mut();
         napi_call!(napi_create_string_utf16(e, self.utf16.as_ptr(), self.utf16.len() as isize, &mut utf16))?;
         let extras = raw::array(e, self.extras.len())?;
@@ -244,15 +218,10 @@ impl<'a> NodeSink<'a> {
     fn text(&mut self, s: JsStr, latin1_op: u8, utf16_op: u8) {
         match s {
             JsStr::Latin1(b) => {
-                let chunk_start = self.latin1_cuts.last().copied().unwrap_or(0);
-                let limit = if self.latin1.len() < LARGE_TEXT { LATIN1_CHUNK } else { self.latin1.len() / 8 };
-                if self.latin1.len() - chunk_start >= limit {
-                    self.latin1_cuts.push(self.latin1.len());
-                }
+                let (start, end) = self.latin1.push(b);
                 self.ops.push(latin1_op);
-                self.nums.push(self.latin1.len() as f64);
-                self.latin1.extend_from_slice(b);
-                self.nums.push(self.latin1.len() as f64);
+                self.nums.push(start as f64);
+                self.nums.push(end as f64);
             }
             JsStr::Utf16(u) => {
                 self.ops.push(utf16_op);
@@ -265,7 +234,7 @@ impl<'a> NodeSink<'a> {
 
     fn open(&mut self, op: u8) -> Result<(), Halt> {
         // `begin_array` pushes the length next.
-        self.open_arrays.push(if op == D_ARRAY { (self.ops.len(), self.nums.len()) } else { (usize::MAX, 0) });
+        self.open_arrays.push(if op == D_ARRAY { self.ops.len() } else { usize::MAX });
         self.ops.push(op);
         self.depth += 1;
         Ok(())
@@ -389,6 +358,18 @@ impl Sink for NodeSink<'_> {
         self.text(s, D_LATIN1, D_UTF16);
         Ok(())
     }
+    fn latin1_strings(&mut self, items: &[&[u8]]) -> Result<(), Halt> {
+        if self.depth == 0 {
+            // Only ever items of an array; as `string` would take them.
+            for s in items {
+                self.string(JsStr::Latin1(s))?;
+            }
+            return Ok(());
+        }
+        self.ops.resize(self.ops.len() + items.len(), D_LATIN1);
+        self.latin1.push_all(items, &mut self.nums);
+        Ok(())
+    }
     fn date(&mut self, ms: f64) -> Result<(), Halt> {
         let mut out = ptr::null_mut();
         let r = napi_call!(napi_create_date(self.env.env, ms, &mut out)).map(|()| out);
@@ -461,14 +442,13 @@ impl Sink for NodeSink<'_> {
     }
     fn end(&mut self) -> Result<(), Halt> {
         self.depth -= 1;
-        let (at, nums_at) = self.open_arrays.pop().unwrap_or((usize::MAX, 0));
+        let at = self.open_arrays.pop().unwrap_or(usize::MAX);
         // An array of numbers only (its operands already lie in `nums`
         // as the length and the values): one opcode, and `decode` copies
         // the numbers in a tight loop instead of dispatching on each.
         if at != usize::MAX {
             // Likewise an array of Latin-1 strings only: one opcode and a
-            // tight loop. Their text is consecutive, so the start and end
-            // of each become the first start and each one's end.
+            // tight loop.
             let items = &self.ops[at + 1..];
             let run = match items.first() {
                 None => Some(D_NUMBERS),
@@ -478,14 +458,6 @@ impl Sink for NodeSink<'_> {
                 _ => None,
             };
             if let Some(op) = run {
-                if op == D_LATIN1S {
-                    let n = items.len();
-                    // [len, s0, e0, s1, e1, ...] → [len, s0, e0, e1, ...]
-                    for i in 1..n {
-                        self.nums[nums_at + 2 + i] = self.nums[nums_at + 2 + 2 * i];
-                    }
-                    self.nums.truncate(nums_at + 2 + n);
-                }
                 self.ops.truncate(at);
                 self.ops.push(op);
                 return Ok(());
@@ -493,6 +465,15 @@ impl Sink for NodeSink<'_> {
         }
         self.ops.push(D_END);
         Ok(())
+    }
+    fn begin_wire(&mut self, wire: &[u8]) {
+        self.latin1.begin_wire(wire);
+    }
+    fn end_wire(&mut self, wire: &[u8]) -> Result<(), Halt> {
+        match self.latin1.end_wire(self.env.env, wire) {
+            Ok(()) => Ok(()),
+            Err(e) => self.fail(e),
+        }
     }
     fn enter(&mut self, walk: &mut dyn FnMut(&mut dyn Sink)) {
         // Everything runs on Node's JS thread: nothing to take.
@@ -507,7 +488,6 @@ impl Sink for NodeSink<'_> {
         self.ops.clear();
         self.nums.clear();
         self.latin1.clear();
-        self.latin1_cuts.clear();
         self.utf16.clear();
         self.extras.clear();
         self.key_index.clear();

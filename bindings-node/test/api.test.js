@@ -183,6 +183,20 @@ test('values: strings and records cross whole in every layout the tapes use', ()
           return { 2: 'two', 1: 'one', id: i, '': 'empty key' }
       }
     })
+    // Strings are sliced from V8's serialized copy of the value where they
+    // lie in it (src/latin1.rs): lengths of one and two bytes there, empty
+    // strings, a string long enough to be a chunk of its own between short
+    // ones, strings with far more than the 64 bytes one piece spans between
+    // them, keys written from numbers (text of its own) between strings of
+    // the copy, and more than 1 MiB of text (chunks of an eighth of it).
+    const wire = [
+      Array.from({ length: 3000 }, (_, i) => (i % 7 === 0 ? '' : `${i}`.repeat(i % 90))),
+      ['short', 'y'.repeat(5000), 'after it', 'z'.repeat(127), 'w'.repeat(128), 'é'.repeat(300), 'end'],
+      Array.from({ length: 300 }, (_, i) => ({ label: `row ${i}`, data: [i, i + 0.5, i * 1e9, -i, 1.25, 2.5, 3.75, 5, 6.5, 7.5], note: 'n' })),
+      Array.from({ length: 500 }, (_, i) => ({ [i]: `value ${i}`, name: `name ${i}`, 7: 'seven' })),
+      [Array.from({ length: 70000 }, (_, i) => `entry ${i} of a long list`), 'tail'],
+    ]
+    for (const v of wire) assert.deepStrictEqual(id(v), v)
     const keysInside = ctx.evalSync('(a) => a.map((r) => Object.keys(r).join(",") + "=" + JSON.stringify(r))')
     assert.deepStrictEqual(keysInside(records), records.map((r) => Object.keys(r).join(',') + '=' + JSON.stringify(r)))
     assert.deepStrictEqual(id(records), records)

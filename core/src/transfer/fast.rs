@@ -168,6 +168,8 @@ struct Decoder<'b, 'k> {
     bytes: bool,
     /// Key ids (emitting only).
     keys: Option<&'k mut super::from_js::KeyIds>,
+    /// The strings of a run (see [`Sink::latin1_strings`]), kept to reuse.
+    run: Vec<&'b [u8]>,
 }
 
 /// Which pass a [`Decoder`] makes.
@@ -198,6 +200,7 @@ impl<'b, 'k> Decoder<'b, 'k> {
             one_pass: pass == Pass::Once,
             bytes,
             keys,
+            run: Vec::new(),
         }
     }
 }
@@ -235,6 +238,7 @@ impl<'b> Decoder<'b, '_> {
         u32::try_from(self.varint()?).map_err(|_| Stop::Fallback)
     }
 
+    #[inline]
     fn raw(&mut self, n: usize) -> Result<&'b [u8], Stop> {
         let end = self.pos.checked_add(n).filter(|&e| e <= self.buf.len()).ok_or(Stop::Fallback)?;
         let s = &self.buf[self.pos..end];
@@ -433,8 +437,32 @@ impl<'b> Decoder<'b, '_> {
                     return Err(Stop::Fallback);
                 }
                 sink.begin_array(len as usize)?;
-                for _ in 0..len {
-                    self.value(sink, depth + 1, skip)?;
+                let mut i = 0;
+                while i < len {
+                    if self.peek() != Some(tag::ONE_BYTE_STRING) {
+                        self.value(sink, depth + 1, skip)?;
+                        i += 1;
+                        continue;
+                    }
+                    // A run of Latin-1 strings: one sink call.
+                    let mut run = std::mem::take(&mut self.run);
+                    while i < len && self.peek() == Some(tag::ONE_BYTE_STRING) {
+                        self.pos += 1;
+                        let n = match self.peek() {
+                            // Most strings are under 128 bytes: a one-byte length.
+                            Some(b) if b < 0x80 => {
+                                self.pos += 1;
+                                b as usize
+                            }
+                            _ => self.varint()? as usize,
+                        };
+                        run.push(self.raw(n)?);
+                        i += 1;
+                    }
+                    let r = sink.latin1_strings(&run);
+                    run.clear();
+                    self.run = run;
+                    r?;
                 }
                 // Named properties of the array: not part of the copy.
                 let mut props = 0u32;

@@ -31,14 +31,19 @@ pub(crate) fn to_host<'s>(
     if plain_container(v) && sink.one_pass() {
         if let Some(buf) = serialized(scope, st, v)? {
             let bytes = !sink.shares_bytes();
-            sink.enter(&mut |s| match super::fast::emit_once(&buf, bytes, s, &mut walk.keys) {
-                Ok(()) => {}
-                Err(super::fast::Stop::Halt) => result = Err(ConvError::halt()),
-                Err(super::fast::Stop::Fallback) => {
-                    // Start over with the walk, in the same `enter`.
-                    s.restart();
-                    walk.keys = KeyIds::default();
-                    result = walk.value(scope, v, s, 0);
+            sink.enter(&mut |s| {
+                s.begin_wire(&buf);
+                let emitted = super::fast::emit_once(&buf, bytes, s, &mut walk.keys);
+                let ended = s.end_wire(&buf);
+                match emitted {
+                    Ok(()) if ended.is_ok() => {}
+                    Ok(()) | Err(super::fast::Stop::Halt) => result = Err(ConvError::halt()),
+                    Err(super::fast::Stop::Fallback) => {
+                        // Start over with the walk, in the same `enter`.
+                        s.restart();
+                        walk.keys = KeyIds::default();
+                        result = walk.value(scope, v, s, 0);
+                    }
                 }
             });
             return result.map_err(|e| walk_error(scope, st, e));
@@ -46,9 +51,12 @@ pub(crate) fn to_host<'s>(
     } else if plain_container(v) {
         if let Some((buf, lens)) = fast_buffer(scope, st, v, sink.shares_bytes())? {
             sink.enter(&mut |s| {
-                result = match super::fast::emit(&buf, lens.clone(), s, &mut walk.keys) {
-                    Ok(()) => Ok(()),
-                    Err(_) => Err(ConvError::halt()),
+                s.begin_wire(&buf);
+                let emitted = super::fast::emit(&buf, lens.clone(), s, &mut walk.keys);
+                let ended = s.end_wire(&buf);
+                result = match (emitted, ended) {
+                    (Ok(()), Ok(())) => Ok(()),
+                    _ => Err(ConvError::halt()),
                 }
             });
             return result.map_err(ConvError::into_error);

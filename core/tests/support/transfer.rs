@@ -124,14 +124,25 @@ proptest! {
 
 /// A sink that takes plain data in one pass (`Sink::one_pass`, as Node's
 /// does): a `ValueSink` that starts over when told to, counting restarts.
+/// It checks the wire's contract as Node's sink relies on it: `end_wire`
+/// gets the slice `begin_wire` got, they do not nest, and every Latin-1
+/// string in between lies within it.
 #[derive(Default)]
-struct OnePass(ValueSink, usize);
+struct OnePass(ValueSink, usize, Option<(usize, usize)>);
 
 impl OnePass {
     fn eval(c: &Context, src: &str) -> Result<(Value, usize), Error> {
         let mut sink = OnePass::default();
         c.eval_into(src, EvalOptions::default(), &mut sink)?;
+        assert!(sink.2.is_none(), "begin_wire without end_wire");
         Ok((sink.0.finish(), sink.1))
+    }
+
+    fn check_in_wire(&self, b: &[u8]) {
+        if let Some((at, len)) = self.2 {
+            let p = b.as_ptr() as usize;
+            assert!(p >= at && p + b.len() <= at + len, "a Latin-1 string outside the wire");
+        }
     }
 }
 
@@ -155,7 +166,26 @@ impl Sink for OnePass {
         self.0.bigint(b)
     }
     fn string(&mut self, s: JsStr<'_>) -> Result<(), Halt> {
+        if let JsStr::Latin1(b) = s {
+            self.check_in_wire(b);
+        }
         self.0.string(s)
+    }
+    fn latin1_strings(&mut self, items: &[&[u8]]) -> Result<(), Halt> {
+        assert!(!items.is_empty(), "an empty run");
+        for b in items {
+            self.check_in_wire(b);
+            self.0.string(JsStr::Latin1(b))?;
+        }
+        Ok(())
+    }
+    fn begin_wire(&mut self, wire: &[u8]) {
+        assert!(self.2.is_none(), "begin_wire twice");
+        self.2 = Some((wire.as_ptr() as usize, wire.len()));
+    }
+    fn end_wire(&mut self, wire: &[u8]) -> Result<(), Halt> {
+        assert_eq!(self.2.take(), Some((wire.as_ptr() as usize, wire.len())), "end_wire of another slice");
+        Ok(())
     }
     fn date(&mut self, ms: f64) -> Result<(), Halt> {
         self.0.date(ms)
@@ -311,6 +341,18 @@ impl Sink for Trace {
         self.0.push(format!("{kind} {}", s.to_str()));
         Ok(())
     }
+    fn latin1_strings(&mut self, items: &[&[u8]]) -> Result<(), Halt> {
+        let texts: Vec<String> = items.iter().map(|b| JsStr::Latin1(b).to_str().into_owned()).collect();
+        self.0.push(format!("latin1 run {}", texts.join("|")));
+        Ok(())
+    }
+    fn begin_wire(&mut self, _wire: &[u8]) {
+        self.0.push("begin wire".into());
+    }
+    fn end_wire(&mut self, _wire: &[u8]) -> Result<(), Halt> {
+        self.0.push("end wire".into());
+        Ok(())
+    }
     fn date(&mut self, ms: f64) -> Result<(), Halt> {
         self.0.push(format!("date {ms}"));
         Ok(())
@@ -363,14 +405,22 @@ fn sinks_get_exact_lengths_interned_key_ids_and_enter_only_when_needed() {
     for forced_walk in [false, true] {
         let mut t = Trace::default();
         let src = if forced_walk {
-            "({ v: [{ id: 1, name: 'a' }, { id: 2, name: 'caf\\u00e9' }], f() {} }).v"
+            // A getter that throws the first time: V8's serializer gives
+            // up, and the walk reads it again.
+            "[{ id: 1, get name() { if (!globalThis.thrown) { globalThis.thrown = 1; throw 0 } return 'a' } }, \
+             { id: 2, name: 'caf\\u00e9' }]"
         } else {
             "[{ id: 1, name: 'a' }, { id: 2, name: 'caf\\u00e9' }]"
         };
         c.eval_into(src, EvalOptions::default(), &mut t).unwrap();
         assert_eq!(t.1, 1, "one enter around the walk");
+        // The fast path's events come between the wire's begin and end.
+        let events = if forced_walk { &t.0[..] } else { &t.0[1..t.0.len() - 1] };
+        if !forced_walk {
+            assert_eq!((t.0[0].as_str(), t.0[t.0.len() - 1].as_str()), ("begin wire", "end wire"));
+        }
         assert_eq!(
-            t.0,
+            events,
             [
                 "array 2",
                 "object 2",
@@ -390,6 +440,27 @@ fn sinks_get_exact_lengths_interned_key_ids_and_enter_only_when_needed() {
             "forced walk: {forced_walk}"
         );
     }
+    // An array's Latin-1 strings come as runs, in one call each, from
+    // V8's serialized copy (the wire); the walk gives them one by one.
+    let mut t = Trace::default();
+    c.eval_into("['a', 'b', 1, 'c', '\\u0100', '', 'd', ['e']]", EvalOptions::default(), &mut t).unwrap();
+    assert_eq!(
+        t.0,
+        [
+            "begin wire",
+            "array 8",
+            "latin1 run a|b",
+            "int 1",
+            "latin1 run c",
+            "utf16 Ā",
+            "latin1 run |d",
+            "array 1",
+            "latin1 run e",
+            "end",
+            "end",
+            "end wire"
+        ]
+    );
     // A scalar root needs no host lock.
     let mut t = Trace::default();
     c.eval_into("40 + 2", EvalOptions::default(), &mut t).unwrap();

@@ -337,6 +337,25 @@ impl Sink for RbSink {
         let v = self.rb_str(s, false);
         self.place(v)
     }
+    fn latin1_strings(&mut self, items: &[&[u8]]) -> Result<(), Halt> {
+        let array = match self.stack.last().map(|f| &f.open) {
+            Some(Open::Array(a)) if self.attached => a.as_raw(),
+            _ => {
+                for s in items {
+                    self.string(JsStr::Latin1(s))?;
+                }
+                return Ok(());
+            }
+        };
+        // One loop, without `string`'s and `place`'s checks per item.
+        for s in items {
+            let v = self.rb_str(JsStr::Latin1(s), false);
+            // SAFETY: as in `place`: the GVL is held, `array` is a new,
+            // unfrozen Array this sink made, and `v` a String it made.
+            unsafe { rb_sys::rb_ary_push(array, v.as_raw()) };
+        }
+        Ok(())
+    }
     fn date(&mut self, ms: f64) -> Result<(), Halt> {
         if !self.attached {
             return self.keep(pr::Value::Date(ms));
