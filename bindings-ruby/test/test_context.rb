@@ -437,6 +437,12 @@ class TestContext < Minitest::Test
       JS
       assert_equal({ [1, "k"] => { "v" => [Set["s", [2]], { "deep" => ["x"] }] }, "m" => { { "a" => 1 } => "z" } }, nested)
       assert_equal "z", nested["m"][{ "a" => 1 }]
+      # An array's strings are made in batches held on the stack before
+      # they go in the Array (to_ruby.rs): three batches and a part, with
+      # non-ASCII ones among them, each String intact after a GC at every
+      # allocation.
+      strings = c.eval("Array.from({ length: 400 }, (_, i) => i % 9 ? 'item ' + i : 'caf\\u00e9 ' + i)")
+      assert_equal Array.new(400) { |i| (i % 9).zero? ? "caf\u00e9 #{i}" : "item #{i}" }, strings
     ensure
       GC.stress = false
     end

@@ -347,12 +347,27 @@ impl Sink for RbSink {
                 return Ok(());
             }
         };
-        // One loop, without `string`'s and `place`'s checks per item.
-        for s in items {
-            let v = self.rb_str(JsStr::Latin1(s), false);
+        // One loop, without `string`'s and `place`'s checks per item, and
+        // the Strings appended in batches from the machine stack: Ruby's GC
+        // scans the stack conservatively (it is how a C extension's local
+        // VALUEs stay alive), so a String made into `batch` is safe there
+        // until `rb_ary_cat` puts the batch in the Array, with one write
+        // barrier for the batch instead of an `rb_ary_push` and a barrier
+        // per String.
+        const BATCH: usize = 128;
+        let mut batch = [rb_sys::Qnil as rb_sys::VALUE; BATCH];
+        for run in items.chunks(BATCH) {
+            for (slot, s) in batch.iter_mut().zip(run) {
+                let v = self.rb_str(JsStr::Latin1(s), false);
+                // Volatile: the store reaches the stack before the next
+                // String is made (whose allocation may run the GC).
+                // SAFETY: `slot` is a valid, aligned element of `batch`.
+                unsafe { std::ptr::write_volatile(slot, v.as_raw()) };
+            }
             // SAFETY: as in `place`: the GVL is held, `array` is a new,
-            // unfrozen Array this sink made, and `v` a String it made.
-            unsafe { rb_sys::rb_ary_push(array, v.as_raw()) };
+            // unfrozen Array this sink made, and the first `run.len()`
+            // elements of `batch` are Strings it made.
+            unsafe { rb_sys::rb_ary_cat(array, batch.as_ptr(), run.len() as _) };
         }
         Ok(())
     }
