@@ -67,6 +67,9 @@ mod tag {
 /// The wire format version this decoder reads (V8's `kLatestVersion`).
 const VERSION: u64 = 15;
 
+/// The most strings of a run given in one [`Sink::latin1_strings`] call.
+const RUN_MAX: usize = 1024;
+
 /// A sparse array is decoded only when its holes would not outnumber its
 /// elements by much: holes become `undefined`s, and `new Array(1e9)` must
 /// not become a billion of them here (the walk handles it, bounded by the
@@ -458,8 +461,14 @@ impl<'b> Decoder<'b, '_> {
                         };
                         run.push(self.raw(n)?);
                         i += 1;
+                        if run.len() == RUN_MAX {
+                            // Given in parts: a run of half a million
+                            // strings would grow an 8 MB list each call.
+                            sink.latin1_strings(&run)?;
+                            run.clear();
+                        }
                     }
-                    let r = sink.latin1_strings(&run);
+                    let r = if run.is_empty() { Ok(()) } else { sink.latin1_strings(&run) };
                     run.clear();
                     self.run = run;
                     r?;
