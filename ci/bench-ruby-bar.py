@@ -1,17 +1,21 @@
 """Holds the Ruby binding's moving-data figures to the Python binding's.
 
-    python3 ci/bench-ruby-bar.py [--python PY] [--rounds N] [--quick]
+    python3 ci/bench-ruby-bar.py [--python PY] [--quick]
 
 Issue 12's bar for Ruby is the Python binding's figure for the same value,
-within 1.5×. Both benches time polyracer alone here
-(`bench_data.py --polyracer-json`, `POLYRACER_JSON=1 bench_data.rb`), the
-same way: each call warmed, then median ms of up to 300 calls. The machine's
-speed drifts by a third within minutes, so one run of each, minutes apart,
-compared the two at different speeds (a row passed in one run and failed
-in the next). Here the two run in turns, `--rounds` times each (Python
-first in odd rounds, Ruby first in even ones), and each row compares the
-medians of their rounds. Bytes rows also show each one's memcpy bar (a
-copy into memory already touched, timed in turns with the copy out).
+within 1.5×. The two cannot share a process, and the machine's speed
+drifts by a third within a minute, sometimes within one process's run
+(records of 10 KB out: 0.08 ms a call in most Ruby processes, 0.13–0.15 in
+some, with as many GCs): whole runs of each, even alternated, compared
+them at different speeds, and a row crossed the bar from one invocation to
+the next. So one worker of each (bindings-python/bench/data_worker.py,
+bindings-ruby/bench/data_worker.rb) holds a row's context, warmed, and the
+two take turns in bursts of about BURST_MS of calls (at most BURST_MAX), in a new random order
+each turn, until each has MAX_CALLS calls of each kind or the row's budget
+is spent. A row compares the medians of all their calls; beside it, the
+middle half of the turns' own ratios (Ruby's burst median ÷ Python's
+neighbouring one) shows how settled that is. Bytes rows also show each
+one's memcpy bar, timed in the same turns.
 PY is the interpreter with the polyracer wheel installed (ci/bench.sh
 passes .venv-bench's); the Ruby extension must be in
 bindings-ruby/lib/polyracer.
@@ -22,24 +26,45 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 BAR = 1.5
+BURST_MS = 20.0
+# A burst is at most this many calls, so the calls of a fast row (0.05 ms)
+# are spread over many turns, not a few bursts of hundreds.
+BURST_MAX = 10
+MAX_CALLS = 600
+SIZES = [10e3, 300e3, 1e6, 10e6]
+BYTES = [1 << 20, 64 << 20]
+SHAPES = ["records", "numbers", "strings"]
 
 
-def run(cmd: list[str], cwd: Path, env: dict[str, str]) -> dict[tuple[str, float], dict[str, float]]:
-    """One bench run: its rows by (shape, size)."""
-    out = subprocess.run(cmd, cwd=cwd, env=env, check=True, capture_output=True, text=True).stdout
-    rows = {}
-    for line in out.splitlines():
-        if line.startswith("{"):
-            row = json.loads(line)
-            rows[(row["shape"], float(row["size"]))] = row
-    return rows
+class Worker:
+    """One language's worker process, spoken to a JSON line at a time."""
+
+    def __init__(self, cmd: list[str], cwd: Path) -> None:
+        self.proc = subprocess.Popen(cmd, cwd=cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+    def ask(self, **cmd: Any) -> dict[str, Any]:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(json.dumps(cmd) + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            sys.exit(f"bench-ruby-bar: a worker exited ({self.proc.wait()}) on {cmd}")
+        return json.loads(line)
+
+    def close(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        self.proc.wait()
 
 
 def label(shape: str, size: float) -> str:
@@ -48,58 +73,80 @@ def label(shape: str, size: float) -> str:
     return f"{shape}, ~{size / 1e6:g} MB JSON"
 
 
+def quartiles(xs: list[float]) -> str:
+    q = statistics.quantiles(xs, n=4) if len(xs) > 1 else xs * 3
+    return f"{q[0]:.2f}–{q[2]:.2f}"
+
+
+def row(py: Worker, rb: Worker, shape: str, size: float, budget: float) -> dict[str, Any]:
+    """Each worker's calls of one row, in turns: median ms per kind of call,
+    and the turns' Ruby ÷ Python ratios."""
+    est = [w.ask(op="open", shape=shape, size=size)["est"] for w in (py, rb)]
+    kinds = list(est[0])
+    ms: dict[tuple[int, str], list[float]] = {(i, k): [] for i in (0, 1) for k in kinds}
+    ratios: dict[str, list[float]] = {k: [] for k in kinds}
+    end = time.perf_counter() + budget * 2 * len(kinds)
+
+    def short() -> bool:
+        return any(len(v) < 5 for v in ms.values())
+
+    while short() or (time.perf_counter() < end and all(len(v) < MAX_CALLS for v in ms.values())):
+        for kind in random.sample(kinds, len(kinds)):
+            calls = min(BURST_MAX, max(1, int(BURST_MS / max(est[0][kind], est[1][kind]))))
+            burst = {}
+            for i in random.sample([0, 1], 2):
+                burst[i] = (py, rb)[i].ask(op="time", what=kind, calls=calls)["ms"]
+                ms[(i, kind)] += burst[i]
+            ratios[kind].append(statistics.median(burst[1]) / statistics.median(burst[0]))
+    for w in (py, rb):
+        w.ask(op="close")
+    return {
+        "median": {key: statistics.median(v) for key, v in ms.items()},
+        "ratios": ratios,
+        "calls": len(ms[(0, "out")]),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--python", default=sys.executable)
-    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
-    env = dict(os.environ)
-    # Absolute (the benches run from their own folders), not resolved: a
+    sizes, nbytes = (SIZES[:3], BYTES[:1]) if args.quick else (SIZES, BYTES)
+    budget = 0.3 if args.quick else 1.5
+    # Absolute (the worker runs from its own folder), not resolved: a
     # venv's python is a symlink that must keep its path.
-    py_cmd = [os.path.abspath(args.python), "bench_data.py", "--polyracer-json"] + (
-        ["--quick"] if args.quick else []
+    py = Worker([os.path.abspath(args.python), "data_worker.py"], ROOT / "bindings-python" / "bench")
+    rb = Worker(["ruby", "-Ilib", "bench/data_worker.rb"], ROOT / "bindings-ruby")
+    rows = [(shape, size) for size in sizes for shape in SHAPES] + [("bytes", n) for n in nbytes]
+    print(
+        f"Ruby against Python, polyracer alone, in turns (bursts of ≤ {BURST_MS:g} ms, ≤ {BURST_MAX} calls), median ms, out / in:"
     )
-    rb_cmd = ["ruby", "-Ilib", "bench/bench_data.rb"]
-    rb_env = {**env, "POLYRACER_JSON": "1", "QUICK": "1" if args.quick else "0"}
-    py_runs, rb_runs = [], []
-    for r in range(args.rounds):
-        steps = [
-            (py_runs, py_cmd, ROOT / "bindings-python" / "bench", env),
-            (rb_runs, rb_cmd, ROOT / "bindings-ruby", rb_env),
-        ]
-        for runs, cmd, cwd, e in steps if r % 2 == 0 else reversed(steps):
-            runs.append(run(cmd, cwd, e))
-        print(f"(round {r + 1} of {args.rounds} done)", file=sys.stderr, flush=True)
-
-    def med(runs: list[dict], key: tuple[str, float], field: str) -> float:
-        return statistics.median(rows[key][field] for rows in runs)
-
-    print(f"Ruby against Python, polyracer alone, median ms of {args.rounds} runs each, out / in:")
-    print("| value | Ruby | Python | Ruby ÷ Python | within 1.5× | each run's ratio |")
-    print("|---|---|---|---|---|---|")
+    print(
+        "| value | Ruby | Python | Ruby ÷ Python | within 1.5× | turns' ratios, middle half (out / in) | calls each |"
+    )
+    print("|---|---|---|---|---|---|---|")
     misses = 0
-    for key in py_runs[0]:
-        ro, ri = med(rb_runs, key, "out"), med(rb_runs, key, "in")
-        po, pi = med(py_runs, key, "out"), med(py_runs, key, "in")
+    bars = []
+    for shape, size in rows:
+        r = row(py, rb, shape, size, budget)
+        m = r["median"]
+        ro, ri, po, pi = m[(1, "out")], m[(1, "in")], m[(0, "out")], m[(0, "in")]
         ok = ro <= BAR * po and ri <= BAR * pi
         misses += not ok
-        # Run i of Ruby against run i of Python (neighbours in time).
-        each = ", ".join(
-            f"{rb[key]['out'] / py[key]['out']:.2f} / {rb[key]['in'] / py[key]['in']:.2f}"
-            for rb, py in zip(rb_runs, py_runs, strict=True)
-        )
         print(
-            f"| {label(*key)} | {ro:.2f} / {ri:.2f} | {po:.2f} / {pi:.2f} "
-            f"| {ro / po:.2f} / {ri / pi:.2f} | {'yes' if ok else 'no'} | {each} |"
+            f"| {label(shape, size)} | {ro:.2f} / {ri:.2f} | {po:.2f} / {pi:.2f} | {ro / po:.2f} / {ri / pi:.2f} "
+            f"| {'yes' if ok else 'no'} | {quartiles(r['ratios']['out'])} / {quartiles(r['ratios']['in'])} "
+            f"| {r['calls']} |",
+            flush=True,
         )
-    for key in (k for k in py_runs[0] if k[0] == "bytes"):
-        rm, pm = med(rb_runs, key, "memcpy"), med(py_runs, key, "memcpy")
-        print(
-            f"| {label(*key)}: out ÷ own memcpy bar | {med(rb_runs, key, 'out') / rm:.2f} (bar {rm:.2f}) "
-            f"| {med(py_runs, key, 'out') / pm:.2f} (bar {pm:.2f}) | | | |"
-        )
-    print(f"{misses} of {len(py_runs[0])} rows outside 1.5×")
+        if shape == "bytes":
+            bars.append((size, ro / m[(1, "memcpy")], m[(1, "memcpy")], po / m[(0, "memcpy")], m[(0, "memcpy")]))
+    for size, rq, rm, pq, pm in bars:
+        print(f"| {label('bytes', size)}: out ÷ own memcpy bar | {rq:.2f} (bar {rm:.2f}) | {pq:.2f} (bar {pm:.2f}) |")
+    print(f"{misses} of {len(rows)} rows outside 1.5×")
+    py.close()
+    rb.close()
 
 
 if __name__ == "__main__":

@@ -10,7 +10,8 @@
 # Python's and Ruby's moving-data tables (bench_data.*: records, numbers
 # and strings from 10 KB to 10 MB, and bytes to 64 MB, each way, beside
 # the same peers and ExecJS for Ruby), and Ruby's rows against Python's
-# (ci/bench-ruby-bar.py: polyracer alone in each, in turns, three runs).
+# (ci/bench-ruby-bar.py: a polyracer worker in each, taking turns in bursts
+# of calls).
 #   ci/bench.sh            everything
 #   ci/bench.sh latency    only the interleaved-latency tables
 #   ci/bench.sh async      only the async tables
@@ -86,8 +87,8 @@ if want async || want data; then
   fi
   if want data; then
     (cd bindings-ruby && ruby -Ilib bench/bench_data.rb)
-    # The Ruby target is the Python binding's figure: both timed alone,
-    # in turns, three runs each.
+    # The Ruby target is the Python binding's figure: a worker of each
+    # holds the row and the two take turns in short bursts of calls.
     python3 ci/bench-ruby-bar.py --python "$bench_py"
   fi
 fi

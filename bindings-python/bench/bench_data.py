@@ -1,6 +1,6 @@
 """Moving data between Python and JS: polyracer vs its peers, side by side in one run.
 
-    python bench/bench_data.py [--quick] [--polyracer-json]
+    python bench/bench_data.py [--quick]
 
 Shapes: nested records, a wide list of floats, a wide list of strings, at
 about 10 KB, 300 KB, 1 MB and 10 MB of JSON (``--quick``: up to 1 MB), each
@@ -14,10 +14,9 @@ back as proxies are measured copying through JSON, as their users do (see
 bench.py's engine classes). Median ms, each call warmed for 0.2 s first;
 lower is better. Within a row the engines take turns, call by call.
 
-``--polyracer-json`` times polyracer alone and prints one JSON object per
-row (``shape``, ``size``, ``out``, ``in``; bytes rows also ``memcpy``):
-ci/bench-ruby-bar.py reads it to hold the Ruby binding to this one's
-figures, timed the same way, in one run.
+ci/bench-ruby-bar.py holds the Ruby binding to this one's figures with
+data_worker.py, which times polyracer's calls in bursts, in turns with the
+Ruby binding's.
 """
 
 from __future__ import annotations
@@ -107,18 +106,14 @@ def median_ms(fn: Callable[[], Any], budget: float) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--polyracer-json", action="store_true")
     args = parser.parse_args()
-    quick, as_json = args.quick, args.polyracer_json
+    quick = args.quick
     sizes = [10e3, 300e3, 1e6] if quick else [10e3, 300e3, 1e6, 10e6]
     budget = 0.3 if quick else 1.5
     engines = [e for e in ENGINES if e.available() and e.name != "v8-python"]
-    if as_json:
-        engines = [e for e in engines if e.name == "polyracer"]
-    else:
-        print("Moving data, median ms, out (JS → Python) / in (Python → JS):")
-        print("| value | " + " | ".join(e.name for e in engines) + " |")
-        print("|---" * (len(engines) + 1) + "|")
+    print("Moving data, median ms, out (JS → Python) / in (Python → JS):")
+    print("| value | " + " | ".join(e.name for e in engines) + " |")
+    print("|---" * (len(engines) + 1) + "|")
     for size in sizes:
         for shape in SHAPES:
             value = sized(shape, size)
@@ -146,10 +141,6 @@ def main() -> None:
                 for e in engines
             ]
             mb = compact_len(value) / 1e6
-            if as_json:
-                out, inn = timed["polyracer"]
-                print(json.dumps({"shape": shape, "size": size, "out": out, "in": inn}), flush=True)
-                continue
             print(f"| {shape}, {mb:.2f} MB JSON | " + " | ".join(cells) + " |")
     import polyracer
 
@@ -173,10 +164,6 @@ def main() -> None:
                 [lambda: sink(data), lambda: ctx.eval("v", share_buffers=True)],  # noqa: B023
                 budget,
             )
-        if as_json:
-            row = {"shape": "bytes", "size": n, "out": out, "in": inn, "memcpy": memcpy}
-            print(json.dumps(row), flush=True)
-            continue
         rest = " | ".join("n/a" for _ in engines[1:])
         print(f"| bytes, {n >> 20} MiB | {out:.2f} / {inn:.2f} | {rest} |")
         cells = [f"{shared:.3f} / n/a"]

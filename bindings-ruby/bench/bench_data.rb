@@ -11,12 +11,11 @@
 # for bytes, a memcpy into memory already touched, beside a copy into new
 # memory (String#dup), which pays a page fault per 4 KiB.
 #   ruby -Ilib bench/bench_data.rb     (from bindings-ruby/; QUICK=1: to 1 MB)
-# POLYRACER_JSON=1 prints one JSON object per row instead (shape, size,
-# out, in; bytes rows also memcpy), polyracer only, as bench_data.py
-# --polyracer-json does: ci/bench-ruby-bar.py runs the two in turns and
-# holds each row to the 1.5× bar.
+# ci/bench-ruby-bar.py holds each row to the 1.5× bar with data_worker.rb,
+# which times polyracer's calls in bursts, in turns with the Python binding's.
 require "json"
 require "polyracer"
+require_relative "data_shapes"
 
 begin
   require "execjs"
@@ -26,7 +25,6 @@ rescue LoadError
 end
 
 QUICK = ENV["QUICK"] == "1"
-AS_JSON = ENV["POLYRACER_JSON"] == "1"
 SIZES = QUICK ? [10e3, 300e3, 1e6] : [10e3, 300e3, 1e6, 10e6]
 BYTES = QUICK ? [1 << 20] : [1 << 20, 64 << 20]
 BUDGET = QUICK ? 0.3 : 1.5
@@ -34,18 +32,6 @@ WARM = QUICK ? 0.1 : 0.2
 # Up to this many timed calls, within the budget: a few hundred settle a
 # median that 50 left moving by a third between runs.
 MAX_RUNS = 300
-
-SHAPES = {
-  "records" => lambda { |n|
-    { "items" => Array.new(n) { |i| { "id" => i, "name" => "item #{i}", "tags" => %w[a b], "score" => i * 1.5, "ok" => i.even? } } }
-  },
-  "numbers" => ->(n) { Array.new(n) { |i| i * 1.25 } },
-  "strings" => ->(n) { Array.new(n) { |i| "string number #{i}" } },
-}.freeze
-
-def clock
-  Process.clock_gettime(Process::CLOCK_MONOTONIC)
-end
 
 # Median milliseconds of each of `calls`, timed in turns (one call of each,
 # then again; at least 5 runs each, at most MAX_RUNS, within the budget), after
@@ -92,11 +78,6 @@ ensure
   Warning[:experimental] = experimental
 end
 
-def sized(shape, bytes)
-  per = JSON.generate(SHAPES[shape].call(100)).bytesize / 100.0
-  SHAPES[shape].call([1, (bytes / per).round].max)
-end
-
 # Median ms of polyracer's copy out and in of `value`.
 def polyracer_ms(value, src)
   ctx = Polyracer::Context.new
@@ -126,27 +107,15 @@ def execjs_cell(value, src)
   format("%.2f / %.2f", out, inn)
 end
 
-# One row for ci/bench-ruby-bar.py (POLYRACER_JSON=1).
-def json_row(row)
-  puts JSON.generate(row)
-  $stdout.flush
-end
-
-unless AS_JSON
-  puts "Moving data, median ms, out (JS → Ruby) / in (Ruby → JS):"
-  puts "| value | polyracer | ExecJS (Node, JSON) |"
-  puts "|---|---|---|"
-end
+puts "Moving data, median ms, out (JS → Ruby) / in (Ruby → JS):"
+puts "| value | polyracer | ExecJS (Node, JSON) |"
+puts "|---|---|---|"
 SIZES.each do |bytes|
   SHAPES.each_key do |shape|
     value = sized(shape, bytes)
     json = JSON.generate(value)
     src = "globalThis.v = #{json}"
     out, inn = polyracer_ms(value, src)
-    if AS_JSON
-      json_row({ shape: shape, size: bytes, out: out, in: inn })
-      next
-    end
     cell = format("%.2f / %.2f", out, inn)
     puts "| #{shape}, #{format('%.2f', json.bytesize / 1e6)} MB JSON | #{cell} | #{execjs_cell(value, src)} |"
   end
@@ -159,10 +128,6 @@ BYTES.each do |n|
   out, memcpy, copy = bytes_out_ms(value, -> { ctx.eval("globalThis.v") })
   inn = median_ms { sink.call(value) }
   ctx.dispose
-  if AS_JSON
-    json_row({ shape: "bytes", size: n, out: out, in: inn, memcpy: memcpy })
-    next
-  end
   puts "| binary String, #{n >> 20} MiB | #{format('%.2f / %.2f', out, inn)} | n/a |"
   puts "| shared out (share_buffers: an IO::Buffer, no copy), #{n >> 20} MiB | #{format('%.3f', shared_out_ms(n))} | n/a |"
   puts "| memcpy of #{n >> 20} MiB into touched memory (the bar: IO::Buffer#copy) | #{format('%.2f', memcpy)} | |"
