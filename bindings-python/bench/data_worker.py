@@ -78,8 +78,10 @@ def main() -> None:
                 call()
                 ms.append((time.perf_counter() - t) * 1000)
             reply({"ms": ms})
-        elif cmd["op"] == "close" and ctx is not None:
-            ctx.dispose()
+        elif cmd["op"] == "close":
+            # Always a reply: the driver waits for one line per command.
+            if ctx is not None:
+                ctx.dispose()
             ctx, calls = None, {}
             reply({"closed": True})
 
