@@ -206,8 +206,11 @@ pub fn copy_uint8array(env: Env, bytes: &[u8]) -> napi::Result<Val> {
         napi_call!(napi_create_arraybuffer(env, bytes.len(), &mut data, &mut ab))?;
     }
     if !bytes.is_empty() {
-        // SAFETY: `data` is the new buffer's `bytes.len()` bytes.
-        unsafe { polyracer::transfer::copy_to_fresh(data.cast::<u8>(), bytes) };
+        // SAFETY: `data` is the new buffer's `bytes.len()` bytes. V8 frees
+        // ArrayBuffers at a collection, many at once.
+        unsafe {
+            polyracer::transfer::copy_to_fresh(data.cast::<u8>(), bytes, polyracer::transfer::HostFrees::Collected)
+        };
     }
     let mut out = ptr::null_mut();
     napi_call!(napi_create_typedarray(env, sys::TypedarrayType::uint8_array, bytes.len(), ab, 0, &mut out))?;

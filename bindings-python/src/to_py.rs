@@ -318,11 +318,13 @@ impl Sink for PySink {
             return self.keep(pr::Value::Bytes(pr::transfer::fresh_copy(b)));
         }
         // SAFETY: attached; one copy, from V8's buffer into the new bytes
-        // object (allocated uninitialised, then filled).
+        // object (allocated uninitialised, then filled). CPython frees a
+        // bytes object as soon as it is dropped, so the next one often
+        // lands in memory still in the cache.
         self.put(unsafe {
             let out = ffi::PyBytes_FromStringAndSize(std::ptr::null(), b.len() as isize);
             if !out.is_null() {
-                pr::transfer::copy_to_fresh(ffi::PyBytes_AsString(out).cast(), b);
+                pr::transfer::copy_to_fresh(ffi::PyBytes_AsString(out).cast(), b, pr::transfer::HostFrees::Promptly);
             }
             out
         })

@@ -31,7 +31,7 @@ mod shared;
 mod to_js;
 mod values;
 
-pub use bulk::{copy_to_fresh, fresh_copy};
+pub use bulk::{copy_to_fresh, fresh_copy, HostFrees};
 pub(crate) use bulk::{filled, recycle};
 pub(crate) use from_js::{to_host, to_value};
 pub use shared::SharedBytes;

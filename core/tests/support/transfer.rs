@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use polyracer::transfer::{Arg, Halt, HostRef, JsStr, Key, Read, Sink, Source, ValueSink};
+use polyracer::transfer::{Arg, Halt, HostFrees, HostRef, JsStr, Key, Read, Sink, Source, ValueSink};
 use polyracer::{Context, ContextOptions, Error, EvalOptions, Value};
 use proptest::prelude::*;
 
@@ -833,25 +833,51 @@ proptest! {
 
     /// Large buffers (from 32 MiB) are copied into memory advised for huge
     /// pages in 2 MiB chunks on two threads, and medium ones (from 256 KiB)
-    /// prefaulted, over page-rounded ranges that depend on where the
-    /// allocation starts and ends: sizes around both thresholds, at any
-    /// offset, arrive whole both ways.
+    /// prefaulted and, for hosts that free at a collection, streamed in
+    /// 64-byte lines from the first aligned one, over page-rounded ranges
+    /// that depend on where the allocation starts and ends: sizes around
+    /// both thresholds, at any offset, either way of freeing, arrive whole
+    /// both ways.
     #[test]
     fn large_bytes_cross_whole(
         len in prop_oneof![(32usize << 20) - 5000..(33usize << 20) + 5000, (256usize << 10) - 5000..(256usize << 10) + 5000],
         off in 0usize..4097,
         seed: u8,
+        collected: bool,
     ) {
         let src = patterned(len, seed);
         let mut dst = vec![0xAAu8; off + len + 16];
+        let frees = if collected { HostFrees::Collected } else { HostFrees::Promptly };
         // SAFETY: `dst` has `len` bytes from `off`, and does not overlap `src`.
-        unsafe { polyracer::transfer::copy_to_fresh(dst.as_mut_ptr().add(off), &src) };
+        unsafe { polyracer::transfer::copy_to_fresh(dst.as_mut_ptr().add(off), &src, frees) };
         prop_assert!(dst[..off].iter().chain(&dst[off + len..]).all(|&b| b == 0xAA), "written outside the range");
         prop_assert!(dst[off..off + len] == src[..], "copied wrong");
         let c = ctx();
         prop_assert_eq!(c.call(JS_CHECKSUM, &[Value::Bytes(src.clone())]).unwrap(), checksum(&src));
         c.set_global("b", Value::Bytes(src.clone())).unwrap();
         prop_assert!(c.eval("b").unwrap() == Value::Bytes(src), "the round trip changed the bytes");
+    }
+}
+
+/// A medium copy for a host that frees at a collection is streamed in
+/// 64-byte lines between edges copied plainly: from every start within a
+/// line and with every kind of tail, the bytes arrive whole and nothing
+/// outside the range is written.
+#[test]
+fn streamed_copies_arrive_whole_at_any_alignment() {
+    for off in 0..64 {
+        for extra in [0usize, 1, 15, 16, 17, 63, 64, 65] {
+            let len = (256 << 10) + extra;
+            let src = patterned(len, (off + extra) as u8);
+            let mut dst = vec![0xAAu8; off + len + 64];
+            // SAFETY: `dst` has `len` bytes from `off`, and does not overlap `src`.
+            unsafe { polyracer::transfer::copy_to_fresh(dst.as_mut_ptr().add(off), &src, HostFrees::Collected) };
+            assert!(
+                dst[..off].iter().chain(&dst[off + len..]).all(|&b| b == 0xAA),
+                "written outside, off {off} len {len}"
+            );
+            assert!(dst[off..off + len] == src[..], "copied wrong, off {off} len {len}");
+        }
     }
 }
 

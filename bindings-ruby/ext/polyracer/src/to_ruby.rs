@@ -388,11 +388,12 @@ impl Sink for RbSink {
             return self.keep(pr::Value::Bytes(pr::transfer::fresh_copy(b)));
         }
         // One copy, from V8's buffer into a binary String (allocated
-        // uninitialised, then filled).
+        // uninitialised, then filled). Ruby frees Strings at a GC, many at
+        // once, so the new one's memory is not in the cache.
         // SAFETY: on the Ruby thread; the new String owns `b.len()` bytes.
         let s = unsafe {
             let s = rb_sys::rb_enc_str_new(std::ptr::null(), b.len() as _, rb_sys::rb_ascii8bit_encoding());
-            pr::transfer::copy_to_fresh(rb_sys::RSTRING_PTR(s) as *mut u8, b);
+            pr::transfer::copy_to_fresh(rb_sys::RSTRING_PTR(s) as *mut u8, b, pr::transfer::HostFrees::Collected);
             Value::from_raw(s)
         };
         self.place(s)
