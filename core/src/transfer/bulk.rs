@@ -434,31 +434,33 @@ pub fn fresh_copy(bytes: &[u8]) -> Vec<u8> {
 /// A copy of `bytes` in a buffer core may have had before: a spare when
 /// `bytes` are at least [`MEDIUM`] and one fits, else new memory. For the
 /// ArrayBuffers core makes from host bytes, whose deleter gives it back
-/// with [`recycle`]. (Not for Node's external
-/// ArrayBuffers: their finalizers wait for the event loop, and a
-/// synchronous loop of 64 MiB copies out then held every buffer.)
+/// with [`recycle`]. (Not for Node's external ArrayBuffers: their
+/// finalizers wait for the event loop, and a synchronous loop of 64 MiB
+/// copies out then held every buffer.)
 pub(crate) fn filled(bytes: &[u8]) -> Vec<u8> {
     let pool = |len| match len {
         n if n >= BULK => LARGE.lock().ok()?.take(n),
         n if n >= MEDIUM => MEDIUM_SPARES.lock().ok()?.take(n),
         _ => None,
     };
-    let spare = pool(bytes.len());
-    let reused = spare.is_some();
-    let mut v = spare.unwrap_or_else(|| Vec::with_capacity(bytes.len()));
+    let (mut v, reused) = match pool(bytes.len()) {
+        Some(spare) => (spare, true),
+        None => (Vec::with_capacity(bytes.len()), false),
+    };
     // V8 frees backing stores at a collection, so a spare (touched memory:
-    // no prefault) was last written long ago and is streamed into like
-    // new memory is. 1 MiB in, median ms, plain copy → streamed: Python
-    // 0.069–0.089 → 0.043–0.046, Ruby 0.056–0.077 → 0.044–0.063, Node
-    // 0.067–0.092 → 0.050–0.058.
+    // no prefault; kept only from MEDIUM) was last written long ago and is
+    // streamed into like new memory is. 1 MiB in, median ms, plain copy →
+    // streamed: Python 0.069–0.089 → 0.043–0.046, Ruby 0.056–0.077 →
+    // 0.044–0.063, Node 0.067–0.092 → 0.050–0.058.
     // SAFETY: `v` has room for `bytes` (`Pool::take`, or just made), all
     // written by the copy before `set_len`.
     unsafe {
-        match (reused, bytes.len()) {
-            (true, n) if n >= BULK => copy_in_parallel(v.as_mut_ptr(), bytes, false),
-            (true, n) if n >= MEDIUM => copy_streaming(v.as_mut_ptr(), bytes),
-            (true, _) => std::ptr::copy_nonoverlapping(bytes.as_ptr(), v.as_mut_ptr(), bytes.len()),
-            (false, _) => copy_to_fresh(v.as_mut_ptr(), bytes, HostFrees::Collected),
+        if !reused {
+            copy_to_fresh(v.as_mut_ptr(), bytes, HostFrees::Collected);
+        } else if bytes.len() >= BULK {
+            copy_in_parallel(v.as_mut_ptr(), bytes, false);
+        } else {
+            copy_streaming(v.as_mut_ptr(), bytes);
         }
         v.set_len(bytes.len());
     }
