@@ -32,6 +32,13 @@ WARM = QUICK ? 0.1 : 0.2
 # Up to this many timed calls, within the budget: a few hundred settle a
 # median that 50 left moving by a third between runs.
 MAX_RUNS = 300
+# Bytes rows pause SETTLE seconds after each call of SLOW_MS or more: the
+# host between calls, idle. A large copy out leaves a thread faulting in
+# the next one's pages (Ruby has no huge pages), which would otherwise run
+# into whichever call is timed next (a memcpy bar made slower flatters the
+# copy). The same copy is also timed back to back, which leaves it no time.
+SETTLE = 0.04
+SLOW_MS = 5.0
 
 # Median milliseconds of each of `calls`, timed in turns (one call of each,
 # then again; at least 5 runs each, at most MAX_RUNS, within the budget), after
@@ -40,7 +47,7 @@ MAX_RUNS = 300
 # Strings out, the first ~50 calls each take fresh pages while Ruby's heap
 # grows to its steady size (0.55 ms a call, then 0.08). In turns, the
 # machine's drift falls on each call alike.
-def in_turns(*calls)
+def in_turns(*calls, settle: 0)
   calls.each do |call|
     warm = clock + WARM
     call.call while clock < warm
@@ -55,6 +62,7 @@ def in_turns(*calls)
       t = clock
       calls[i].call
       runs[i] << ((clock - t) * 1000)
+      sleep(settle) if runs[i].last >= SLOW_MS
     end
   end
   runs.map { |r| r.sort[r.size / 2] }
@@ -67,13 +75,13 @@ end
 # A copy out of `bytes` (`out`), timed in turns with a plain memcpy of as
 # many bytes into memory already touched (the bar; IO::Buffer is marked
 # experimental in Ruby 3.1, and its copy is a memcpy) and a copy into new
-# memory (String#dup).
+# memory (String#dup), with a pause after each slow call (SETTLE).
 def bytes_out_ms(bytes, out)
   experimental = Warning[:experimental]
   Warning[:experimental] = false
   src = IO::Buffer.for(bytes)
   dst = IO::Buffer.new(bytes.bytesize)
-  in_turns(out, -> { dst.copy(src, 0) }, -> { bytes.dup << "" })
+  in_turns(out, -> { dst.copy(src, 0) }, -> { bytes.dup << "" }, settle: SETTLE)
 ensure
   Warning[:experimental] = experimental
 end
@@ -126,9 +134,11 @@ BYTES.each do |n|
   ctx.eval("globalThis.v = new Uint8Array(#{n}).fill(7)")
   sink = ctx.eval("(v) => 0")
   out, memcpy, copy = bytes_out_ms(value, -> { ctx.eval("globalThis.v") })
+  looped = median_ms { ctx.eval("globalThis.v") }
   inn = median_ms { sink.call(value) }
   ctx.dispose
   puts "| binary String, #{n >> 20} MiB | #{format('%.2f / %.2f', out, inn)} | n/a |"
+  puts "| binary String out, #{n >> 20} MiB, calls back to back | #{format('%.2f', looped)} | n/a |"
   puts "| shared out (share_buffers: an IO::Buffer, no copy), #{n >> 20} MiB | #{format('%.3f', shared_out_ms(n))} | n/a |"
   puts "| memcpy of #{n >> 20} MiB into touched memory (the bar: IO::Buffer#copy) | #{format('%.2f', memcpy)} | |"
   puts "| copy of #{n >> 20} MiB into new memory (String#dup) | #{format('%.2f', copy)} | |"

@@ -66,6 +66,33 @@ class TestContext < Minitest::Test
     3.times { assert_equal true, same.call(expect, n) }
   end
 
+  # Ruby turns transparent huge pages off, so a large String's memory is
+  # new small pages: after a pause (time for core to fault in the next
+  # copy's pages on a thread of its own), they are copied into pages made
+  # ahead and moved under the String. Those Strings must behave as any
+  # other: their bytes exact, and growing, shrinking, freezing, hashing
+  # and collecting them must keep every byte and crash nothing.
+  def test_large_strings_out_after_a_pause_are_ordinary_strings
+    c = ctx
+    fill = "(n, k) => { const b = new Uint8Array(n); for (let i = 0; i < n; i++) b[i] = (i + k) % 251; return b }"
+    pattern = (0...502).map { |i| i % 251 }.pack("C*")
+    n = (40 << 20) + 4099
+    4.times do |k|
+      expect = (pattern.byteslice(k, 251) * ((n / 251) + 1)).byteslice(0, n)
+      out = c.call(fill, n, k)
+      assert_equal expect, out
+      key = { out => k }.keys.first
+      assert_equal [true, expect], [key.frozen?, key]
+      out << "tail"
+      assert_equal expect, out.byteslice(0, n)
+      out.slice!(0, n - 10)
+      assert_equal expect.byteslice(n - 10, 10) + "tail", out
+      out = key = nil
+      GC.start(full_mark: true, immediate_sweep: true)
+      sleep 0.2
+    end
+  end
+
   # `share_buffers: true`: byte buffers come as IO::Buffers over the
   # sandbox's memory (views of it, not copies), locked so Ruby can neither
   # free nor move the memory, and alive while any view of it is.

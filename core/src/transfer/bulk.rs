@@ -11,7 +11,8 @@
 //! gets huge pages, the copy's own writes fault them in; where it does not
 //! (Ruby turns them off for itself, for copy-on-write after fork), each
 //! chunk is prefaulted first in one call (`MADV_POPULATE_WRITE`, Linux
-//! 5.14+) instead of a fault per 4 KiB. From 256 KiB to 32 MiB a copy is
+//! 5.14+) instead of a fault per 4 KiB, or the pages come faulted in
+//! beforehand and are moved under the buffer ([`ready_pages`]). From 256 KiB to 32 MiB a copy is
 //! prefaulted, on one thread, when the last page of its memory is not
 //! mapped in yet, and for hosts that free buffers only at a collection
 //! ([`HostFrees::Collected`]) written with streaming stores. Every binding
@@ -28,7 +29,9 @@
 //! Two buffers of at most 128 MiB each and 16 MiB of smaller ones are the
 //! most a process keeps after its JS let go of its bytes.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use super::advice::{advise_huge, last_page_resident, populate};
+use super::parallel::copy_in_parallel;
+use super::ready_pages;
 
 /// From this size glibc's malloc always maps memory of its own for an
 /// allocation (its mmap threshold rises to at most 32 MiB), so the advice
@@ -139,9 +142,22 @@ pub unsafe fn copy_to_fresh(dst: *mut u8, src: &[u8], frees: HostFrees) {
         // build alternately, 2.16–2.41x the memcpy prefaulting, 1.80–2.20x
         // not; out of Python 1.21–1.26x → 0.87–1.06x (two threads against
         // one). In C on two threads: 6.4–9.8 ms → 4.7–5.5 ms.
-        let prefault = !advise_huge(dst, src.len());
-        // SAFETY: the caller's contract.
-        unsafe { copy_in_parallel(dst, src, prefault) };
+        if advise_huge(dst, src.len()) {
+            // SAFETY: the caller's contract.
+            unsafe { copy_in_parallel(dst, src, usize::MAX) };
+            return;
+        }
+        // Without huge pages, pages made ready beforehand are moved under
+        // the buffer where that is safe, and the next copy's are made.
+        let (own, idle) = (ready_pages::own_mapping(dst, src.len()), ready_pages::idle());
+        // SAFETY: the caller's contract; `own` is `dst`'s.
+        if !own.is_some_and(|own| unsafe { ready_pages::copy_by_moving(own, dst, src) }) {
+            // SAFETY: the caller's contract.
+            unsafe { copy_in_parallel(dst, src, 0) };
+        }
+        if own.is_some() {
+            ready_pages::prepare(src.len(), idle);
+        }
         return;
     }
     // Below BULK the buffer may be heap memory used before, where the
@@ -219,205 +235,6 @@ unsafe fn copy_streaming(dst: *mut u8, src: &[u8]) {
     unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), dst, src.len()) };
 }
 
-/// The piece of a large copy each thread takes at a time: the huge page
-/// size, so each piece's prefault maps whole huge pages.
-const CHUNK: usize = 2 << 20;
-
-/// Copies `src` to `dst` on this thread and one helper thread, each taking
-/// [`CHUNK`]s from its own end (`fresh`: prefaulting each first).
-///
-/// Why a second thread: one core's memcpy is bound by its own memory
-/// latency, not by the machine's bandwidth, and so is the kernel zeroing
-/// the pages of fresh memory. Measured here, in C, 64 MiB on 2 cores: a
-/// memcpy into touched memory 8.7 ms on one thread, 4.7 on two; into fresh
-/// memory, prefaulted then copied, 12.8 ms on one, 7.8 on two, and with
-/// huge pages off (as Ruby has them) 20.9 and 10.7.
-///
-/// The helper only reads `src` and writes `dst` and is joined before this
-/// returns, so for the caller this is one copy. If the thread cannot be
-/// made, or is not scheduled, this thread takes every chunk itself. It
-/// starts with every signal blocked, so it never runs a host's signal
-/// handler.
-///
-/// # Safety
-/// As [`copy_to_fresh`]; `dst` need not be fresh when `fresh` is false.
-unsafe fn copy_in_parallel(dst: *mut u8, src: &[u8], fresh: bool) {
-    let len = src.len();
-    // Chunks start at a CHUNK-aligned address; the bytes before the first
-    // and after the last are copied by this thread at the end.
-    let head = (dst as usize).next_multiple_of(CHUNK) - dst as usize;
-    let chunks = len.saturating_sub(head) / CHUNK;
-    let job = Job { dst: dst as usize, src: src.as_ptr() as usize, head, fresh, next: AtomicU64::new(chunks as u64) };
-    std::thread::scope(|scope| {
-        let helper = std::thread::Builder::new().name("polyracer-copy".into()).stack_size(64 << 10);
-        let _ = without_signals(|| helper.spawn_scoped(scope, || job.run(Side::Back)));
-        job.run(Side::Front);
-        // SAFETY: both edges lie inside `dst` / `src` (the caller's
-        // contract) and no chunk covers them.
-        unsafe {
-            let tail = head + chunks * CHUNK;
-            std::ptr::copy_nonoverlapping(src.as_ptr(), dst, head.min(len));
-            if tail < len {
-                std::ptr::copy_nonoverlapping(src.as_ptr().add(tail), dst.add(tail), len - tail);
-            }
-        }
-    });
-}
-
-/// Which end of the chunks a thread takes from.
-#[derive(Clone, Copy)]
-enum Side {
-    Front,
-    Back,
-}
-
-/// One parallel copy: addresses as integers (the helper thread gets them
-/// by reference; [`copy_in_parallel`]'s caller keeps both alive until the
-/// scope joins), and the chunks not yet taken, `front << 32 | back`.
-struct Job {
-    dst: usize,
-    src: usize,
-    head: usize,
-    fresh: bool,
-    next: AtomicU64,
-}
-
-impl Job {
-    /// Takes chunks from `side` until none are left, copying each.
-    fn run(&self, side: Side) {
-        while let Some(i) = self.take(side) {
-            let off = self.head + i * CHUNK;
-            let to = (self.dst + off) as *mut u8;
-            if self.fresh {
-                populate(to, CHUNK);
-            }
-            // SAFETY: chunk `i` lies inside both buffers and is taken by
-            // exactly one thread.
-            unsafe { std::ptr::copy_nonoverlapping((self.src + off) as *const u8, to, CHUNK) };
-        }
-    }
-
-    /// The next chunk from `side`, if any is left.
-    fn take(&self, side: Side) -> Option<usize> {
-        let mut cur = self.next.load(Ordering::Relaxed);
-        loop {
-            let (front, back) = (cur >> 32, cur & u32::MAX as u64);
-            if front >= back {
-                return None;
-            }
-            let (next, i) = match side {
-                Side::Front => ((front + 1) << 32 | back, front),
-                Side::Back => (front << 32 | (back - 1), back - 1),
-            };
-            match self.next.compare_exchange_weak(cur, next, Ordering::Relaxed, Ordering::Relaxed) {
-                Ok(_) => return Some(i as usize),
-                Err(seen) => cur = seen,
-            }
-        }
-    }
-}
-
-/// Runs `f` (which starts a thread) with every signal blocked on this
-/// thread, so the new thread inherits a full mask; then restores the mask.
-#[cfg(unix)]
-fn without_signals<T>(f: impl FnOnce() -> T) -> T {
-    // SAFETY: sigset_t is plain data; the masks are this thread's own.
-    unsafe {
-        let (mut all, mut old) = (std::mem::zeroed::<libc::sigset_t>(), std::mem::zeroed::<libc::sigset_t>());
-        libc::sigfillset(&mut all);
-        let masked = libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut old) == 0;
-        let out = f();
-        if masked {
-            libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
-        }
-        out
-    }
-}
-
-#[cfg(not(unix))]
-fn without_signals<T>(f: impl FnOnce() -> T) -> T {
-    f()
-}
-
-/// Asks for transparent huge pages on the whole pages inside
-/// `[ptr, ptr + len)`, and says whether the kernel will give them: the
-/// advice was taken, the system gives them to advised memory, and this
-/// process has not turned them off for itself (Ruby does).
-///
-/// This and [`populate`] are hints about memory this process owns: they
-/// change no contents (prefaulting only maps the pages a write would), and
-/// where the kernel refuses one (huge pages off, a kernel before 5.14,
-/// memory that is not anonymous) the copy faults its pages in as before.
-/// The answer only decides whether chunks are prefaulted.
-#[cfg(target_os = "linux")]
-fn advise_huge(ptr: *mut u8, len: usize) -> bool {
-    let Some((start, n)) = whole_pages(ptr, len) else { return false };
-    // SAFETY: the range lies inside the caller's allocation; the advice
-    // frees, moves and changes nothing.
-    let advised = unsafe { libc::madvise(start, n, libc::MADV_HUGEPAGE) } == 0;
-    // SAFETY: a query that takes no pointers.
-    advised && huge_pages_advisable() && unsafe { libc::prctl(libc::PR_GET_THP_DISABLE, 0, 0, 0, 0) } == 0
-}
-
-/// Whether transparent huge pages are `always` or `madvise` (not
-/// `never`), read once.
-#[cfg(target_os = "linux")]
-fn huge_pages_advisable() -> bool {
-    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ON.get_or_init(|| {
-        std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled")
-            .is_ok_and(|s| s.contains("[always]") || s.contains("[madvise]"))
-    })
-}
-
-/// Faults in the whole pages inside `[ptr, ptr + len)` in one call
-/// (`MADV_POPULATE_WRITE`, Linux 5.14+), cheaper than a fault per page.
-#[cfg(target_os = "linux")]
-fn populate(ptr: *mut u8, len: usize) {
-    if let Some((start, n)) = whole_pages(ptr, len) {
-        // SAFETY: as in `advise_huge`.
-        unsafe { libc::madvise(start, n, libc::MADV_POPULATE_WRITE) };
-    }
-}
-
-/// The page size these hints work in (the smallest on every Linux target
-/// this builds for; a larger page only makes the hints coarser).
-#[cfg(target_os = "linux")]
-const PAGE: usize = 4096;
-
-#[cfg(target_os = "linux")]
-fn whole_pages(ptr: *mut u8, len: usize) -> Option<(*mut libc::c_void, usize)> {
-    let start = (ptr as usize).next_multiple_of(PAGE);
-    let end = (ptr as usize + len) & !(PAGE - 1);
-    (end > start).then(|| (start as *mut libc::c_void, end - start))
-}
-
-/// Whether the last whole page inside `[ptr, ptr + len)` is mapped in
-/// (one `mincore` call; `true` when there is no whole page or the kernel
-/// will not say, so nothing is prefaulted on a guess).
-#[cfg(target_os = "linux")]
-fn last_page_resident(ptr: *mut u8, len: usize) -> bool {
-    let Some((start, n)) = whole_pages(ptr, len) else { return true };
-    let mut state = 0u8;
-    // SAFETY: the page lies inside the caller's allocation (page-aligned,
-    // as mincore needs); `state` holds the one byte it writes for a page.
-    let r = unsafe { libc::mincore((start as usize + n - PAGE) as *mut libc::c_void, PAGE, &mut state) };
-    r != 0 || state & 1 == 1
-}
-
-#[cfg(not(target_os = "linux"))]
-fn last_page_resident(_: *mut u8, _: usize) -> bool {
-    true
-}
-
-#[cfg(not(target_os = "linux"))]
-fn advise_huge(_: *mut u8, _: usize) -> bool {
-    false
-}
-
-#[cfg(not(target_os = "linux"))]
-fn populate(_: *mut u8, _: usize) {}
-
 /// `bytes.to_vec()`, copied with [`copy_to_fresh`] (faster for large
 /// buffers; Rust frees a `Vec` promptly). Its capacity is its length.
 pub fn fresh_copy(bytes: &[u8]) -> Vec<u8> {
@@ -458,7 +275,7 @@ pub(crate) fn filled(bytes: &[u8]) -> Vec<u8> {
         if !reused {
             copy_to_fresh(v.as_mut_ptr(), bytes, HostFrees::Collected);
         } else if bytes.len() >= BULK {
-            copy_in_parallel(v.as_mut_ptr(), bytes, false);
+            copy_in_parallel(v.as_mut_ptr(), bytes, usize::MAX);
         } else {
             copy_streaming(v.as_mut_ptr(), bytes);
         }

@@ -24,9 +24,12 @@
 //! [`Error::Conversion`](crate::Error::Conversion) and the binding raises
 //! the error it kept.
 
+mod advice;
 mod bulk;
 mod fast;
 mod from_js;
+mod parallel;
+mod ready_pages;
 mod shared;
 mod to_js;
 mod values;

@@ -881,6 +881,64 @@ fn streamed_copies_arrive_whole_at_any_alignment() {
     }
 }
 
+/// The mappings of this process whose range overlaps `[lo, hi)`.
+#[cfg(target_os = "linux")]
+fn mappings_over(lo: usize, hi: usize) -> usize {
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    maps.lines()
+        .filter_map(|l| l.split(' ').next()?.split_once('-'))
+        .filter_map(|(a, b)| Some((usize::from_str_radix(a, 16).ok()?, usize::from_str_radix(b, 16).ok()?)))
+        .filter(|&(a, b)| a < hi && b > lo)
+        .count()
+}
+
+/// In a process without transparent huge pages (as Ruby makes its own), a
+/// large copy into a buffer glibc mapped for itself gets pages faulted in
+/// beforehand, moved under the buffer, once a copy before it has had time
+/// to have them made. Whatever the size and contents, the buffer then
+/// holds exactly the bytes (the moved pages show as a mapping of their own
+/// inside it), `realloc` keeps them when it grows and shrinks the buffer,
+/// and once it is freed no mapping is left where it was.
+#[cfg(all(target_os = "linux", target_env = "gnu", target_pointer_width = "64"))]
+#[test]
+fn large_copies_into_new_memory_take_ready_pages_and_free_cleanly() {
+    // SAFETY: a flag on this process (each test is a process of its own
+    // under nextest; elsewhere the other tests only lose huge pages).
+    assert_eq!(unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) }, 0);
+    let sizes = [100usize << 20, 64 << 20, (64 << 20) - 7, (40 << 20) + 123, (32 << 20) + 4095];
+    let mut moved = 0;
+    for round in 0..3 {
+        for (i, &len) in sizes.iter().enumerate() {
+            let src = patterned(len, (round * 7 + i) as u8);
+            // SAFETY: plain malloc / realloc / free of buffers this test
+            // owns; `dst` has `len` bytes that do not overlap `src`.
+            unsafe {
+                let dst = libc::malloc(len).cast::<u8>();
+                assert!(!dst.is_null());
+                polyracer::transfer::copy_to_fresh(dst, &src, HostFrees::Collected);
+                assert!(std::slice::from_raw_parts(dst, len) == &src[..], "copied wrong, len {len}");
+                let (lo, hi) = (dst as usize - 16, dst as usize + len);
+                if mappings_over(lo, hi) > 1 {
+                    moved += 1;
+                }
+                let grown = libc::realloc(dst.cast(), len + (3 << 20)).cast::<u8>();
+                assert!(!grown.is_null());
+                assert!(std::slice::from_raw_parts(grown, len) == &src[..], "realloc lost bytes, len {len}");
+                let shrunk = libc::realloc(grown.cast(), len / 2).cast::<u8>();
+                assert!(std::slice::from_raw_parts(shrunk, len / 2) == &src[..len / 2], "shrinking lost bytes");
+                libc::free(shrunk.cast());
+                assert_eq!(mappings_over(lo, hi), 0, "a mapping was left where the buffer was, len {len}");
+            }
+            // The host's own work between copies: time to make the next
+            // copy's pages.
+            std::thread::sleep(std::time::Duration::from_millis(150));
+        }
+    }
+    // Each round's first copy is larger than the pages made after the
+    // last one (the very first has none); the other twelve find theirs.
+    assert!(moved >= 10, "pages were moved into {moved} of 15 copies");
+}
+
 /// The buffer V8 frees after one large or medium copy in is reused by the
 /// next of about its size: what JS sees is exactly the new bytes, however
 /// the sizes differ (shorter, equal, longer within the reuse range), and
