@@ -12,10 +12,11 @@
 //! (Ruby turns them off for itself, for copy-on-write after fork), each
 //! chunk is prefaulted first in one call (`MADV_POPULATE_WRITE`, Linux
 //! 5.14+) instead of a fault per 4 KiB, or the pages come faulted in
-//! beforehand and are moved under the buffer ([`ready_pages`]). From 256 KiB to 32 MiB a copy is
-//! prefaulted, on one thread, when the last page of its memory is not
-//! mapped in yet, and for hosts that free buffers only at a collection
-//! ([`HostFrees::Collected`]) written with streaming stores. Every binding
+//! beforehand and are moved under the buffer ([`ready_pages`]). From 256
+//! KiB to 32 MiB a copy is prefaulted, on one thread, when the last page
+//! of its memory is not mapped in yet, and for hosts that free buffers
+//! only at a collection ([`HostFrees::Collected`]) written with streaming
+//! stores. Every binding
 //! copies bytes this way: core into the ArrayBuffers it makes from host
 //! bytes, the bindings into the host strings and buffers they make from JS
 //! bytes.

@@ -225,8 +225,8 @@ mod linux {
     /// pages in, which changes no byte of them.
     fn stop_filling(fill: &Fill) -> usize {
         fill.stop.store(true, Ordering::Relaxed);
-        let give_up = std::time::Instant::now() + std::time::Duration::from_millis(5);
-        while !fill.stopped.load(Ordering::Acquire) && std::time::Instant::now() < give_up {
+        let give_up = Instant::now() + std::time::Duration::from_millis(5);
+        while !fill.stopped.load(Ordering::Acquire) && Instant::now() < give_up {
             std::thread::yield_now();
         }
         fill.faulted.load(Ordering::Acquire)
